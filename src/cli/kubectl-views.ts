@@ -1,0 +1,132 @@
+import type { ClusterState, NodeState, PodState } from '../calico/index.js';
+import { humanDuration, renderTable } from './kubectl-table.js';
+import type { NodeSystemInfo } from './environment.js';
+
+/** What a view knows beyond the spec: when objects were created (live agents) and the node's system. */
+export interface ViewContext {
+  readonly system: NodeSystemInfo;
+  /** Milliseconds since the epoch when the lab started; undefined when printing from a spec alone. */
+  readonly startedAt?: number;
+  readonly now: number;
+}
+
+function age(context: ViewContext): string {
+  return context.startedAt === undefined ? '<unknown>' : humanDuration(context.now - context.startedAt);
+}
+
+function rolesOf(node: NodeState): string {
+  return node.roles.length === 0 ? '<none>' : node.roles.join(',');
+}
+
+export function renderGetNodes(cluster: ClusterState, context: ViewContext, wide: boolean): string {
+  const header = ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'];
+  if (wide) header.push('INTERNAL-IP', 'EXTERNAL-IP', 'OS-IMAGE', 'KERNEL-VERSION', 'CONTAINER-RUNTIME');
+  const version = cluster.spec.kubernetesVersion;
+  const rows = cluster.nodes.map((node) => {
+    const row = [node.name, 'Ready', rolesOf(node), age(context), version];
+    if (wide) {
+      row.push(
+        node.ip.toString(),
+        '<none>',
+        context.system.osImage,
+        context.system.kernelVersion,
+        context.system.containerRuntime,
+      );
+    }
+    return row;
+  });
+  return renderTable(header, rows);
+}
+
+export function renderGetPods(pods: readonly PodState[], context: ViewContext, wide: boolean): string {
+  if (pods.length === 0) return 'No resources found in default namespace.\n';
+  const header = ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'];
+  if (wide) header.push('IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES');
+  const rows = pods.map((pod) => {
+    const ready = `${pod.containers.length}/${pod.containers.length}`;
+    const row = [pod.name, ready, 'Running', '0', age(context)];
+    if (wide) row.push(pod.ip.toString(), pod.node, '<none>', '<none>');
+    return row;
+  });
+  return renderTable(header, rows);
+}
+
+/** kubectl describe's two-level layout: `Key:` padded to a common column, continuation lines aligned. */
+function section(pairs: readonly [string, readonly string[]][], width: number): string {
+  return pairs
+    .map(([key, values]) => {
+      const label = `${key}:`.padEnd(width);
+      const [first = '<none>', ...rest] = values;
+      return [`${label}${first}`, ...rest.map((v) => `${' '.repeat(width)}${v}`)].join('\n') + '\n';
+    })
+    .join('');
+}
+
+export function renderDescribeNode(cluster: ClusterState, node: NodeState, context: ViewContext): string {
+  const labels = Object.entries(node.labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`);
+  const annotations = Object.entries(node.annotations)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}: ${v}`);
+  const taints = node.taints.map((t) => `${t.key}:${t.effect}`);
+  const pods = cluster.pods.filter((p) => p.node === node.name);
+  let out = section(
+    [
+      ['Name', [node.name]],
+      ['Roles', [rolesOf(node)]],
+      ['Labels', labels],
+      ['Annotations', annotations],
+      ['CreationTimestamp', [context.startedAt === undefined ? '<unknown>' : new Date(context.startedAt).toUTCString().replace('GMT', '+0000')]],
+      ['Taints', taints],
+      ['Unschedulable', ['false']],
+    ],
+    20,
+  );
+  out += 'Addresses:\n';
+  out += `  InternalIP:  ${node.ip}\n`;
+  out += `  Hostname:    ${node.name}\n`;
+  out += 'System Info:\n';
+  out += section(
+    [
+      ['  Kernel Version', [context.system.kernelVersion]],
+      ['  OS Image', [context.system.osImage]],
+      ['  Operating System', ['linux']],
+      ['  Architecture', [context.system.architecture]],
+      ['  Container Runtime Version', [context.system.containerRuntime]],
+      ['  Kubelet Version', [cluster.spec.kubernetesVersion]],
+    ],
+    30,
+  );
+  out += section(
+    [
+      ['PodCIDR', [node.podCIDR.toString()]],
+      ['PodCIDRs', [node.podCIDR.toString()]],
+      ['Non-terminated Pods', [`(${pods.length} in total)`]],
+    ],
+    30,
+  );
+  if (pods.length > 0) {
+    out += renderTable(
+      ['Namespace', 'Name', 'IP', 'Age'],
+      [['---------', '----', '--', '---'], ...pods.map((p) => [p.namespace, p.name, p.ip.toString(), age(context)])],
+    )
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => `  ${line}\n`)
+      .join('');
+  }
+  // Not part of kubectl's output: the answer to the seed's question "why aren't the pods in PodCIDR?".
+  out += 'Calico IPAM (projectcalico.org, not part of the Node object):\n';
+  out += section(
+    [
+      ['  IPPool', [`${cluster.pool.name} ${cluster.pool.cidr} (blockSize /${cluster.pool.blockSize}, ipipMode ${cluster.pool.ipipMode})`]],
+      ['  Affine blocks', node.blocks.map((b) => b.toString())],
+      ['  IPIP tunnel address', [node.tunnelAddress ? `${node.tunnelAddress} (tunl0)` : '<none>']],
+      ['  Note', ['pod IPs come from the Calico blocks above, not from PodCIDR']],
+    ],
+    30,
+  );
+  out += 'Events:                       <none>\n';
+  return out;
+}

@@ -1,0 +1,104 @@
+/**
+ * The node's real underlay: one raw IPv4 socket for IP protocol 4. The kernel gives us every IPIP packet addressed to
+ * this container, whole (outer header included), and sends ours as we built them (IP_HDRINCL), so the outer header on
+ * the wire is exactly the one the dataplane computed. Nothing here knows about tunnels or routes.
+ */
+import { createRequire } from 'node:module';
+import { ipv4ToString } from '../wire/index.js';
+
+/** Where the dataplane hands outer packets for the wire; `destination` is the outer destination as uint32. */
+export interface UnderlayTx {
+  send(packet: Buffer, destination: number): void;
+}
+
+export interface Underlay extends UnderlayTx {
+  /** Send failures so far (the kernel refused a packet), e.g. for the stats view. */
+  readonly sendErrors: number;
+  close(): void;
+}
+
+export interface UnderlayHandlers {
+  /** A whole IPv4 packet as received, outer header first. The buffer is the caller's to keep. */
+  onPacket(packet: Buffer): void;
+  /** A send or receive failure; the socket stays open where the kernel lets it. */
+  onError(error: Error): void;
+}
+
+/** The subset of the `raw-socket` package we use; it ships no types. */
+interface RawSocketModule {
+  createSocket(options: { protocol: number; bufferSize?: number }): RawSocket;
+  SocketLevel: { IPPROTO_IP: number };
+  SocketOption: { IP_HDRINCL: number };
+}
+
+interface RawSocket {
+  on(event: 'message', listener: (buffer: Buffer, source: string) => void): void;
+  on(event: 'error', listener: (error: Error) => void): void;
+  on(event: 'close', listener: () => void): void;
+  setOption(level: number, option: number, value: number): void;
+  send(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    address: string,
+    callback: (error: Error | null, bytes: number) => void,
+  ): void;
+  close(): void;
+}
+
+export const IPPROTO_IPIP = 4;
+/** The largest IPv4 datagram: the receive buffer must hold any packet a peer could send. */
+const RECEIVE_BUFFER_SIZE = 65_535;
+
+/** Loaded lazily so that code which only fakes the underlay (tests, the CLI's read views) never needs the addon. */
+function loadRawSocket(): RawSocketModule {
+  return createRequire(import.meta.url)('raw-socket') as RawSocketModule;
+}
+
+class RawIpipUnderlay implements Underlay {
+  sendErrors = 0;
+  private closed = false;
+
+  /**
+   * raw-socket's native handle is only weakly held by the addon: this object keeps the socket reachable for as long
+   * as the agent keeps the underlay, or the garbage collector closes it and Node exits as if it had nothing to do.
+   */
+  constructor(
+    private readonly socket: RawSocket,
+    private readonly handlers: UnderlayHandlers,
+  ) {
+    // raw-socket reuses one receive buffer for every packet: copy before the next read overwrites it.
+    socket.on('message', (buffer) => handlers.onPacket(Buffer.from(buffer)));
+    socket.on('error', (error) => handlers.onError(error));
+  }
+
+  send(packet: Buffer, destination: number): void {
+    if (this.closed) return;
+    this.socket.send(packet, 0, packet.length, ipv4ToString(destination), (error) => {
+      if (!error) return;
+      this.sendErrors++;
+      this.handlers.onError(new Error(`send to ${ipv4ToString(destination)} failed: ${error.message}`));
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+  }
+}
+
+/** Opens the raw IPIP socket; throws with a hint when the container lacks CAP_NET_RAW. */
+export function openRawUnderlay(handlers: UnderlayHandlers): Underlay {
+  const raw = loadRawSocket();
+  let socket: RawSocket;
+  try {
+    socket = raw.createSocket({ protocol: IPPROTO_IPIP, bufferSize: RECEIVE_BUFFER_SIZE });
+    socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
+  } catch (error) {
+    throw new Error(
+      `cannot open a raw IPIP socket (${(error as Error).message}): the agent needs CAP_NET_RAW, which Docker grants by default`,
+    );
+  }
+  return new RawIpipUnderlay(socket, handlers);
+}

@@ -1,0 +1,156 @@
+/**
+ * Immutable IPv4 addresses and prefixes, in the spirit of Go's net/netip: values, not mutable objects,
+ * with `contains` and `masked`. The uint32 form is what the hot path and the wire layer use.
+ */
+
+const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+export class Ipv4Address {
+  private constructor(readonly value: number) {}
+
+  static fromUint32(value: number): Ipv4Address {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new RangeError(`not a 32-bit address: ${value}`);
+    }
+    return new Ipv4Address(value >>> 0);
+  }
+
+  /** Returns undefined for anything but a canonical dotted quad (no leading zeros, each octet 0..255). */
+  static tryParse(text: string): Ipv4Address | undefined {
+    const match = DOTTED_QUAD.exec(text);
+    if (!match) return undefined;
+    let value = 0;
+    for (let i = 1; i <= 4; i++) {
+      const octet = match[i];
+      if (octet.length > 1 && octet.startsWith('0')) return undefined;
+      const n = Number(octet);
+      if (n > 255) return undefined;
+      value = value * 256 + n;
+    }
+    return new Ipv4Address(value);
+  }
+
+  static parse(text: string): Ipv4Address {
+    const address = Ipv4Address.tryParse(text);
+    if (!address) throw new SyntaxError(`not an IPv4 address: ${JSON.stringify(text)}`);
+    return address;
+  }
+
+  equals(other: Ipv4Address): boolean {
+    return this.value === other.value;
+  }
+
+  compare(other: Ipv4Address): number {
+    return this.value - other.value;
+  }
+
+  /** The address `delta` places further on, e.g. the n-th address of a block. */
+  add(delta: number): Ipv4Address {
+    return Ipv4Address.fromUint32(this.value + delta);
+  }
+
+  octets(): [number, number, number, number] {
+    const v = this.value;
+    return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+  }
+
+  toString(): string {
+    return this.octets().join('.');
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+}
+
+/** The netmask of a prefix length as uint32; a shift by 32 is a no-op in JS, so /0 is special. */
+export function maskOf(length: number): number {
+  return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
+}
+
+export class Ipv4Prefix {
+  private constructor(
+    readonly address: Ipv4Address,
+    readonly length: number,
+  ) {}
+
+  static of(address: Ipv4Address, length: number): Ipv4Prefix {
+    if (!Number.isInteger(length) || length < 0 || length > 32) {
+      throw new RangeError(`prefix length must be 0..32, got ${length}`);
+    }
+    return new Ipv4Prefix(address, length);
+  }
+
+  /** Accepts `a.b.c.d/len`, and a bare address as a /32 (as `ip route` prints host routes). */
+  static tryParse(text: string): Ipv4Prefix | undefined {
+    const slash = text.indexOf('/');
+    const address = Ipv4Address.tryParse(slash < 0 ? text : text.slice(0, slash));
+    if (!address) return undefined;
+    if (slash < 0) return new Ipv4Prefix(address, 32);
+    const lengthText = text.slice(slash + 1);
+    // Like netip.ParsePrefix: a length is canonical decimal too, so `/08` is as wrong as `08.1.2.3`.
+    if (!/^(0|[1-9]\d?)$/.test(lengthText)) return undefined;
+    const length = Number(lengthText);
+    return length <= 32 ? new Ipv4Prefix(address, length) : undefined;
+  }
+
+  static parse(text: string): Ipv4Prefix {
+    const prefix = Ipv4Prefix.tryParse(text);
+    if (!prefix) throw new SyntaxError(`not an IPv4 prefix: ${JSON.stringify(text)}`);
+    return prefix;
+  }
+
+  get mask(): number {
+    return maskOf(this.length);
+  }
+
+  get netmask(): Ipv4Address {
+    return Ipv4Address.fromUint32(this.mask);
+  }
+
+  /** The number of addresses the prefix covers (2^32 for /0, so a plain number, not uint32). */
+  get size(): number {
+    return 2 ** (32 - this.length);
+  }
+
+  /** The canonical form, with host bits cleared. */
+  masked(): Ipv4Prefix {
+    const value = (this.address.value & this.mask) >>> 0;
+    return value === this.address.value ? this : new Ipv4Prefix(Ipv4Address.fromUint32(value), this.length);
+  }
+
+  isMasked(): boolean {
+    return ((this.address.value & this.mask) >>> 0) === this.address.value;
+  }
+
+  first(): Ipv4Address {
+    return this.masked().address;
+  }
+
+  last(): Ipv4Address {
+    return Ipv4Address.fromUint32((this.first().value + this.size - 1) >>> 0);
+  }
+
+  contains(address: Ipv4Address | number): boolean {
+    const value = typeof address === 'number' ? address : address.value;
+    return ((value & this.mask) >>> 0) === ((this.address.value & this.mask) >>> 0);
+  }
+
+  overlaps(other: Ipv4Prefix): boolean {
+    const shorter = Math.min(this.length, other.length);
+    const mask = maskOf(shorter);
+    return ((this.address.value & mask) >>> 0) === ((other.address.value & mask) >>> 0);
+  }
+
+  equals(other: Ipv4Prefix): boolean {
+    return this.length === other.length && this.address.equals(other.address);
+  }
+
+  toString(): string {
+    return `${this.address}/${this.length}`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+}

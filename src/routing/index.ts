@@ -1,0 +1,7 @@
+export { Ipv4Address, Ipv4Prefix, maskOf } from './address.js';
+export type { Link, LinkAddress, LinkAddress6 } from './link.js';
+export { LpmTable } from './lpm.js';
+export { renderIpAddr, renderIpRoute, renderRoute } from './render.js';
+export type { IpAddrOptions, RouteRenderOptions } from './render.js';
+export type { BlackholeRoute, Route, RouteProtocol, RouteScope, UnicastRoute } from './route.js';
+export { RouteTable } from './table.js';

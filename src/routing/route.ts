@@ -1,0 +1,33 @@
+import type { Ipv4Address, Ipv4Prefix } from './address.js';
+
+/**
+ * `proto` as iproute2 names it; numbers are printed as-is (Felix in Calico v3.33 uses proto 80). `dhcp` is what a
+ * Vagrant or cloud node's default route carries.
+ */
+export type RouteProtocol = 'kernel' | 'boot' | 'static' | 'dhcp' | 'bird' | number;
+export type RouteScope = 'global' | 'link' | 'host';
+
+/** A route that forwards out of a device: `dev D scope link`, or `via GW dev D [onlink]`. */
+export interface UnicastRoute {
+  readonly kind: 'unicast';
+  readonly destination: Ipv4Prefix;
+  readonly gateway?: Ipv4Address;
+  readonly dev: string;
+  /** Calico's tunnel routes say `onlink`: the gateway is not on tunl0's (empty) subnet. */
+  readonly onlink?: boolean;
+  readonly scope: RouteScope;
+  readonly proto?: RouteProtocol;
+  readonly metric?: number;
+  /** The preferred source (`src`), as the kernel puts on connected routes. */
+  readonly source?: Ipv4Address;
+}
+
+/** Calico's own block on a node: traffic to unallocated addresses in it is silently discarded. */
+export interface BlackholeRoute {
+  readonly kind: 'blackhole';
+  readonly destination: Ipv4Prefix;
+  readonly proto?: RouteProtocol;
+  readonly metric?: number;
+}
+
+export type Route = UnicastRoute | BlackholeRoute;
