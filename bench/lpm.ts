@@ -15,7 +15,7 @@ export async function benchLpm(): Promise<BenchResult[]> {
   const probe = fileURLToPath(new URL('./lpm-probe.js', import.meta.url));
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--expose-gc', '--max-semi-space-size=128', probe],
+    ['--expose-gc', '--min-semi-space-size=128', '--max-semi-space-size=128', probe],
     { maxBuffer: 1 << 20 },
   );
   return (JSON.parse(stdout) as ProbeReport[]).flatMap(resultsOf);

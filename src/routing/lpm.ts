@@ -9,6 +9,10 @@ import { maskOf, type Ipv4Prefix } from './address.js';
  * Each prefix lives only in the level whose bit range holds its last bit, expanded over the slots it covers there;
  * a slot keeps the longest such prefix. A lookup walks down and remembers the last entry it saw, so prefixes are
  * never pushed down into child chunks and removing one only touches its own slots.
+ *
+ * Why 16 then 4: at 100k random /8../32 routes this did ~12M lookups/s in ~36 MB here, where 8-bit chunks were
+ * barely faster in ten times the memory and a 12-bit root was slower. The root costs every table 512 KB, as zeroed
+ * pages the OS only backs once they are written.
  */
 const ROOT_BITS = 16;
 const STRIDE = 4;
@@ -53,6 +57,7 @@ function kernelOrder(a: Ipv4Prefix, b: Ipv4Prefix): number {
   return a.address.value - b.address.value || b.length - a.length;
 }
 
+/** Longest-prefix match from IPv4 prefixes to values, like the kernel's FIB: one value per distinct prefix. */
 export class LpmTable<T> {
   private slots = new Int32Array(ROOT_WORDS + INITIAL_CHUNKS * CHUNK_WORDS);
   /** Per chunk: prefixes stored in it plus child chunks hanging off it. At zero the chunk is unlinked and reused. */
@@ -104,7 +109,7 @@ export class LpmTable<T> {
     this.ids.delete(key);
 
     const level = levelOf(stored.length);
-    const chunk = this.existingChunk(stored.address.value, level);
+    const chunk = this.descend(stored.address.value, level); // finds, never creates: the prefix is stored
     // Wherever this prefix won, the next best in the same level is the longest shorter prefix covering all of it.
     const heir = this.coveringId(stored, level);
     const [first, end] = this.span(chunk, stored, level);
@@ -167,7 +172,7 @@ export class LpmTable<T> {
     return [first, first + (1 << (levelEnd(level) - prefix.length)) * SLOT_WORDS];
   }
 
-  /** The chunk at `level` on the path to `network`, creating the missing ones. */
+  /** The chunk at `level` on the path to `network` (0, the root, at level 0), creating any that is missing. */
   private descend(network: number, level: number): number {
     let chunk = 0;
     for (let l = 0; l < level; l++) {
@@ -179,13 +184,6 @@ export class LpmTable<T> {
       }
       chunk = child;
     }
-    return chunk;
-  }
-
-  /** Like `descend`, for a prefix known to be stored, so every chunk on its path exists. */
-  private existingChunk(network: number, level: number): number {
-    let chunk = 0;
-    for (let l = 0; l < level; l++) chunk = this.slots[chunk + slotIndex(network, l) * SLOT_WORDS + 1];
     return chunk;
   }
 
@@ -225,14 +223,14 @@ export class LpmTable<T> {
 
   private grow(): void {
     const capacity = this.chunkUse.length * 2;
-    const slots = new Int32Array(ROOT_WORDS + capacity * CHUNK_WORDS);
-    slots.set(this.slots);
-    this.slots = slots;
-    const use = new Int32Array(capacity);
-    use.set(this.chunkUse);
-    this.chunkUse = use;
-    const parent = new Int32Array(capacity);
-    parent.set(this.chunkParent);
-    this.chunkParent = parent;
+    this.slots = grown(this.slots, ROOT_WORDS + capacity * CHUNK_WORDS);
+    this.chunkUse = grown(this.chunkUse, capacity);
+    this.chunkParent = grown(this.chunkParent, capacity);
   }
+}
+
+function grown(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
+  const larger = new Int32Array(length);
+  larger.set(array);
+  return larger;
 }

@@ -38,7 +38,8 @@ function netToolsLine(route: Route, { numeric, resolveHost }: RouteRenderOptions
   // device to name, hence plain `U` and `*`.
   const flags = 'U' + (gateway ? 'G' : '') + (host ? 'H' : '');
   const iface = route.kind === 'unicast' ? route.dev : '*';
-  // The kernel prints the u32 priority with %d, so metrics past 2^31 - 1 come out negative.
+  // The kernel prints the u32 priority with %d, so metrics past 2^31 - 1 come out negative; Ref and Use it prints
+  // as constant 0 since the routing cache went away (Linux 3.6).
   const metric = (route.metric ?? 0) | 0;
 
   return (

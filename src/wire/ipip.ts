@@ -62,14 +62,15 @@ export function encapsulate(inner: Buffer, header: TunnelHeader, out?: Buffer, o
   outer.src = header.src;
   outer.dst = header.dst;
   outer.fillChecksum();
-  inner.copy(target, offset + IPIP_OVERHEAD);
+  target.set(inner, offset + IPIP_OVERHEAD);
   return out === undefined ? target : totalLength;
 }
 
 /**
  * One cell of the decapsulation ECN table (Linux `__INET_ECN_decapsulate()`). It follows RFC 6040 §4.2 (figure 4)
  * except in one cell: an ECT(1) outer over an ECT(0) inner leaves ECT(0), where RFC 6040 would write ECT(1).
- * `nonEctLogged` marks the cells where the kernel logs "non-ECT from … with TOS=…" (outer ECT, inner Not-ECT).
+ * `nonEctLogged` marks the cells where the kernel logs "non-ECT from … with TOS=…" (outer ECT, inner Not-ECT) and
+ * still delivers; it logs the same line for the drop (outer CE, inner Not-ECT) and counts a frame error.
  */
 export type EcnDecapsulation = { kind: 'ok'; innerEcn: number; nonEctLogged: boolean } | { kind: 'drop' };
 

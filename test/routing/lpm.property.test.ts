@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Ipv4Prefix } from '../../src/routing/address.js';
 import { LpmTable } from '../../src/routing/lpm.js';
-import { addressIn, mulberry32, randomInt, randomPrefixes, randomUint32, type Random } from '../support/routing-random.js';
+import { mulberry32, randomInt, randomUint32, type Random } from '../support/random.js';
+import { addressIn, randomPrefixes } from '../support/routing-random.js';
 
 const SEED = 0x1badcafe;
 

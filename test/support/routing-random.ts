@@ -1,27 +1,5 @@
 import { Ipv4Address, Ipv4Prefix, maskOf } from '../../src/routing/address.js';
-
-/** A seeded PRNG, so a failing property test or a benchmark table can be rebuilt exactly. */
-export type Random = () => number;
-
-/** mulberry32: 32 bits of state, uniform doubles in [0, 1). */
-export function mulberry32(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
-
-export function randomUint32(random: Random): number {
-  return Math.floor(random() * 0x1_0000_0000);
-}
-
-export function randomInt(random: Random, below: number): number {
-  return Math.floor(random() * below);
-}
+import { randomInt, randomUint32, type Random } from './random.js';
 
 /** A random address inside `prefix`: its network bits with random host bits. */
 export function addressIn(random: Random, prefix: Ipv4Prefix): number {

@@ -6,7 +6,7 @@ import {
   pseudoHeaderSum,
   updateChecksum,
 } from '../../src/wire/index.js';
-import { mulberry32, randomBytes, randomInt } from '../support/wire-random.js';
+import { mulberry32, randomBytes, randomInt } from '../support/random.js';
 
 describe('internet checksum (RFC 1071)', () => {
   it('matches the worked example of RFC 1071 §3', () => {

@@ -21,7 +21,7 @@ import {
   tcpMss,
   udp,
 } from '../../src/wire/index.js';
-import { mulberry32, randomBytes, randomInt } from '../support/wire-random.js';
+import { mulberry32, randomBytes, randomInt } from '../support/random.js';
 import { allVectorFrames, readVector, vectorFiles } from '../support/wire-vectors.js';
 
 const SEED = 0x1b1b;
