@@ -15,6 +15,8 @@ import {
   type ErrorOptions,
   type IcmpMessage,
 } from '../wire/icmp.js';
+
+type EchoMessage = Extract<IcmpMessage, { identifier: number }>;
 import { IP_PROTOCOL, Ipv4View, ipv4 } from '../wire/ipv4.js';
 
 /** `net.ipv4.ip_default_ttl`, the TTL of everything the node itself sends (vectors rules 2, 12, 14). */
@@ -84,7 +86,7 @@ export function icmpErrorPacket(offending: Ipv4View, error: NodeIcmpError, sourc
 }
 
 /** The answer to an echo request addressed to the node: same TOS as the request (ECN included), DF clear, TTL 64. */
-export function echoReply(request: Ipv4View, echo: Extract<IcmpMessage, { kind: 'echo-request' }>, id: number): Buffer {
+export function echoReply(request: Ipv4View, echo: EchoMessage, id: number): Buffer {
   return ipv4.encode({
     dscp: request.dscp,
     ecn: request.ecn,
