@@ -34,23 +34,21 @@ export class TimerSet {
   constructor(private readonly setTimer: SetTimer) {}
 
   start(callback: () => void, delayMs: number): Timer {
+    let inner: Timer | undefined;
     const timer: Timer = {
       cancel: () => {
-        if (this.live.delete(timer)) inner.cancel();
+        if (this.live.delete(timer)) inner?.cancel();
       },
     };
-    const inner = this.setTimer(() => {
+    // Registered before scheduling, in case the scheduler runs a zero delay at once.
+    this.live.add(timer);
+    inner = this.setTimer(() => {
       if (this.live.delete(timer)) callback();
     }, delayMs);
-    this.live.add(timer);
     return timer;
   }
 
   cancelAll(): void {
     for (const timer of [...this.live]) timer.cancel();
-  }
-
-  get size(): number {
-    return this.live.size;
   }
 }

@@ -35,7 +35,16 @@ export interface PodCounters {
 }
 
 export function emptyCounters(): PodCounters {
-  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, reassembled: 0, fragmented: 0, icmpRateLimited: 0, drops: {} };
+  return {
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    reassembled: 0,
+    fragmented: 0,
+    icmpRateLimited: 0,
+    drops: {},
+  };
 }
 
 export function countDrop(counters: PodCounters, reason: PodDropReason): void {

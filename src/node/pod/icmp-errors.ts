@@ -16,6 +16,8 @@ import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View } from '../../wire/ipv4.j
 
 /** ICMP types that are themselves errors (`icmp_pointers[].error`): never answered with another error. */
 const ERROR_TYPES = new Set([3, 4, 5, 11, 12]);
+/** NR_ICMP_TYPES: types above it are unknown, and `icmp_send()` treats them like errors. */
+const LAST_ICMP_TYPE = 18;
 
 /**
  * Whether Linux would answer `offending` (a valid packet addressed to us) with an ICMP error at all: only about the
@@ -26,13 +28,13 @@ export function mayAnswerWithError(offending: Ipv4View): boolean {
   if (!isUnicastHost(offending.src)) return false;
   if (offending.protocol === IP_PROTOCOL.ICMP) {
     const payload = offending.payload;
-    // A truncated or unknown ICMP type counts as an error too: `icmp_send()` refuses both.
-    if (payload.length < 1 || ERROR_TYPES.has(payload[0]) || payload[0] > 18) return false;
+    if (payload.length < 1 || ERROR_TYPES.has(payload[0]) || payload[0] > LAST_ICMP_TYPE) return false;
   }
   return true;
 }
 
-function isUnicastHost(address: number): boolean {
+/** Not 0/8, loopback, multicast, class E or broadcast: an address a reply can go back to. */
+export function isUnicastHost(address: number): boolean {
   const first = address >>> 24;
   return first !== 0 && first !== 127 && first < 224;
 }
@@ -43,14 +45,21 @@ export interface IcmpErrorPacket {
 }
 
 /** The error message and its TOS (`icmp_send()`: offending TOS bits | 0xc0), quoting as much as fits in 576 bytes. */
-export function buildIcmpError(offending: Ipv4View, type: 'port-unreachable' | 'protocol-unreachable' | 'reassembly-timeout'): IcmpErrorPacket {
+export function buildIcmpError(
+  offending: Ipv4View,
+  type: 'port-unreachable' | 'protocol-unreachable' | 'reassembly-timeout',
+): IcmpErrorPacket {
   const packet = offending.packet;
   const icmp =
     type === 'reassembly-timeout'
       ? timeExceeded(packet, TIME_EXCEEDED_CODE.REASSEMBLY, { quote: 'linux' })
-      : destinationUnreachable(packet, type === 'port-unreachable' ? UNREACHABLE_CODE.PORT : UNREACHABLE_CODE.PROTOCOL, {
-          quote: 'linux',
-        });
+      : destinationUnreachable(
+          packet,
+          type === 'port-unreachable' ? UNREACHABLE_CODE.PORT : UNREACHABLE_CODE.PROTOCOL,
+          {
+            quote: 'linux',
+          },
+        );
   return { icmp, tos: icmpErrorTos(offending.buffer[offending.offset + 1]) };
 }
 
@@ -120,7 +129,7 @@ function parseQuote(quote: Buffer): QuotedPacket | undefined {
   return { src: view.src, dst: view.dst, protocol: view.protocol, transport: quote.subarray(view.headerLength) };
 }
 
-/** errno names a TCP socket can fail with, and their `strerror()` text (what curl prints). */
+/** errno names a TCP connect can fail with, and their `strerror()` text (what curl prints). */
 export const ERRNO_TEXT = {
   ECONNREFUSED: 'Connection refused',
   ECONNRESET: 'Connection reset by peer',
@@ -131,6 +140,7 @@ export const ERRNO_TEXT = {
   EHOSTDOWN: 'Host is down',
   ENONET: 'Machine is not on the network',
   EOPNOTSUPP: 'Operation not supported',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
 } as const;
 
 export type Errno = keyof typeof ERRNO_TEXT;

@@ -6,8 +6,8 @@
 /** `net.ipv4.route.mtu_expires`. */
 const EXPIRES_MS = 600_000;
 /** `net.ipv4.route.min_pmtu`: smaller advertised MTUs are raised to this, so a forged ICMP cannot shrink us further. */
-export const MIN_PMTU = 552;
-/** Bounded like the kernel's per-nexthop exception table (FNHE_HASH_SIZE), so forged ICMP cannot grow it without end. */
+const MIN_PMTU = 552;
+/** Bounded like the kernel's per-nexthop exception table (FNHE_HASH_SIZE): forged ICMP cannot grow it without end. */
 const MAX_ENTRIES = 2048;
 
 export class PathMtuCache {
