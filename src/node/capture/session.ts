@@ -1,0 +1,228 @@
+/**
+ * One capture: tap events in, a pcapng (or classic pcap) byte stream out, written as it goes so that
+ * `… -w - | wireshark -k -i -` shows packets live.
+ *
+ * The tap listener runs on the forwarding hot path, so it only filters, encodes (which copies the packet out of the
+ * dataplane's buffer) and queues; the sink is written from a setImmediate, many records per write. When the sink
+ * falls behind, records wait in the queue, and once the queue holds `maxQueuedBytes` further records are dropped and
+ * counted: forwarding never waits for a reader.
+ *
+ * Link type: LINKTYPE_RAW (101) on every interface and in both formats, because every tap carries bare IPv4 and
+ * that is what `tcpdump -i tunl0 -w` writes on Linux, so our files and the kernel's look alike to Wireshark.
+ */
+import { LINKTYPE, pcap, pcapng } from '../../wire/pcapng.js';
+import type { TapEvent } from '../dataplane.js';
+import { parseFilter } from './filter.js';
+
+export interface TapSource {
+  onTap(listener: (event: TapEvent) => void): () => void;
+}
+
+export interface CaptureOptions {
+  interfaces: readonly string[] | 'any';
+  /** A capture filter (see filter.ts); absent or empty keeps every packet. */
+  filter?: string;
+  /** Stop after this many packets are in the file. */
+  count?: number;
+  durationMs?: number;
+  format: 'pcapng' | 'pcap';
+  nodeName: string;
+  /** The pcapng if_description of an interface; defaults to "NODE IFNAME". */
+  describeInterface?: (name: string) => string;
+  /** The session writes to it but never ends it: the caller does, after `done`. Its errors reject `done`. */
+  sink: NodeJS.WritableStream;
+  /** How far the file may run behind the taps before records are dropped; default 4 MiB. */
+  maxQueuedBytes?: number;
+}
+
+export interface CaptureStats {
+  /** Packets on a selected interface that passed the filter. */
+  captured: number;
+  /** Packets put in the file, in order. */
+  written: number;
+  /** Packets captured but left out of the file because the sink was behind. */
+  droppedRecords: number;
+  /** File bytes produced, headers included. */
+  bytesWritten: number;
+}
+
+const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+
+/** What differs between the two file formats; queueing, clamping and stopping are shared. */
+interface FileFormat {
+  header: Buffer;
+  /** The block that must precede an interface's first packet, if the format has one. */
+  describe(name: string): Buffer | undefined;
+  record(interfaceId: number, timestampNs: bigint, data: Buffer): Buffer;
+}
+
+function pcapngFormat(describe: (name: string) => string): FileFormat {
+  return {
+    header: pcapng.sectionHeader(),
+    // pcapng lets an IDB come anywhere before its first packet, so a live stream names interfaces as they show up.
+    describe: (name) => pcapng.interfaceDescription({ linkType: LINKTYPE.RAW, name, description: describe(name) }),
+    record: (interfaceId, timestampNs, data) => pcapng.enhancedPacket({ interfaceId, timestampNs, data }),
+  };
+}
+
+/** Classic pcap holds one link type and no interface blocks: packets from several interfaces lose their names. */
+const pcapFormat = (): FileFormat => ({
+  header: pcap.globalHeader(LINKTYPE.RAW),
+  describe: () => undefined,
+  record: (_interfaceId, timestampNs, data) => pcap.record({ timestampNs, data }),
+});
+
+function positive(name: string, value: number | undefined, integer: boolean): void {
+  if (value === undefined) return;
+  if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new RangeError(`capture: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+}
+
+export class CaptureSession {
+  /** Settles once the session has stopped and the sink has taken every byte; rejects if the sink fails. */
+  readonly done: Promise<CaptureStats>;
+  private readonly format: FileFormat;
+  private readonly selected: ReadonlySet<string> | undefined;
+  private readonly matches: (packet: Buffer) => boolean;
+  private readonly maxQueuedBytes: number;
+  private readonly interfaceIds = new Map<string, number>();
+  private readonly counts: CaptureStats = { captured: 0, written: 0, droppedRecords: 0, bytesWritten: 0 };
+  private queue: Buffer[] = [];
+  /** Queued here plus handed to the sink and not yet acknowledged by its write callback. */
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private sinkBlocked = false;
+  private lastTimestampNs = 0n;
+  private stopped = false;
+  private settled = false;
+  private readonly unsubscribe: () => void;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private resolve!: (stats: CaptureStats) => void;
+  private reject!: (error: Error) => void;
+
+  constructor(
+    source: TapSource,
+    private readonly options: CaptureOptions,
+  ) {
+    positive('count', options.count, true);
+    positive('durationMs', options.durationMs, false);
+    positive('maxQueuedBytes', options.maxQueuedBytes, true);
+    const filter = parseFilter(options.filter ?? '');
+    if (!filter.ok) throw new SyntaxError(filter.error);
+    this.matches = filter.match;
+    this.selected = options.interfaces === 'any' ? undefined : new Set(options.interfaces);
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const describe = options.describeInterface ?? ((name: string) => `${options.nodeName} ${name}`);
+    this.format = options.format === 'pcapng' ? pcapngFormat(describe) : pcapFormat();
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+
+    options.sink.on('error', this.onSinkError);
+    options.sink.on('close', this.onSinkClose);
+    this.enqueue(this.format.header);
+    this.unsubscribe = source.onTap(this.onTap);
+    this.timer = options.durationMs === undefined ? undefined : setTimeout(() => this.stop(), options.durationMs);
+  }
+
+  stats(): CaptureStats {
+    return { ...this.counts };
+  }
+
+  /** Stops capturing; `done` settles when what is already queued has been written. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe();
+    clearTimeout(this.timer);
+    this.settleIfFlushed();
+  }
+
+  private readonly onTap = (event: TapEvent): void => {
+    if (this.stopped) return;
+    if (this.selected !== undefined && !this.selected.has(event.interfaceName)) return;
+    if (!this.matches(event.packet)) return;
+    this.counts.captured++;
+    // Checked before encoding so that an overloaded capture costs the hot path as little as possible; the queue may
+    // thus pass the limit by one record.
+    if (this.pendingBytes >= this.maxQueuedBytes) {
+      this.counts.droppedRecords++;
+      return;
+    }
+    let interfaceId = this.interfaceIds.get(event.interfaceName);
+    if (interfaceId === undefined) {
+      interfaceId = this.interfaceIds.size;
+      this.interfaceIds.set(event.interfaceName, interfaceId);
+      const description = this.format.describe(event.interfaceName);
+      if (description !== undefined) this.enqueue(description);
+    }
+    // Readers assume time runs forward; a source clock stepping back (NTP, a VM resuming) must not break that.
+    if (event.timestampNs > this.lastTimestampNs) this.lastTimestampNs = event.timestampNs;
+    this.enqueue(this.format.record(interfaceId, this.lastTimestampNs, event.packet));
+    this.counts.written++;
+    if (this.counts.written === this.options.count) this.stop();
+  };
+
+  private enqueue(chunk: Buffer): void {
+    this.queue.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.counts.bytesWritten += chunk.length;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.sinkBlocked || this.settled || this.queue.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.settled || this.queue.length === 0) return;
+    const chunk = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
+    this.queue = [];
+    const accepted = this.options.sink.write(chunk, (error) => {
+      this.pendingBytes -= chunk.length;
+      if (error) this.onSinkError(error);
+      else this.settleIfFlushed();
+    });
+    if (!accepted) {
+      this.sinkBlocked = true;
+      this.options.sink.once('drain', this.onDrain);
+    }
+  };
+
+  private readonly onDrain = (): void => {
+    this.sinkBlocked = false;
+    this.scheduleFlush();
+  };
+
+  private readonly onSinkError = (error: Error): void => {
+    this.settle(error);
+    this.stop();
+  };
+
+  /** The reader went away (Wireshark closed, the client hung up): nothing more can be delivered. */
+  private readonly onSinkClose = (): void => {
+    this.stop();
+    this.settle();
+  };
+
+  private settleIfFlushed(): void {
+    if (this.stopped && this.pendingBytes === 0) this.settle();
+  }
+
+  private settle(error?: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    // The 'error' listener stays: a sink that failed emits its error after `done` has reported it, and an 'error'
+    // event nobody listens to would take the whole agent down.
+    const sink = this.options.sink;
+    sink.removeListener('close', this.onSinkClose);
+    sink.removeListener('drain', this.onDrain);
+    if (error === undefined) this.resolve(this.stats());
+    else this.reject(error);
+  }
+}
