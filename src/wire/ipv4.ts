@@ -7,6 +7,7 @@
  * exactly what this layer must get right.
  */
 import { internetChecksum, updateChecksum } from './checksum.js';
+import { paddedHeaderLength } from './options.js';
 import { dropped, parsed, type DropReason, type Parsed } from './result.js';
 
 /** Byte offsets of the fixed header fields (RFC 791 §3.1). */
@@ -313,11 +314,7 @@ export interface DecodedIpv4Packet extends Required<Ipv4Packet> {
 }
 
 function headerLengthFor(packet: Ipv4Packet): number {
-  const optionsLength = packet.options?.length ?? 0;
-  if (optionsLength > IPV4_MAX_HEADER_LENGTH - IPV4_MIN_HEADER_LENGTH) {
-    throw new RangeError(`IPv4 options are ${optionsLength} bytes; at most 40 fit`);
-  }
-  return IPV4_MIN_HEADER_LENGTH + Math.ceil(optionsLength / 4) * 4;
+  return paddedHeaderLength('IPv4', IPV4_MIN_HEADER_LENGTH, IPV4_MAX_HEADER_LENGTH, packet.options?.length ?? 0);
 }
 
 function encodingLength(packet: Ipv4Packet): number {

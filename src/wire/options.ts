@@ -30,3 +30,16 @@ export function forEachOption(
     at += length;
   }
 }
+
+/** A header of `fixedLength` bytes followed by the options padded to 32-bit words, as IPv4 and TCP both lay it out. */
+export function paddedHeaderLength(
+  protocol: string,
+  fixedLength: number,
+  maxLength: number,
+  optionsLength: number,
+): number {
+  if (optionsLength > maxLength - fixedLength) {
+    throw new RangeError(`${protocol} options are ${optionsLength} bytes; at most ${maxLength - fixedLength} fit`);
+  }
+  return fixedLength + Math.ceil(optionsLength / 4) * 4;
+}

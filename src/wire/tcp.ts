@@ -1,7 +1,7 @@
 /** TCP segments (RFC 9293 §3.1) with the pseudo-header checksum; options are kept as bytes. */
 import { internetChecksum, pseudoHeaderSum } from './checksum.js';
 import { IP_PROTOCOL } from './ipv4.js';
-import { forEachOption } from './options.js';
+import { forEachOption, paddedHeaderLength } from './options.js';
 import { dropped, parsed, type Parsed } from './result.js';
 import type { PseudoHeader } from './udp.js';
 
@@ -45,11 +45,7 @@ export interface DecodedTcpSegment extends Required<TcpSegment> {
 }
 
 function headerLengthFor(segment: TcpSegment): number {
-  const optionsLength = segment.options?.length ?? 0;
-  if (optionsLength > TCP_MAX_HEADER_LENGTH - TCP_MIN_HEADER_LENGTH) {
-    throw new RangeError(`TCP options are ${optionsLength} bytes; at most 40 fit`);
-  }
-  return TCP_MIN_HEADER_LENGTH + Math.ceil(optionsLength / 4) * 4;
+  return paddedHeaderLength('TCP', TCP_MIN_HEADER_LENGTH, TCP_MAX_HEADER_LENGTH, segment.options?.length ?? 0);
 }
 
 function encodingLength(segment: TcpSegment): number {

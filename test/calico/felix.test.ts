@@ -7,6 +7,7 @@ import type { Route } from '../../src/routing/route.js';
 import { buildCluster, type ClusterState } from '../../src/calico/cluster.js';
 import { nodeDataplane, podDataplane } from '../../src/calico/felix.js';
 import { parseSpec, type ClusterSpec } from '../../src/calico/spec.js';
+import { busyboxPodLoAndTunl0, loopbackLink, podTunl0Link, tunl0Link } from '../support/routing-fixtures.js';
 
 /** Seed 1's cluster, as the lab ships it in containers/cni-overview. */
 function seedSpec(): ClusterSpec {
@@ -76,35 +77,8 @@ describe('nodeDataplane on seed 1', () => {
   it('lists lo, tunl0, eth0 and one cali veth per local pod, as ip addr shows them', () => {
     const { links } = nodeDataplane(cluster, 'worker-node01');
     const [lo, tunl0, eth0, ...calis] = links;
-    expect(lo).toEqual({
-      index: 1,
-      name: 'lo',
-      flags: ['LOOPBACK', 'UP', 'LOWER_UP'],
-      mtu: 65536,
-      qdisc: 'noqueue',
-      state: 'UNKNOWN',
-      group: 'default',
-      qlen: 1000,
-      linkType: 'loopback',
-      linkAddress: '00:00:00:00:00:00',
-      linkBroadcast: '00:00:00:00:00:00',
-      addresses: [{ address: ip('127.0.0.1'), prefixLength: 8, scope: 'host', label: 'lo' }],
-    });
-    expect(tunl0).toEqual({
-      index: 2,
-      name: 'tunl0',
-      parent: 'NONE',
-      flags: ['NOARP', 'UP', 'LOWER_UP'],
-      mtu: 1480,
-      qdisc: 'noqueue',
-      state: 'UNKNOWN',
-      group: 'default',
-      qlen: 1000,
-      linkType: 'ipip',
-      linkAddress: '0.0.0.0',
-      linkBroadcast: '0.0.0.0',
-      addresses: [{ address: ip('192.168.87.192'), prefixLength: 32, scope: 'global', label: 'tunl0' }],
-    });
+    expect(lo).toEqual({ ...loopbackLink, group: 'default' });
+    expect(tunl0).toEqual({ ...tunl0Link(2, '192.168.87.192'), group: 'default' });
     expect(eth0).toEqual({
       index: 3,
       name: 'eth0',
@@ -214,33 +188,8 @@ describe('podDataplane', () => {
     const pod = cluster.pods[1];
     const { links, routes } = podDataplane(cluster, pod.name);
     expect(links).toEqual([
-      {
-        index: 1,
-        name: 'lo',
-        flags: ['LOOPBACK', 'UP', 'LOWER_UP'],
-        mtu: 65536,
-        qdisc: 'noqueue',
-        state: 'UNKNOWN',
-        qlen: 1000,
-        linkType: 'loopback',
-        linkAddress: '00:00:00:00:00:00',
-        linkBroadcast: '00:00:00:00:00:00',
-        addresses: [{ address: ip('127.0.0.1'), prefixLength: 8, scope: 'host', label: 'lo' }],
-      },
-      {
-        index: 2,
-        name: 'tunl0',
-        parent: 'NONE',
-        flags: ['NOARP'],
-        mtu: 1480,
-        qdisc: 'noop',
-        state: 'DOWN',
-        qlen: 1000,
-        linkType: 'ipip',
-        linkAddress: '0.0.0.0',
-        linkBroadcast: '0.0.0.0',
-        addresses: [],
-      },
+      loopbackLink,
+      podTunl0Link,
       {
         index: 4,
         name: 'eth0',
@@ -285,12 +234,7 @@ describe('rendered as the seed shows it', () => {
     const pod = cluster.pods[1];
     expect(renderIpAddr(podDataplane(cluster, pod.name).links, { style: 'busybox' })).toBe(
       [
-        '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN qlen 1000',
-        '    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
-        '    inet 127.0.0.1/8 scope host lo',
-        '       valid_lft forever preferred_lft forever',
-        '2: tunl0@NONE: <NOARP> mtu 1480 qdisc noop state DOWN qlen 1000',
-        '    link/ipip 0.0.0.0 brd 0.0.0.0',
+        ...busyboxPodLoAndTunl0,
         `4: eth0@if${pod.hostIfIndex}: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1480 qdisc noqueue state UP `,
         `    link/ether ${pod.podMac} brd ff:ff:ff:ff:ff:ff`,
         `    inet ${pod.ip}/32 brd ${pod.ip} scope global eth0`,

@@ -1,43 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Link } from '../../src/routing/link.js';
 import { renderIpAddr } from '../../src/routing/render.js';
-import { addr, lines } from '../support/routing-fixtures.js';
-
-const loopback: Link = {
-  index: 1,
-  name: 'lo',
-  flags: ['LOOPBACK', 'UP', 'LOWER_UP'],
-  mtu: 65536,
-  qdisc: 'noqueue',
-  state: 'UNKNOWN',
-  qlen: 1000,
-  linkType: 'loopback',
-  linkAddress: '00:00:00:00:00:00',
-  linkBroadcast: '00:00:00:00:00:00',
-  addresses: [{ address: addr('127.0.0.1'), prefixLength: 8, scope: 'host', label: 'lo' }],
-};
-
-function nodeTunl0(index: number, tunnelAddress: string): Link {
-  return {
-    index,
-    name: 'tunl0',
-    parent: 'NONE',
-    flags: ['NOARP', 'UP', 'LOWER_UP'],
-    mtu: 1480,
-    qdisc: 'noqueue',
-    state: 'UNKNOWN',
-    qlen: 1000,
-    linkType: 'ipip',
-    linkAddress: '0.0.0.0',
-    linkBroadcast: '0.0.0.0',
-    addresses: [{ address: addr(tunnelAddress), prefixLength: 32, scope: 'global', label: 'tunl0' }],
-  };
-}
+import { addr, busyboxPodLoAndTunl0, lines, loopbackLink, podTunl0Link, tunl0Link } from '../support/routing-fixtures.js';
 
 /** hello-world pod 192.168.158.2 on worker-node02, as seed 1 shows it from inside (busybox `ip`). */
 const seedPod: Link[] = [
-  loopback,
-  { ...nodeTunl0(2, '0.0.0.0'), flags: ['NOARP'], qdisc: 'noop', state: 'DOWN', addresses: [] },
+  loopbackLink,
+  podTunl0Link,
   {
     index: 4,
     name: 'eth0',
@@ -66,12 +35,7 @@ describe('renderIpAddr', () => {
   it('reproduces seed 1: `ip addr` inside the hello-world pod (busybox), byte for byte', () => {
     expect(renderIpAddr(seedPod, { style: 'busybox' })).toBe(
       lines(
-        '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN qlen 1000',
-        '    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
-        '    inet 127.0.0.1/8 scope host lo',
-        '       valid_lft forever preferred_lft forever',
-        '2: tunl0@NONE: <NOARP> mtu 1480 qdisc noop state DOWN qlen 1000',
-        '    link/ipip 0.0.0.0 brd 0.0.0.0',
+        ...busyboxPodLoAndTunl0,
         '4: eth0@if8: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1480 qdisc noqueue state UP ',
         '    link/ether a6:ee:aa:de:ef:4f brd ff:ff:ff:ff:ff:ff',
         '    inet 192.168.158.2/32 brd 192.168.158.2 scope global eth0',
@@ -81,7 +45,7 @@ describe('renderIpAddr', () => {
   });
 
   it('reproduces seed 1: tunl0 on master-node', () => {
-    expect(renderIpAddr([nodeTunl0(7, '192.168.77.128')], { style: 'iproute2' })).toBe(
+    expect(renderIpAddr([tunl0Link(7, '192.168.77.128')], { style: 'iproute2' })).toBe(
       lines(
         '7: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN group default qlen 1000',
         '    link/ipip 0.0.0.0 brd 0.0.0.0',
@@ -114,7 +78,7 @@ describe('renderIpAddr', () => {
       ],
       addresses6: [{ address: 'fe80::a00:27ff:fe23:f744', prefixLength: 64, scope: 'link' }],
     };
-    const rendered = renderIpAddr([nodeTunl0(8, '192.168.87.192'), eth1], { style: 'iproute2' });
+    const rendered = renderIpAddr([tunl0Link(8, '192.168.87.192'), eth1], { style: 'iproute2' });
     const eth1Block = lines(
       '3: eth1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000',
       '    link/ether 08:00:27:23:f7:44 brd ff:ff:ff:ff:ff:ff',

@@ -16,6 +16,17 @@ function vagrantNode(nodeIp: string): Route[] {
   ];
 }
 
+/** The table's header and `vagrantNode()`'s routes as `route` prints them with seed 1's names. */
+const vagrantNodeRows = [
+  'Kernel IP routing table',
+  'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
+  'default         _gateway        0.0.0.0         UG    100    0        0 eth0',
+  '10.0.0.0        0.0.0.0         255.255.255.0   U     0      0        0 eth1',
+  '10.0.2.0        0.0.0.0         255.255.255.0   U     0      0        0 eth0',
+  '_gateway        0.0.0.0         255.255.255.255 UH    100    0        0 eth0',
+  '172.17.0.0      0.0.0.0         255.255.0.0     U     0      0        0 docker0',
+];
+
 const seed1Hosts = hosts({
   '10.0.2.2': '_gateway',
   '10.0.0.10': 'master-node',
@@ -45,13 +56,7 @@ describe('renderRoute (net-tools route)', () => {
     ]);
     expect(renderRoute(routes, { numeric: false, resolveHost: seed1Hosts })).toBe(
       lines(
-        'Kernel IP routing table',
-        'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
-        'default         _gateway        0.0.0.0         UG    100    0        0 eth0',
-        '10.0.0.0        0.0.0.0         255.255.255.0   U     0      0        0 eth1',
-        '10.0.2.0        0.0.0.0         255.255.255.0   U     0      0        0 eth0',
-        '_gateway        0.0.0.0         255.255.255.255 UH    100    0        0 eth0',
-        '172.17.0.0      0.0.0.0         255.255.0.0     U     0      0        0 docker0',
+        ...vagrantNodeRows,
         '192.168.77.128  0.0.0.0         255.255.255.192 U     0      0        0 *',
         '192.168.77.144  0.0.0.0         255.255.255.255 UH    0      0        0 cali3695aa26d3f',
         '192.168.77.145  0.0.0.0         255.255.255.255 UH    0      0        0 cali4dac41cf160',
@@ -75,13 +80,7 @@ describe('renderRoute (net-tools route)', () => {
     ]);
     expect(renderRoute(routes, { numeric: false, resolveHost: seed1Hosts })).toBe(
       lines(
-        'Kernel IP routing table',
-        'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
-        'default         _gateway        0.0.0.0         UG    100    0        0 eth0',
-        '10.0.0.0        0.0.0.0         255.255.255.0   U     0      0        0 eth1',
-        '10.0.2.0        0.0.0.0         255.255.255.0   U     0      0        0 eth0',
-        '_gateway        0.0.0.0         255.255.255.255 UH    100    0        0 eth0',
-        '172.17.0.0      0.0.0.0         255.255.0.0     U     0      0        0 docker0',
+        ...vagrantNodeRows,
         '192.168.77.128  master-node     255.255.255.192 UG    0      0        0 tunl0',
         '192.168.87.192  0.0.0.0         255.255.255.192 U     0      0        0 *',
         '192.168.87.197  0.0.0.0         255.255.255.255 UH    0      0        0 cali5a8550e3af3',
@@ -99,6 +98,13 @@ describe('renderRoute (net-tools route)', () => {
     '172.20.0.5': 'networking-worker2',
   });
   const kindNode = [via('0.0.0.0/0', '172.20.0.1', 'eth0'), direct('172.20.0.0/16', 'eth0', { proto: 'kernel' })];
+  /** The table's header and `kindNode`'s routes as `route` prints them with seed 2's names. */
+  const kindNodeRows = [
+    'Kernel IP routing table',
+    'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
+    'default         home            0.0.0.0         UG    0      0        0 eth0',
+    '172.20.0.0      0.0.0.0         255.255.0.0     U     0      0        0 eth0',
+  ];
 
   it('reproduces seed 2: `route` on networking-control-plane, cutting long names to 15 characters', () => {
     const routes = table([
@@ -110,10 +116,7 @@ describe('renderRoute (net-tools route)', () => {
     ]);
     expect(renderRoute(routes, { numeric: false, resolveHost: kindHosts })).toBe(
       lines(
-        'Kernel IP routing table',
-        'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
-        'default         home            0.0.0.0         UG    0      0        0 eth0',
-        '172.20.0.0      0.0.0.0         255.255.0.0     U     0      0        0 eth0',
+        ...kindNodeRows,
         '192.168.21.128  networking-work 255.255.255.192 UG    0      0        0 tunl0',
         '192.168.78.128  networking-work 255.255.255.192 UG    0      0        0 tunl0',
         '192.168.175.0   networking-work 255.255.255.192 UG    0      0        0 tunl0',
@@ -137,10 +140,7 @@ describe('renderRoute (net-tools route)', () => {
     ];
     expect(renderRoute(worker2, { numeric: false, resolveHost: kindHosts })).toBe(
       lines(
-        'Kernel IP routing table',
-        'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
-        'default         home            0.0.0.0         UG    0      0        0 eth0',
-        '172.20.0.0      0.0.0.0         255.255.0.0     U     0      0        0 eth0',
+        ...kindNodeRows,
         '192.168.21.128  networking-work 255.255.255.192 UG    0      0        0 tunl0',
         '192.168.78.128  networking-work 255.255.255.192 UG    0      0        0 tunl0',
         '192.168.223.128 networking-cont 255.255.255.192 UG    0      0        0 tunl0',

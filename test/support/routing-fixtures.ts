@@ -1,4 +1,5 @@
 import { Ipv4Address, Ipv4Prefix } from '../../src/routing/address.js';
+import type { Link } from '../../src/routing/link.js';
 import type { BlackholeRoute, UnicastRoute } from '../../src/routing/route.js';
 
 export const addr = (text: string): Ipv4Address => Ipv4Address.parse(text);
@@ -35,3 +36,55 @@ export function hosts(names: Record<string, string>): (address: Ipv4Address) => 
 export function lines(...text: string[]): string {
   return text.map((line) => `${line}\n`).join('');
 }
+
+/** `lo` as `ip addr` shows it on a node or in a pod. */
+export const loopbackLink: Link = {
+  index: 1,
+  name: 'lo',
+  flags: ['LOOPBACK', 'UP', 'LOWER_UP'],
+  mtu: 65536,
+  qdisc: 'noqueue',
+  state: 'UNKNOWN',
+  qlen: 1000,
+  linkType: 'loopback',
+  linkAddress: '00:00:00:00:00:00',
+  linkBroadcast: '00:00:00:00:00:00',
+  addresses: [{ address: addr('127.0.0.1'), prefixLength: 8, scope: 'host', label: 'lo' }],
+};
+
+/** A node's `tunl0`, holding its tunnel address as a /32. */
+export function tunl0Link(index: number, tunnelAddress: string): Link {
+  return {
+    index,
+    name: 'tunl0',
+    parent: 'NONE',
+    flags: ['NOARP', 'UP', 'LOWER_UP'],
+    mtu: 1480,
+    qdisc: 'noqueue',
+    state: 'UNKNOWN',
+    qlen: 1000,
+    linkType: 'ipip',
+    linkAddress: '0.0.0.0',
+    linkBroadcast: '0.0.0.0',
+    addresses: [{ address: addr(tunnelAddress), prefixLength: 32, scope: 'global', label: 'tunl0' }],
+  };
+}
+
+/** `tunl0` inside a pod: the ipip module's fallback device, down and without an address. */
+export const podTunl0Link: Link = {
+  ...tunl0Link(2, '0.0.0.0'),
+  flags: ['NOARP'],
+  qdisc: 'noop',
+  state: 'DOWN',
+  addresses: [],
+};
+
+/** busybox `ip addr` lines for `loopbackLink` and `podTunl0Link`, as every pod's output starts. */
+export const busyboxPodLoAndTunl0 = [
+  '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN qlen 1000',
+  '    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
+  '    inet 127.0.0.1/8 scope host lo',
+  '       valid_lft forever preferred_lft forever',
+  '2: tunl0@NONE: <NOARP> mtu 1480 qdisc noop state DOWN qlen 1000',
+  '    link/ipip 0.0.0.0 brd 0.0.0.0',
+];

@@ -4,11 +4,12 @@ import { icmp } from '../../../src/wire/icmp.js';
 import { IP_PROTOCOL, Ipv4View, ipv4 } from '../../../src/wire/ipv4.js';
 import { TCP_FLAG, tcp } from '../../../src/wire/tcp.js';
 import { udp } from '../../../src/wire/udp.js';
-import { POD_A, POD_B, seededRandom, twoPods } from './harness.js';
+import { mulberry32, randomBytes, randomInt } from '../../support/random.js';
+import { POD_A, POD_B, twoPods } from './harness.js';
 
-const random = seededRandom(0xf00d);
-const int = (below: number) => Math.floor(random() * below);
-const bytes = (length: number) => Buffer.from(Array.from({ length }, () => int(256)));
+const random = mulberry32(0xf00d);
+const int = (below: number) => randomInt(random, below);
+const bytes = (length: number) => randomBytes(random, length);
 
 /** Well-formed packets of every kind the pod handles, addressed to pod B. */
 function seed(): Buffer {

@@ -8,6 +8,7 @@ import { IP_PROTOCOL, Ipv4View, ipv4 } from '../../../src/wire/ipv4.js';
 import { ipv4FromString } from '../../../src/wire/ipv4-text.js';
 import type { SetTimer } from '../../../src/node/pod/clock.js';
 import { SimulatedPod, type PodOptions } from '../../../src/node/pod/pod.js';
+import { mulberry32 } from '../../support/random.js';
 
 export const ip = (text: string): number => {
   const address = ipv4FromString(text);
@@ -84,18 +85,6 @@ export class FakeClock {
 
 async function flushMicrotasks(): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve));
-}
-
-/** Mulberry32: a small seeded generator so ISNs, ports and IDs repeat from run to run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface Captured {
@@ -232,13 +221,26 @@ export const POD_B = ip('192.168.87.198');
 export function twoPods(hostOptions: FakeHostOptions = {}, mtu = { a: 1480, b: 1480 }) {
   const clock = new FakeClock();
   const host = new FakeHost(clock, hostOptions);
-  const a = host.addPod({ name: 'client-7d9f8', ip: POD_A, mtu: mtu.a, random: seededRandom(1) });
+  const a = host.addPod({ name: 'client-7d9f8', ip: POD_A, mtu: mtu.a, random: mulberry32(1) });
   const b = host.addPod({
     name: 'hello-world-54575d5b77-rz8vs',
     ip: POD_B,
     mtu: mtu.b,
-    random: seededRandom(2),
+    random: mulberry32(2),
     httpApp: 'hello-app',
   });
   return { clock, host, a, b };
+}
+
+/** What ping prints when its single probe to pod B ("<data>(<packet>)" bytes) ended in `error` rather than a reply. */
+export function oneFailedProbeText(bytes: string, error: string): string {
+  return [
+    `PING 192.168.87.198 (192.168.87.198) ${bytes} bytes of data.`,
+    error,
+    '',
+    '--- 192.168.87.198 ping statistics ---',
+    '1 packets transmitted, 0 received, +1 errors, 100% packet loss, time 0ms',
+    '',
+    '',
+  ].join('\n');
 }

@@ -22,6 +22,17 @@ function segments(views: Ipv4View[]): Array<DecodedTcpSegment & { ip: Ipv4View }
 const flagsOf = (segment: DecodedTcpSegment) =>
   (['FIN', 'SYN', 'RST', 'PSH', 'ACK'] as const).filter((name) => segment.flags & TCP_FLAG[name]).join('|');
 
+/** An ICMP host unreachable from 10.0.0.11 to pod A, quoting `quoted` (the start of one of pod A's packets). */
+const hostUnreachable = (quoted: Buffer): Buffer =>
+  ipv4.encode({
+    identification: 9,
+    ttl: 63,
+    protocol: IP_PROTOCOL.ICMP,
+    src: ip('10.0.0.11'),
+    dst: POD_A,
+    payload: icmp.encode({ kind: 'destination-unreachable', code: 1, nextHopMtu: 0, quoted }),
+  });
+
 describe('curl to hello-app across the fake host', () => {
   it('returns the hello-app body with the server pod name and Go net/http headers', async () => {
     const { clock, a } = twoPods();
@@ -152,22 +163,7 @@ describe('curl to hello-app across the fake host', () => {
     const running = a.curl('http://192.168.87.250:8080/');
     await clock.advance(5);
     const [syn] = host.sentBy(CLIENT);
-    const unreachable = icmp.encode({
-      kind: 'destination-unreachable',
-      code: 1,
-      nextHopMtu: 0,
-      quoted: syn.packet.subarray(0, 28),
-    });
-    a.receive(
-      ipv4.encode({
-        identification: 9,
-        ttl: 63,
-        protocol: IP_PROTOCOL.ICMP,
-        src: ip('10.0.0.11'),
-        dst: POD_A,
-        payload: unreachable,
-      }),
-    );
+    a.receive(hostUnreachable(syn.packet.subarray(0, 28)));
     const report = await clock.settle(running);
     expect(report.error).toBe('curl: (7) Failed to connect to 192.168.87.250 port 8080: No route to host');
   });
@@ -178,17 +174,7 @@ describe('curl to hello-app across the fake host', () => {
     await clock.advance(5);
     const syn = Buffer.from(host.sentBy(CLIENT)[0].packet.subarray(0, 28));
     syn.writeUInt32BE((syn.readUInt32BE(24) + 1000) >>> 0, 24);
-    const unreachable = icmp.encode({ kind: 'destination-unreachable', code: 1, nextHopMtu: 0, quoted: syn });
-    a.receive(
-      ipv4.encode({
-        identification: 9,
-        ttl: 63,
-        protocol: IP_PROTOCOL.ICMP,
-        src: ip('10.0.0.11'),
-        dst: POD_A,
-        payload: unreachable,
-      }),
-    );
+    a.receive(hostUnreachable(syn));
     const report = await clock.settle(running);
     expect(report.exitCode).toBe(28);
     expect(a.counters.drops['icmp-unmatched']).toBe(1);

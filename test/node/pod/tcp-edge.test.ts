@@ -59,8 +59,8 @@ class ScriptedPeer {
 const flags = (segment: DecodedTcpSegment) =>
   (['FIN', 'SYN', 'RST', 'PSH', 'ACK'] as const).filter((name) => segment.flags & TCP_FLAG[name]).join('|');
 
-/** A server that completes the handshake and acknowledges whatever arrives, and nothing else. */
-function silentServer(peer: ScriptedPeer, window = 65535) {
+/** A server that answers a SYN with a SYN-ACK offering `window`, and hands every segment carrying data to `onData`. */
+function serve(peer: ScriptedPeer, onData: (segment: DecodedTcpSegment) => void, window = 65535) {
   peer.onSegment = (segment) => {
     if (segment.flags & TCP_FLAG.SYN) {
       peer.send(segment, {
@@ -70,13 +70,20 @@ function silentServer(peer: ScriptedPeer, window = 65535) {
         window,
       });
     } else if (segment.payload.length > 0) {
-      peer.send(segment, {
-        flags: TCP_FLAG.ACK,
-        sequence: peer.iss + 1,
-        acknowledgment: segment.sequence + segment.payload.length,
-      });
+      onData(segment);
     }
   };
+}
+
+/** A server that completes the handshake and acknowledges whatever arrives, and nothing else. */
+function silentServer(peer: ScriptedPeer) {
+  serve(peer, (segment) =>
+    peer.send(segment, {
+      flags: TCP_FLAG.ACK,
+      sequence: peer.iss + 1,
+      acknowledgment: segment.sequence + segment.payload.length,
+    }),
+  );
 }
 
 describe('TCP against a scripted peer', () => {
@@ -107,25 +114,17 @@ describe('TCP against a scripted peer', () => {
     const peer = new ScriptedPeer(host, PEER, POD_A);
     const first = RESPONSE.slice(0, 20);
     const second = RESPONSE.slice(20);
-    peer.onSegment = (segment) => {
-      if (segment.flags & TCP_FLAG.SYN) {
-        peer.send(segment, {
-          flags: TCP_FLAG.SYN | TCP_FLAG.ACK,
-          sequence: peer.iss,
-          acknowledgment: segment.sequence + 1,
-        });
-      } else if (segment.payload.length > 0) {
-        const ack = segment.sequence + segment.payload.length;
-        peer.send(segment, { flags: TCP_FLAG.ACK, sequence: peer.iss + 21, acknowledgment: ack, payload: second });
-        peer.send(segment, { flags: TCP_FLAG.ACK, sequence: peer.iss + 1, acknowledgment: ack, payload: first });
-        peer.send(segment, {
-          flags: TCP_FLAG.ACK | TCP_FLAG.PSH,
-          sequence: peer.iss + 21,
-          acknowledgment: ack,
-          payload: second,
-        });
-      }
-    };
+    serve(peer, (segment) => {
+      const ack = segment.sequence + segment.payload.length;
+      peer.send(segment, { flags: TCP_FLAG.ACK, sequence: peer.iss + 21, acknowledgment: ack, payload: second });
+      peer.send(segment, { flags: TCP_FLAG.ACK, sequence: peer.iss + 1, acknowledgment: ack, payload: first });
+      peer.send(segment, {
+        flags: TCP_FLAG.ACK | TCP_FLAG.PSH,
+        sequence: peer.iss + 21,
+        acknowledgment: ack,
+        payload: second,
+      });
+    });
     const report = await clock.settle(a.curl('http://10.1.1.1/'));
     await clock.advance(10);
     expect(report).toMatchObject({ exitCode: 0, body: '0123456789' });
@@ -136,18 +135,10 @@ describe('TCP against a scripted peer', () => {
   it('answers an in-window RST that misses RCV.NXT with a challenge ACK, and resets on an exact one', async () => {
     const { clock, host, a } = twoPods();
     const peer = new ScriptedPeer(host, PEER, POD_A);
-    peer.onSegment = (segment) => {
-      if (segment.flags & TCP_FLAG.SYN) {
-        peer.send(segment, {
-          flags: TCP_FLAG.SYN | TCP_FLAG.ACK,
-          sequence: peer.iss,
-          acknowledgment: segment.sequence + 1,
-        });
-      } else if (segment.payload.length > 0) {
-        peer.send(segment, { flags: TCP_FLAG.RST, sequence: peer.iss + 100, acknowledgment: 0 });
-        peer.send(segment, { flags: TCP_FLAG.RST, sequence: peer.iss + 1, acknowledgment: 0 });
-      }
-    };
+    serve(peer, (segment) => {
+      peer.send(segment, { flags: TCP_FLAG.RST, sequence: peer.iss + 100, acknowledgment: 0 });
+      peer.send(segment, { flags: TCP_FLAG.RST, sequence: peer.iss + 1, acknowledgment: 0 });
+    });
     const report = await clock.settle(a.curl('http://10.1.1.1/'));
     await clock.advance(10);
     expect(report.error).toBe('curl: (56) Recv failure: Connection reset by peer');
@@ -159,15 +150,9 @@ describe('TCP against a scripted peer', () => {
   it('probes a zero window with one byte, then sends the rest when the window opens', async () => {
     const { clock, host, a } = twoPods();
     const peer = new ScriptedPeer(host, PEER, POD_A);
-    peer.onSegment = (segment) => {
-      if (segment.flags & TCP_FLAG.SYN) {
-        peer.send(segment, {
-          flags: TCP_FLAG.SYN | TCP_FLAG.ACK,
-          sequence: peer.iss,
-          acknowledgment: segment.sequence + 1,
-          window: 0,
-        });
-      } else if (segment.payload.length > 0) {
+    serve(
+      peer,
+      (segment) => {
         const ack = segment.sequence + segment.payload.length;
         peer.send(segment, { flags: TCP_FLAG.ACK, sequence: peer.iss + 1, acknowledgment: ack });
         if (segment.payload.length > 1)
@@ -177,8 +162,9 @@ describe('TCP against a scripted peer', () => {
             acknowledgment: ack,
             payload: RESPONSE,
           });
-      }
-    };
+      },
+      0,
+    );
     const report = await clock.settle(a.curl('http://10.1.1.1/'));
     expect(report.body).toBe('0123456789');
     const data = peer.received.filter((segment) => segment.payload.length > 0);
