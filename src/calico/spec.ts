@@ -455,6 +455,38 @@ function checkWorkloads(
 
 const SPEC_FIELDS = ['apiVersion', 'kind', 'metadata', 'kubernetesVersion', 'network', 'clusterCIDR', 'pool', 'nodes', 'workloads'];
 
+/**
+ * A spec together with the workload files it names, as one value. An agent serves the document it started from, so
+ * a CLI elsewhere rebuilds exactly the agent's cluster: the state is a deterministic function of this document.
+ */
+export interface SpecDocument {
+  readonly source: string;
+  readonly text: string;
+  /** Workload file contents by the relative path the spec names them with. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/** Reads a spec and every workload file it names through `readFile`, and checks it parses. */
+export function readSpecDocument(source: string, text: string, readFile: (relativePath: string) => string): SpecDocument {
+  const files: Record<string, string> = {};
+  parseSpec(text, {
+    source,
+    readFile: (relativePath) => (files[relativePath] = readFile(relativePath)),
+  });
+  return { source, text, files };
+}
+
+export function parseSpecDocument(document: SpecDocument): ClusterSpec {
+  return parseSpec(document.text, {
+    source: document.source,
+    readFile: (relativePath) => {
+      const text = document.files[relativePath];
+      if (text === undefined) throw new Error(`${relativePath}: not part of the spec document`);
+      return text;
+    },
+  });
+}
+
 export function parseSpec(text: string, options: ParseSpecOptions): ClusterSpec {
   const root = new At(options.source, '');
   const document = parseDocument(text);

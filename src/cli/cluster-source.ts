@@ -1,11 +1,24 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildCluster, parseSpec, type ClusterState, type NodeState } from '../calico/index.js';
+import {
+  buildCluster,
+  parseSpecDocument,
+  readSpecDocument,
+  type ClusterState,
+  type NodeState,
+  type SpecDocument,
+} from '../calico/index.js';
+import type { AgentSystemInfo, NodeInfo } from '../node/api.js';
+import { agentFor, agentSocketPath, AgentClient } from './commands/agent-client.js';
+import { localSystemInfo } from './environment.js';
 import { UsageError } from './errors.js';
 
 /** Where a node container keeps the lab's spec; the CLI inside the container finds it without flags. */
 export const IN_CONTAINER_SPEC = '/etc/ipip-lab/cluster.yaml';
+
+/** How long a view waits for one agent before it calls that node NotReady. */
+const AGENT_TIMEOUT_MS = 2000;
 
 export function resolveSpecPath(option: string | undefined): string {
   const chosen = option ?? process.env.IPIP_LAB_SPEC ?? (existsSync(IN_CONTAINER_SPEC) ? IN_CONTAINER_SPEC : undefined);
@@ -17,7 +30,8 @@ export function resolveSpecPath(option: string | undefined): string {
   return chosen;
 }
 
-export function loadCluster(specPath: string): ClusterState {
+/** The spec file and the workload files it names, read from disk. */
+export function readSpecFile(specPath: string): SpecDocument {
   let text: string;
   try {
     text = readFileSync(specPath, 'utf8');
@@ -25,11 +39,79 @@ export function loadCluster(specPath: string): ClusterState {
     throw new UsageError(`cannot read spec ${specPath}: ${(error as Error).message}`);
   }
   const base = path.dirname(specPath);
-  const spec = parseSpec(text, {
-    source: specPath,
-    readFile: (relative) => readFileSync(path.resolve(base, relative), 'utf8'),
+  return readSpecDocument(specPath, text, (relative) => readFileSync(path.resolve(base, relative), 'utf8'));
+}
+
+export function clusterOf(document: SpecDocument): ClusterState {
+  return buildCluster(parseSpecDocument(document));
+}
+
+export function loadCluster(specPath: string): ClusterState {
+  return clusterOf(readSpecFile(specPath));
+}
+
+/** What a view shows of one node beyond the spec: whether its agent answers, since when, and on what system. */
+export interface NodeFacts {
+  readonly status: 'Ready' | 'NotReady';
+  /** Milliseconds since the epoch when the node's agent started; undefined without agents. */
+  readonly startedAt?: number;
+  readonly system: AgentSystemInfo;
+}
+
+/**
+ * The cluster a read view prints. Inside a node container it is the running agents' cluster: the local agent's spec
+ * document (so the view is exactly what the agents compute) and each agent's own start time and system. Elsewhere,
+ * or with an explicit --spec, it is the cluster a spec describes, with no agents asked.
+ */
+export interface ClusterView {
+  readonly cluster: ClusterState;
+  readonly live: boolean;
+  facts(node: NodeState): Promise<NodeFacts>;
+}
+
+function specView(cluster: ClusterState): ClusterView {
+  const system = localSystemInfo();
+  return { cluster, live: false, facts: async () => ({ status: 'Ready', system }) };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error: unknown) => (clearTimeout(timer), reject(error)),
+    );
   });
-  return buildCluster(spec);
+}
+
+function liveView(cluster: ClusterState): ClusterView {
+  const cache = new Map<string, Promise<NodeFacts>>();
+  const ask = async (node: NodeState): Promise<NodeFacts> => {
+    try {
+      const info = (await withTimeout(agentFor(cluster, node, 'get nodes').get('/v1/node'), AGENT_TIMEOUT_MS)) as NodeInfo;
+      return { status: 'Ready', startedAt: Date.parse(info.startedAt), system: info.system };
+    } catch {
+      return { status: 'NotReady', system: localSystemInfo() };
+    }
+  };
+  return {
+    cluster,
+    live: true,
+    facts: (node) => {
+      let facts = cache.get(node.name);
+      if (!facts) cache.set(node.name, (facts = ask(node)));
+      return facts;
+    },
+  };
+}
+
+export async function openClusterView(specOption: string | undefined): Promise<ClusterView> {
+  if (specOption === undefined && existsSync(agentSocketPath())) {
+    const local = new AgentClient({ socketPath: agentSocketPath() }, 'this node');
+    const document = (await withTimeout(local.get('/v1/spec'), AGENT_TIMEOUT_MS)) as SpecDocument;
+    return liveView(clusterOf(document));
+  }
+  return specView(loadCluster(resolveSpecPath(specOption)));
 }
 
 /** `--node`, else IPIP_LAB_NODE, else this host when it is one of the cluster's nodes (inside a node container). */

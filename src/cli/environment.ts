@@ -1,16 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-
-/**
- * The honest values for kubectl's OS-IMAGE, KERNEL-VERSION and CONTAINER-RUNTIME columns: the node
- * containers run Debian, share the host's kernel, and their pods are simulated by ipip-lab itself.
- */
-export interface NodeSystemInfo {
-  readonly osImage: string;
-  readonly kernelVersion: string;
-  readonly containerRuntime: string;
-  readonly architecture: string;
-}
+import type { AgentSystemInfo } from '../node/api.js';
 
 export const IPIP_LAB_VERSION = '0.1.0';
 
@@ -24,7 +14,11 @@ function prettyName(): string {
   return `${os.type()} ${os.release()}`;
 }
 
-export function localSystemInfo(): NodeSystemInfo {
+/**
+ * The honest values for kubectl's OS-IMAGE, KERNEL-VERSION and CONTAINER-RUNTIME columns: the node containers run
+ * Debian, share the host's kernel, and their pods are simulated by ipip-lab itself.
+ */
+export function localSystemInfo(): AgentSystemInfo {
   return {
     osImage: prettyName(),
     kernelVersion: os.release(),

@@ -1,17 +1,23 @@
 import type { ClusterState, NodeState, PodState } from '../calico/index.js';
 import { humanDuration, renderTable } from './kubectl-table.js';
-import type { NodeSystemInfo } from './environment.js';
+import type { NodeFacts } from './cluster-source.js';
 
-/** What a view knows beyond the spec: when objects were created (live agents) and the node's system. */
+/** What a view knows beyond the spec: each node's facts (from its agent, when agents run) and the time now. */
 export interface ViewContext {
-  readonly system: NodeSystemInfo;
-  /** Milliseconds since the epoch when the lab started; undefined when printing from a spec alone. */
-  readonly startedAt?: number;
+  readonly facts: ReadonlyMap<string, NodeFacts>;
   readonly now: number;
 }
 
-function age(context: ViewContext): string {
-  return context.startedAt === undefined ? '<unknown>' : humanDuration(context.now - context.startedAt);
+function factsOf(context: ViewContext, nodeName: string): NodeFacts {
+  const facts = context.facts.get(nodeName);
+  if (!facts) throw new Error(`no facts gathered for node ${nodeName}`);
+  return facts;
+}
+
+/** A node's age is its agent's; a pod starts with its node's agent, so it has the same age. */
+function age(context: ViewContext, nodeName: string): string {
+  const { startedAt } = factsOf(context, nodeName);
+  return startedAt === undefined ? '<unknown>' : humanDuration(context.now - startedAt);
 }
 
 function rolesOf(node: NodeState): string {
@@ -23,15 +29,10 @@ export function renderGetNodes(cluster: ClusterState, context: ViewContext, wide
   if (wide) header.push('INTERNAL-IP', 'EXTERNAL-IP', 'OS-IMAGE', 'KERNEL-VERSION', 'CONTAINER-RUNTIME');
   const version = cluster.spec.kubernetesVersion;
   const rows = cluster.nodes.map((node) => {
-    const row = [node.name, 'Ready', rolesOf(node), age(context), version];
+    const { status, system } = factsOf(context, node.name);
+    const row = [node.name, status, rolesOf(node), age(context, node.name), version];
     if (wide) {
-      row.push(
-        node.ip.toString(),
-        '<none>',
-        context.system.osImage,
-        context.system.kernelVersion,
-        context.system.containerRuntime,
-      );
+      row.push(node.ip.toString(), '<none>', system.osImage, system.kernelVersion, system.containerRuntime);
     }
     return row;
   });
@@ -44,7 +45,7 @@ export function renderGetPods(pods: readonly PodState[], context: ViewContext, w
   if (wide) header.push('IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES');
   const rows = pods.map((pod) => {
     const ready = `${pod.containers.length}/${pod.containers.length}`;
-    const row = [pod.name, ready, 'Running', '0', age(context)];
+    const row = [pod.name, ready, 'Running', '0', age(context, pod.node)];
     if (wide) row.push(pod.ip.toString(), pod.node, '<none>', '<none>');
     return row;
   });
@@ -71,13 +72,14 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
     .map(([k, v]) => `${k}: ${v}`);
   const taints = node.taints.map((t) => `${t.key}:${t.effect}`);
   const pods = cluster.pods.filter((p) => p.node === node.name);
+  const { startedAt, system } = factsOf(context, node.name);
   let out = section(
     [
       ['Name', [node.name]],
       ['Roles', [rolesOf(node)]],
       ['Labels', labels],
       ['Annotations', annotations],
-      ['CreationTimestamp', [context.startedAt === undefined ? '<unknown>' : new Date(context.startedAt).toUTCString().replace('GMT', '+0000')]],
+      ['CreationTimestamp', [startedAt === undefined ? '<unknown>' : new Date(startedAt).toUTCString().replace('GMT', '+0000')]],
       ['Taints', taints],
       ['Unschedulable', ['false']],
     ],
@@ -89,11 +91,11 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
   out += 'System Info:\n';
   out += section(
     [
-      ['  Kernel Version', [context.system.kernelVersion]],
-      ['  OS Image', [context.system.osImage]],
+      ['  Kernel Version', [system.kernelVersion]],
+      ['  OS Image', [system.osImage]],
       ['  Operating System', ['linux']],
-      ['  Architecture', [context.system.architecture]],
-      ['  Container Runtime Version', [context.system.containerRuntime]],
+      ['  Architecture', [system.architecture]],
+      ['  Container Runtime Version', [system.containerRuntime]],
       ['  Kubelet Version', [cluster.spec.kubernetesVersion]],
     ],
     30,
@@ -109,7 +111,7 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
   if (pods.length > 0) {
     out += renderTable(
       ['Namespace', 'Name', 'IP', 'Age'],
-      [['---------', '----', '--', '---'], ...pods.map((p) => [p.namespace, p.name, p.ip.toString(), age(context)])],
+      [['---------', '----', '--', '---'], ...pods.map((p) => [p.namespace, p.name, p.ip.toString(), age(context, node.name)])],
     )
       .split('\n')
       .filter((line) => line !== '')

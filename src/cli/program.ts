@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { nodeDataplane, podDataplane, SpecError, type ClusterState } from '../calico/index.js';
+import { nodeDataplane, podDataplane, SpecError, type ClusterState, type NodeState } from '../calico/index.js';
 import {
   renderIpAddr,
   renderIpRoute,
@@ -9,43 +9,17 @@ import {
   type Link,
   type Route,
 } from '../routing/index.js';
-import { loadCluster, resolveNode, resolveSpecPath } from './cluster-source.js';
-import { IPIP_LAB_VERSION, localSystemInfo } from './environment.js';
-import { UsageError } from './errors.js';
+import { openClusterView, resolveNode, type ClusterView, type NodeFacts } from './cluster-source.js';
+import { registerAgentCommands } from './commands/agent-commands.js';
+import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
+import { IPIP_LAB_VERSION } from './environment.js';
+import { ExitStatus, UsageError } from './errors.js';
 import { renderDescribeNode, renderGetNodes, renderGetPods, type ViewContext } from './kubectl-views.js';
 
-/** Where a command's text goes; tests pass their own to capture it. */
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const processIo: Io = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-};
-
-interface CommonOptions {
-  spec?: string;
-  output?: string;
-}
-
-const SPEC_HELP = 'cluster spec file (default: $IPIP_LAB_SPEC, or /etc/ipip-lab/cluster.yaml in a node container)';
-
-function specOption(): Option {
-  return new Option('--spec <file>', SPEC_HELP);
-}
-
-function jsonOutputOption(): Option {
-  return new Option('-o, --output <format>', 'output format').choices(['json']);
-}
-
-function printJson(io: Io, value: unknown): void {
-  io.out(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function viewContext(): ViewContext {
-  return { system: localSystemInfo(), now: Date.now() };
+async function viewContext(view: ClusterView, nodes: readonly NodeState[]): Promise<ViewContext> {
+  const facts = new Map<string, NodeFacts>();
+  await Promise.all(nodes.map(async (node) => facts.set(node.name, await view.facts(node))));
+  return { facts, now: Date.now() };
 }
 
 function gatewayResolver(cluster: ClusterState): (address: Ipv4Address) => string | undefined {
@@ -95,11 +69,14 @@ function ipObject(words: readonly string[]): 'addr' | 'route' {
   return view;
 }
 
+const NODE_OPTION_HELP = 'the node (default: this node, inside a node container)';
+
 export function buildProgram(io: Io = processIo): Command {
   const program = new Command('ipip-lab')
     .description(
       "A userspace IPIP tunnel emulator that reproduces Calico's pod-network data path.\n" +
-        'Read views work from a cluster spec alone (--spec FILE), with kubectl\'s and iproute2\'s output shapes.',
+        "Read views print kubectl's and iproute2's output shapes: inside a node container from the running agents,\n" +
+        'anywhere from a cluster spec (--spec FILE or $IPIP_LAB_SPEC).',
     )
     .version(IPIP_LAB_VERSION)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
@@ -116,16 +93,21 @@ export function buildProgram(io: Io = processIo): Command {
       .command(resource)
       .aliases([...aliases])
       .description(`list ${resource} (kubectl get ${resource} [-o wide|json])`)
-      .addOption(new Option('-o, --output <format>', 'wide adds kubectl\'s extra columns; json for scripts').choices(['wide', 'json']))
+      .addOption(
+        new Option('-o, --output <format>', "wide adds kubectl's extra columns; json for scripts").choices(['wide', 'json']),
+      )
       .addOption(specOption())
       .addHelpText('after', `\nExample:\n  ipip-lab get ${resource} -o wide --spec containers/cni-overview/cluster.yaml`)
-      .action((options: CommonOptions) => {
-        const cluster = loadCluster(resolveSpecPath(options.spec));
-        if (resource === 'nodes') {
-          if (options.output === 'json') printJson(io, cluster.nodes);
-          else io.out(renderGetNodes(cluster, viewContext(), options.output === 'wide'));
-        } else if (options.output === 'json') printJson(io, cluster.pods);
-        else io.out(renderGetPods(cluster.pods, viewContext(), options.output === 'wide'));
+      .action(async (options: CommonOptions) => {
+        const view = await openClusterView(options.spec);
+        const { cluster } = view;
+        if (options.output === 'json') return printJson(io, resource === 'nodes' ? cluster.nodes : cluster.pods);
+        const context = await viewContext(view, cluster.nodes);
+        io.out(
+          resource === 'nodes'
+            ? renderGetNodes(cluster, context, options.output === 'wide')
+            : renderGetPods(cluster.pods, context, options.output === 'wide'),
+        );
       });
   }
 
@@ -136,43 +118,39 @@ export function buildProgram(io: Io = processIo): Command {
     .argument('<name>', 'node name')
     .addOption(jsonOutputOption())
     .addOption(specOption())
-    .action((kind: string, name: string, options: CommonOptions) => {
+    .action(async (kind: string, name: string, options: CommonOptions) => {
       if (kind !== 'node' && kind !== 'nodes' && kind !== 'no') {
         throw new UsageError(`unsupported: describe ${kind} (supported: describe node NAME)`);
       }
-      const cluster = loadCluster(resolveSpecPath(options.spec));
-      const node = resolveNode(cluster, name);
-      if (options.output === 'json') printJson(io, node);
-      else io.out(renderDescribeNode(cluster, node, viewContext()));
+      const view = await openClusterView(options.spec);
+      const node = resolveNode(view.cluster, name);
+      if (options.output === 'json') return printJson(io, node);
+      io.out(renderDescribeNode(view.cluster, node, await viewContext(view, [node])));
     });
 
   program
     .command('route')
     .description("a node's routing table, as net-tools route prints it (gateways shown as node names)")
     .option('-n, --numeric', 'numeric addresses, as route -n')
-    .option('--node <name>', 'the node (default: this host inside a node container)')
+    .option('--node <name>', NODE_OPTION_HELP)
     .addOption(jsonOutputOption())
     .addOption(specOption())
-    .action((options: CommonOptions & { numeric?: boolean; node?: string }) => {
-      const cluster = loadCluster(resolveSpecPath(options.spec));
+    .action(async (options: CommonOptions & { numeric?: boolean; node?: string }) => {
+      const { cluster } = await openClusterView(options.spec);
       const node = resolveNode(cluster, options.node);
-      printNodeView(io, 'net-tools-route', nodeDataplane(cluster, node.name), {
-        ...options,
-        style: 'iproute2',
-        cluster,
-      });
+      printNodeView(io, 'net-tools-route', nodeDataplane(cluster, node.name), { ...options, style: 'iproute2', cluster });
     });
 
   program
     .command('ip')
     .description("a node's interfaces or routes, as iproute2 prints them: ip addr | ip route")
     .argument('[object...]', 'addr [show] | route [show] (abbreviations a, r accepted)')
-    .option('--node <name>', 'the node (default: this host inside a node container)')
+    .option('--node <name>', NODE_OPTION_HELP)
     .addOption(jsonOutputOption())
     .addOption(specOption())
-    .action((words: string[], options: CommonOptions & { node?: string }) => {
+    .action(async (words: string[], options: CommonOptions & { node?: string }) => {
       const view = ipObject(words);
-      const cluster = loadCluster(resolveSpecPath(options.spec));
+      const { cluster } = await openClusterView(options.spec);
       const node = resolveNode(cluster, options.node);
       printNodeView(io, view, nodeDataplane(cluster, node.name), { ...options, style: 'iproute2', cluster });
     });
@@ -186,14 +164,14 @@ export function buildProgram(io: Io = processIo): Command {
     .addOption(specOption())
     .passThroughOptions()
     .addHelpText('after', '\nExample:\n  ipip-lab exec hello-world-xxxxxxxxxx-xxxxx -- ip addr')
-    .action((podName: string, command: string[], options: CommonOptions) => {
+    .action(async (podName: string, command: string[], options: CommonOptions) => {
       // passThroughOptions keeps the `--` that separates the pod's command from ours.
-      const [program, ...words] = command[0] === '--' ? command.slice(1) : command;
-      if (program !== 'ip') {
+      const [tool, ...words] = command[0] === '--' ? command.slice(1) : command;
+      if (tool !== 'ip') {
         throw new UsageError(`unsupported in a pod: ${command.join(' ')} (supported: ip addr, ip route)`);
       }
       const view = ipObject(words);
-      const cluster = loadCluster(resolveSpecPath(options.spec));
+      const { cluster } = await openClusterView(options.spec);
       const pod = cluster.pods.find((p) => p.name === podName);
       if (!pod) {
         throw new UsageError(
@@ -203,6 +181,7 @@ export function buildProgram(io: Io = processIo): Command {
       printNodeView(io, view, podDataplane(cluster, pod.name), { ...options, style: 'busybox', cluster });
     });
 
+  registerAgentCommands(program, io);
   return program;
 }
 
@@ -215,6 +194,7 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
     if (error instanceof CommanderError) {
       return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
     }
+    if (error instanceof ExitStatus) return error.exitCode;
     if (error instanceof UsageError) {
       io.err(`ipip-lab: ${error.message}\n`);
       return error.exitCode;

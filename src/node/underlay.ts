@@ -5,11 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { ipv4ToString } from '../wire/index.js';
-
-/** Where the dataplane hands outer packets for the wire; `destination` is the outer destination as uint32. */
-export interface UnderlayTx {
-  send(packet: Buffer, destination: number): void;
-}
+import type { UnderlayTx } from './dataplane.js';
 
 export interface Underlay extends UnderlayTx {
   /** Send failures so far (the kernel refused a packet), e.g. for the stats view. */
@@ -74,7 +70,9 @@ class RawIpipUnderlay implements Underlay {
 
   send(packet: Buffer, destination: number): void {
     if (this.closed) return;
-    this.socket.send(packet, 0, packet.length, ipv4ToString(destination), (error) => {
+    // raw-socket queues the send until the socket is writable, and the dataplane may reuse its buffer by then.
+    const copy = Buffer.from(packet);
+    this.socket.send(copy, 0, copy.length, ipv4ToString(destination), (error) => {
       if (!error) return;
       this.sendErrors++;
       this.handlers.onError(new Error(`send to ${ipv4ToString(destination)} failed: ${error.message}`));

@@ -1,0 +1,123 @@
+/**
+ * How a CLI command reaches a node agent. Inside a node container the local agent answers on its unix socket and the
+ * other nodes' agents on their lab addresses. Anywhere else (the host) the lab addresses are not ours to touch: the
+ * lab network is internal, and 10.x traffic from the host could leave the machine. So the client refuses and says
+ * how to run the command inside a node container instead.
+ */
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import os from 'node:os';
+import type { ClusterState, NodeState } from '../../calico/index.js';
+import { DEFAULT_AGENT_SOCKET, DEFAULT_API_PORT } from '../../node/api.js';
+import { UsageError } from '../errors.js';
+
+/** Replies can hold a whole cluster state or a capture; anything far beyond that is not an agent talking. */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+export function agentSocketPath(): string {
+  return process.env.IPIP_LAB_SOCKET ?? DEFAULT_AGENT_SOCKET;
+}
+
+export function agentApiPort(): number {
+  const text = process.env.IPIP_LAB_API_PORT;
+  if (text === undefined) return DEFAULT_API_PORT;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new UsageError(`IPIP_LAB_API_PORT=${text}: expected a TCP port 1..65535`);
+  }
+  return port;
+}
+
+/** The agent's answer to a request it refused, e.g. 404 for a pod on another node. */
+export class AgentError extends UsageError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AgentClient {
+  constructor(
+    /** Where the agent listens: a unix socket path, or the node's lab address. */
+    private readonly target: { socketPath: string } | { host: string; port: number },
+    /** Who answers, for messages: a node's name, or `this node` for the local socket. */
+    readonly nodeName: string,
+  ) {}
+
+  get(path: string): Promise<unknown> {
+    return this.request('GET', path);
+  }
+
+  post(path: string, body: unknown): Promise<unknown> {
+    return this.request('POST', path, body);
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const options: RequestOptions = {
+      ...this.target,
+      method,
+      path,
+      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+    };
+    const where = 'socketPath' in this.target ? this.target.socketPath : `${this.target.host}:${this.target.port}`;
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(options, (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) request.destroy(new Error(`reply over ${MAX_RESPONSE_BYTES} bytes`));
+          else chunks.push(chunk);
+        });
+        response.on('end', () => {
+          let value: unknown;
+          try {
+            value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            return reject(new UsageError(`the agent of ${this.nodeName} at ${where} sent a reply that is not JSON`));
+          }
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(value);
+          const message = (value as { error?: unknown }).error;
+          reject(new AgentError(status, `${this.nodeName}: ${typeof message === 'string' ? message : `HTTP ${status}`}`));
+        });
+      });
+      request.on('error', (error) =>
+        reject(new UsageError(`cannot reach the agent of ${this.nodeName} at ${where}: ${error.message} (is the node running?)`)),
+      );
+      request.end(payload);
+    });
+  }
+}
+
+/** The cluster node whose underlay address is on one of this machine's interfaces: the node container we are in. */
+export function localNode(cluster: ClusterState): NodeState | undefined {
+  const addresses = new Set(
+    Object.values(os.networkInterfaces())
+      .flatMap((infos) => infos ?? [])
+      .filter((info) => info.family === 'IPv4')
+      .map((info) => info.address),
+  );
+  return cluster.nodes.find((node) => addresses.has(node.ip.toString()));
+}
+
+/**
+ * A client for `target`'s agent (default: this node's). `commandLine` is what the user typed, for the hint that
+ * shows how to run it inside a node container.
+ */
+export function agentFor(cluster: ClusterState, target: NodeState | undefined, commandLine: string): AgentClient {
+  const here = localNode(cluster);
+  if (!here) {
+    const example = target?.name ?? cluster.nodes.find((node) => node.role !== 'control-plane')?.name ?? cluster.nodes[0]?.name;
+    throw new UsageError(
+      `this command talks to the node agents on the lab network, which only the node containers are on: ` +
+        `run it in one, e.g. docker compose exec ${example} ipip-lab ${commandLine}`,
+    );
+  }
+  const node = target ?? here;
+  return node.name === here.name
+    ? new AgentClient({ socketPath: agentSocketPath() }, node.name)
+    : new AgentClient({ host: node.ip.toString(), port: agentApiPort() }, node.name);
+}

@@ -1,0 +1,303 @@
+/**
+ * The commands that need running agents: `node` (the agent itself), and the pod actions and node counters that
+ * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
+import { AgentConfigError, startAgent } from '../../node/agent.js';
+import type { DataplaneView, NodeStatsResponse, ToolResponse } from '../../node/api.js';
+import { clusterOf, loadCluster, readSpecFile, resolveSpecPath } from '../cluster-source.js';
+import { localSystemInfo } from '../environment.js';
+import { ExitStatus, UsageError } from '../errors.js';
+import { jsonOutputOption, printJson, specOption, type CommonOptions, type Io } from '../common.js';
+import { agentApiPort, agentFor, agentSocketPath, type AgentClient } from './agent-client.js';
+
+import { renderStats } from './stats-view.js';
+
+/** After stop(), anything still holding the event loop must not keep a stopping container alive past its grace. */
+const EXIT_GRACE_MS = 500;
+
+function integer(name: string, min: number, max: number): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
+    return value;
+  };
+}
+
+/** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds. */
+function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
+  return (text) => {
+    const ms = Math.round(Number(text) * 1000);
+    if (!/^\d*\.?\d+$/.test(text) || ms < minMs || ms > maxMs) {
+      throw new InvalidArgumentError(`${name} must be ${minMs / 1000}..${maxMs / 1000} seconds`);
+    }
+    return ms;
+  };
+}
+
+function cluster(options: CommonOptions): ClusterState {
+  return loadCluster(resolveSpecPath(options.spec));
+}
+
+function requirePod(state: ClusterState, name: string): PodState {
+  const pod = podByName(state, name);
+  if (pod) return pod;
+  throw new UsageError(`pods "${name}" not found (pods: ${state.pods.map((p) => p.name).join(', ') || 'none'})`);
+}
+
+function optionalNode(state: ClusterState, name: string | undefined): NodeState | undefined {
+  if (name === undefined) return undefined;
+  const node = nodeByName(state, name);
+  if (node) return node;
+  throw new UsageError(`no node named ${JSON.stringify(name)} in the cluster (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
+}
+
+/** The agent of the node that runs `pod`: pod actions happen inside the pod, so on its node. */
+function agentOfPod(state: ClusterState, pod: PodState, commandLine: string): AgentClient {
+  return agentFor(state, nodeByName(state, pod.node), commandLine);
+}
+
+/** Prints a tool's output (text, or the report with -o json) and exits as the real tool would. */
+function finishTool(io: Io, response: unknown, output: string | undefined): void {
+  const { text, report } = response as ToolResponse<{ exitCode?: number }>;
+  if (output === 'json') printJson(io, report);
+  else io.out(text);
+  const exitCode = report.exitCode ?? 0;
+  if (exitCode !== 0) throw new ExitStatus(exitCode);
+}
+
+function parseHex(text: string): Buffer {
+  const digits = text.replace(/[\s:]/g, '');
+  if (digits.length === 0 || digits.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(digits)) {
+    throw new UsageError('--hex: expected an even number of hex digits (spaces and colons are ignored)');
+  }
+  return Buffer.from(digits, 'hex');
+}
+
+function readPacketFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** Resolves when the process is asked to stop, naming the signal. */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(signal);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+function registerNode(program: Command, io: Io): void {
+  program
+    .command('node')
+    .description(
+      "run a node's agent: the dataplane, the node's simulated pods and the control API (the container's main process)",
+    )
+    .requiredOption('--name <node>', 'which node of the spec this machine is; its ip must be on one of our interfaces')
+    .addOption(new Option('--api-port <port>', 'control API port on the node address').argParser(integer('--api-port', 1, 65_535)))
+    .addOption(new Option('--socket <path>', 'control API unix socket for the local CLI').default(agentSocketPath(), '$IPIP_LAB_SOCKET or /run/ipip-lab/agent.sock'))
+    .addOption(specOption())
+    .addHelpText(
+      'after',
+      '\nThe agent moves real IPIP packets (IP protocol 4) with a raw socket, so it needs CAP_NET_RAW (Docker grants it).\n' +
+        'It stops cleanly on SIGTERM or SIGINT. Exit code 2: bad spec, unknown node, or an address not on this machine.\n' +
+        '\nExample (what docker-compose.yml runs in each node container):\n  ipip-lab node --name worker-node01 --spec /etc/ipip-lab/cluster.yaml',
+    )
+    .action(async (options: CommonOptions & { name: string; apiPort?: number; socket: string }) => {
+      const log = (line: string): void => io.out(`${line}\n`);
+      const spec = readSpecFile(resolveSpecPath(options.spec));
+      const state = clusterOf(spec);
+      const stopped = stopSignal();
+      let agent;
+      try {
+        agent = await startAgent({
+          spec,
+          cluster: state,
+          nodeName: options.name,
+          apiPort: options.apiPort ?? agentApiPort(),
+          socketPath: options.socket,
+          system: localSystemInfo(),
+          log,
+        });
+      } catch (error) {
+        if (error instanceof AgentConfigError) throw new UsageError(error.message);
+        // A machine problem (no CAP_NET_RAW, the port taken): the message says it all, a stack would not help.
+        if (error instanceof Error && !(error instanceof UsageError)) {
+          io.err(`ipip-lab: ${error.message}\n`);
+          throw new ExitStatus(1);
+        }
+        throw error;
+      }
+      const signal = await stopped;
+      log(`${options.name}: ${signal}: stopping`);
+      await agent.stop();
+      setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
+    });
+}
+
+function registerPodActions(program: Command, io: Io): void {
+  program
+    .command('ping')
+    .description('ping from inside a pod, as iputils ping does (its output, its exit code: 0 replies, 1 none)')
+    .argument('<destination>', 'a pod name or an IPv4 address')
+    .requiredOption('--from <pod>', 'the pod that sends (see: ipip-lab get pods)')
+    .addOption(new Option('-c, --count <n>', 'stop after n echo requests').argParser(integer('-c', 1, 100)).default(4))
+    .addOption(new Option('-s, --size <bytes>', 'ICMP data bytes (default 56; 1473 makes a 1501-byte packet)').argParser(integer('-s', 0, 65_507)))
+    .addOption(new Option('-M, --pmtudisc <hint>', 'do: set DF; dont: never set DF; want: DF while the path MTU allows').choices(['do', 'want', 'dont']))
+    .option('--df', 'set Don\'t Fragment (same as -M do)')
+    .addOption(new Option('-t, --ttl <ttl>', 'IP time to live').argParser(integer('-t', 1, 255)))
+    .addOption(new Option('-Q, --tos <tos>', 'the TOS byte: DSCP << 2 | ECN').argParser(integer('-Q', 0, 255)))
+    .addOption(new Option('-i, --interval <seconds>', 'wait between requests').argParser(seconds('-i', 10, 10_000)))
+    .addOption(new Option('-W, --timeout <seconds>', 'wait for replies after the last request').argParser(seconds('-W', 1, 30_000)))
+    .addOption(jsonOutputOption())
+    .addOption(specOption())
+    .addHelpText('after', '\nExamples:\n  ipip-lab ping 192.168.158.1 --from POD -c 3\n  ipip-lab ping POD-B --from POD-A -s 1473 -M dont   # fragments in the tunnel')
+    .action(
+      async (
+        destination: string,
+        options: CommonOptions & {
+          from: string;
+          count: number;
+          size?: number;
+          pmtudisc?: 'do' | 'want' | 'dont';
+          df?: boolean;
+          ttl?: number;
+          tos?: number;
+          interval?: number;
+          timeout?: number;
+        },
+      ) => {
+        if (options.df && options.pmtudisc && options.pmtudisc !== 'do') throw new UsageError(`--df contradicts -M ${options.pmtudisc}`);
+        const state = cluster(options);
+        const pod = requirePod(state, options.from);
+        const hint = options.df || options.pmtudisc === 'do' ? true : options.pmtudisc === 'dont' ? false : undefined;
+        const response = await agentOfPod(state, pod, `ping ${destination} --from ${pod.name}`).post('/v1/ping', {
+          from: pod.name,
+          to: destination,
+          count: options.count,
+          size: options.size,
+          df: hint,
+          ttl: options.ttl,
+          tos: options.tos,
+          intervalMs: options.interval,
+          timeoutMs: options.timeout,
+        });
+        finishTool(io, response, options.output);
+      },
+    );
+
+  program
+    .command('curl')
+    .description("fetch a URL from inside a pod, as curl does (hello-world pods serve hello-app on port 8080)")
+    .argument('<url>', 'http://IP:PORT/PATH')
+    .requiredOption('--from <pod>', 'the pod that connects')
+    .addOption(new Option('-m, --max-time <seconds>', 'give up after this long').argParser(seconds('-m', 1, 30_000)))
+    .addOption(jsonOutputOption())
+    .addOption(specOption())
+    .addHelpText('after', '\nExample:\n  ipip-lab curl http://192.168.158.1:8080/ --from POD')
+    .action(async (url: string, options: CommonOptions & { from: string; maxTime?: number }) => {
+      const state = cluster(options);
+      const pod = requirePod(state, options.from);
+      const response = await agentOfPod(state, pod, `curl ${url} --from ${pod.name}`).post('/v1/curl', {
+        from: pod.name,
+        url,
+        timeoutMs: options.maxTime,
+      });
+      finishTool(io, response, options.output);
+    });
+
+  program
+    .command('traceroute')
+    .description('list the hops from a pod to an address: each router that answers with ICMP time exceeded')
+    .argument('<destination>', 'a pod name or an IPv4 address')
+    .requiredOption('--from <pod>', 'the pod that sends the probes')
+    .addOption(new Option('-m, --max-hops <n>', 'the largest TTL to try').argParser(integer('-m', 1, 64)))
+    .addOption(jsonOutputOption())
+    .addOption(specOption())
+    .addHelpText('after', '\nExample:\n  ipip-lab traceroute 192.168.158.1 --from POD')
+    .action(async (destination: string, options: CommonOptions & { from: string; maxHops?: number }) => {
+      const state = cluster(options);
+      const pod = requirePod(state, options.from);
+      const response = await agentOfPod(state, pod, `traceroute ${destination} --from ${pod.name}`).post('/v1/traceroute', {
+        from: pod.name,
+        to: destination,
+        maxHops: options.maxHops,
+      });
+      finishTool(io, response, options.output);
+    });
+}
+
+function registerNodeActions(program: Command, io: Io): void {
+  program
+    .command('inject')
+    .description('place raw IPv4 bytes on a node interface, as if they had arrived there (for packet-level tests)')
+    .option('--node <name>', 'the node (default: this node container)')
+    .requiredOption('--interface <name>', 'eth0 (an outer IPIP packet), tunl0 (an inner one) or a cali interface (from its pod)')
+    .option('--hex <bytes>', 'the packet in hex, from its IPv4 header on')
+    .option('--file <path>', 'the packet as a binary file')
+    .addOption(specOption())
+    .addHelpText('after', '\nExample (an echo request from a pod, injected at its cali interface):\n  ipip-lab inject --interface cali699c69e1379 --hex 4500...')
+    .action(async (options: CommonOptions & { node?: string; interface: string; hex?: string; file?: string }) => {
+      if ((options.hex === undefined) === (options.file === undefined)) throw new UsageError('give the packet with exactly one of --hex or --file');
+      const packet = options.hex !== undefined ? parseHex(options.hex) : readPacketFile(options.file!);
+      const state = cluster(options);
+      await agentFor(state, optionalNode(state, options.node), `inject --interface ${options.interface} --hex …`).post('/v1/inject', {
+        interface: options.interface,
+        packet: packet.toString('base64'),
+      });
+    });
+
+  program
+    .command('stats')
+    .description("a node's interface counters (as ip -s link) and its drops by reason")
+    .option('--node <name>', 'the node (default: this node container)')
+    .addOption(jsonOutputOption())
+    .addOption(specOption())
+    .action(async (options: CommonOptions & { node?: string }) => {
+      const state = cluster(options);
+      const agent = agentFor(state, optionalNode(state, options.node), `stats${options.node ? ` --node ${options.node}` : ''}`);
+      const stats = (await agent.get('/v1/stats')) as NodeStatsResponse;
+      if (options.output === 'json') return printJson(io, stats);
+      const dataplane = (await agent.get('/v1/dataplane')) as DataplaneView;
+      io.out(renderStats(stats, dataplane.links));
+    });
+
+  program
+    .command('api')
+    .description("call a node agent's control API directly and print its JSON (for scripts)")
+    .argument('<method>', 'GET, POST or DELETE')
+    .argument('<path>', 'e.g. /v1/node, /v1/cluster, /v1/dataplane, /v1/stats, /v1/taps')
+    .option('--data <json>', 'the request body')
+    .option('--node <name>', 'the node (default: this node container)')
+    .addOption(specOption())
+    .addHelpText('after', '\nExamples:\n  ipip-lab api GET /v1/node\n  ipip-lab api POST /v1/taps --data \'{"interfaces":["eth0"]}\'\n  ipip-lab api DELETE /v1/taps/1')
+    .action(async (method: string, path: string, options: CommonOptions & { data?: string; node?: string }) => {
+      let body: unknown;
+      if (options.data !== undefined) {
+        try {
+          body = JSON.parse(options.data);
+        } catch (error) {
+          throw new UsageError(`--data is not JSON: ${(error as Error).message}`);
+        }
+      }
+      const state = cluster(options);
+      const agent = agentFor(state, optionalNode(state, options.node), `api ${method} ${path}`);
+      printJson(io, await agent.request(method.toUpperCase(), path, body));
+    });
+}
+
+export function registerAgentCommands(program: Command, io: Io): void {
+  registerNode(program, io);
+  registerPodActions(program, io);
+  registerNodeActions(program, io);
+}

@@ -1,0 +1,151 @@
+/**
+ * The node agent: the long-running process of one node container. It checks that this machine really is the node
+ * the spec names (its underlay address is on an interface here), opens the raw IPIP socket, assembles the node and
+ * its pods, and serves the control API on the lab address and a local unix socket. Process concerns (signals, exit
+ * codes) belong to the CLI command that runs it.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { nodeByName, type ClusterState, type NodeState, type SpecDocument } from '../calico/index.js';
+import { createApiHandler, type AgentSystemInfo, type ApiHandler } from './api.js';
+import { LabNode } from './lab-node.js';
+import { openRawUnderlay, type Underlay, type UnderlayHandlers } from './underlay.js';
+
+export interface AgentOptions {
+  /** The spec the cluster was built from, served to CLIs so they see the agent's own cluster. */
+  spec: SpecDocument;
+  cluster: ClusterState;
+  nodeName: string;
+  apiPort: number;
+  socketPath: string;
+  system: AgentSystemInfo;
+  log: (line: string) => void;
+  /** The machine's interfaces; tests pass their own. */
+  networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /** The raw IPIP socket; tests pass a fake. */
+  openUnderlay?: (handlers: UnderlayHandlers) => Underlay;
+}
+
+/** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
+export class AgentConfigError extends Error {}
+
+export interface Agent {
+  readonly labNode: LabNode;
+  /** Closes the API, the raw socket and every pod timer; resolves once the servers are closed. */
+  stop(): Promise<void>;
+}
+
+/** The interface holding the node's underlay address, or a config error that lists what this machine has. */
+function underlayInterface(node: NodeState, interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string {
+  const address = node.ip.toString();
+  const ipv4 = Object.entries(interfaces).flatMap(([name, infos]) =>
+    (infos ?? []).filter((info) => info.family === 'IPv4').map((info) => ({ name, address: info.address })),
+  );
+  const match = ipv4.find((candidate) => candidate.address === address);
+  if (match) return match.name;
+  const here = ipv4.map((candidate) => `${candidate.name} ${candidate.address}`).join(', ') || 'none';
+  throw new AgentConfigError(
+    `${node.name}'s address ${address} is not on any interface of this machine (IPv4 interfaces: ${here}); ` +
+      'run the agent in the container that has that address, or fix the node\'s ip in the spec',
+  );
+}
+
+function listen(server: Server, target: { host: string; port: number } | { path: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const where = 'path' in target ? target.path : `${target.host}:${target.port}`;
+    server.once('error', (error) => reject(new Error(`cannot listen on ${where}: ${error.message}`)));
+    server.listen(target, () => resolve());
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive connections would hold close() open: the agent must stop within a second.
+    server.closeAllConnections();
+  });
+}
+
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const { cluster, log } = options;
+  const node = nodeByName(cluster, options.nodeName);
+  if (!node) {
+    throw new AgentConfigError(
+      `no node named ${JSON.stringify(options.nodeName)} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+    );
+  }
+  const nodeLog = (line: string): void => log(`${node.name}: ${line}`);
+  const device = underlayInterface(node, (options.networkInterfaces ?? os.networkInterfaces)());
+
+  // One line per kind of failure: a peer that keeps refusing packets must not flood the log.
+  const reported = new Set<string>();
+  const reportOnce = (what: string, error: unknown): void => {
+    const message = `${what}: ${error instanceof Error ? error.message : String(error)}`;
+    if (reported.has(message)) return;
+    reported.add(message);
+    nodeLog(`${message} (logged once)`);
+  };
+  let labNode: LabNode | undefined;
+  const underlay = (options.openUnderlay ?? openRawUnderlay)({
+    onPacket: (packet) => {
+      // A packet from the wire is anyone's bytes: whatever the dataplane makes of them, the agent keeps running.
+      try {
+        labNode?.dataplane.fromUnderlay(packet);
+      } catch (error) {
+        reportOnce('dataplane', error);
+      }
+    },
+    onError: (error) => reportOnce('underlay', error),
+  });
+  nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open`);
+
+  const servers: Server[] = [];
+  let handler: ApiHandler | undefined;
+  try {
+    labNode = new LabNode(cluster, node.name, underlay, { log });
+    handler = createApiHandler({
+      labNode,
+      spec: options.spec,
+      apiPort: options.apiPort,
+      startedAt: new Date(),
+      system: options.system,
+      underlaySendErrors: () => underlay.sendErrors,
+    });
+    const tcp = createServer(handler);
+    servers.push(tcp);
+    await listen(tcp, { host: node.ip.toString(), port: options.apiPort });
+    mkdirSync(path.dirname(options.socketPath), { recursive: true });
+    // A socket file left by an agent that was killed would make listen() fail with EADDRINUSE.
+    rmSync(options.socketPath, { force: true });
+    const local = createServer(handler);
+    servers.push(local);
+    await listen(local, { path: options.socketPath });
+  } catch (error) {
+    handler?.close();
+    labNode?.close();
+    underlay.close();
+    await Promise.all(servers.map((server) => (server.listening ? closeServer(server) : undefined)));
+    throw error;
+  }
+  nodeLog(`listening on ${node.ip}:${options.apiPort} and ${options.socketPath}`);
+
+  const running = labNode;
+  const api = handler;
+  let stopping: Promise<void> | undefined;
+  return {
+    labNode: running,
+    stop: () => {
+      stopping ??= (async () => {
+        api.close();
+        running.close();
+        underlay.close();
+        await Promise.all(servers.map(closeServer));
+        rmSync(options.socketPath, { force: true });
+        nodeLog('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

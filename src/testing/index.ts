@@ -1,0 +1,20 @@
+/**
+ * ipip-lab/testing: start a lab of node containers from a spec and drive it from a test (needs Docker and the
+ * `testcontainers` package). See the README for a complete example.
+ */
+export { buildImage, DEFAULT_IMAGE } from './docker.js';
+export {
+  Lab,
+  LabNodeHandle,
+  StrangerHandle,
+  startLab,
+  tapsToPcapng,
+  type ExecResult,
+  type KernelCapture,
+  type LabOptions,
+  type PingOptions,
+  type TapCapture,
+  type TappedPacket,
+} from './lab.js';
+export type { NodeInfo, NodeStatsResponse } from '../node/api.js';
+export type { CurlReport, PingReport, TracerouteReport } from '../node/pod/index.js';

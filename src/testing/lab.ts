@@ -1,0 +1,355 @@
+/**
+ * A running lab for tests: one container per node of a spec, on an internal Docker network with the spec's subnet
+ * and each node's address, every agent up. Tests talk to the agents the way a user does, by running `ipip-lab`
+ * inside the node containers (never by connecting from the host to a lab address), and get the agents' JSON back.
+ */
+import { Wait, type StartedTestContainer } from 'testcontainers';
+import type { ClusterState, NodeState, PodState } from '../calico/index.js';
+import type { NodeInfo, NodeStatsResponse, TapResult } from '../node/api.js';
+import type { CurlReport, PingReport, TracerouteReport } from '../node/pod/index.js';
+import { LINKTYPE, pcapng } from '../wire/index.js';
+import {
+  buildImage,
+  containerLogs,
+  createLabNetwork,
+  DEFAULT_IMAGE,
+  LAB_LABEL,
+  PinnedContainer,
+  removeLabResources,
+  removeOverlappingLabs,
+  RESOURCE_PREFIX,
+} from './docker.js';
+import { loadSpecFile } from './spec-file.js';
+
+export interface LabOptions {
+  /** Path to the cluster spec (YAML); its `network.cidr` becomes the Docker network's subnet. */
+  spec: string;
+  /** Names the Docker resources (`ipip-lab-test-<name>-<node>`); default: the spec's metadata.name. */
+  name?: string;
+  /** A prebuilt node image; without it the harness builds `ipip-lab-node:dev` from containers/Dockerfile. */
+  image?: string;
+  /** How long each agent may take to come up. */
+  startupTimeoutMs?: number;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface PingOptions {
+  from: string;
+  /** A pod name or an IPv4 address. */
+  to: string;
+  count?: number;
+  /** ICMP data bytes. */
+  size?: number;
+  /** true: DF (`-M do`); false: never DF (`-M dont`); unset: Linux's default. */
+  df?: boolean;
+  ttl?: number;
+  /** The whole TOS byte (`-Q`). */
+  tos?: number;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+export interface TappedPacket {
+  interface: string;
+  direction: 'rx' | 'tx';
+  timestampNs: bigint;
+  packet: Buffer;
+}
+
+export interface TapCapture {
+  /** Stops the tap and returns what it saw, in order. */
+  stop(): Promise<TappedPacket[]>;
+}
+
+export interface KernelCapture {
+  /** Stops tcpdump and returns its pcap file. */
+  stop(): Promise<Buffer>;
+}
+
+/** The simulated interfaces' taps as one pcapng, an interface block per interface name (link type raw IP). */
+export function tapsToPcapng(packets: readonly TappedPacket[]): Buffer {
+  const names = [...new Set(packets.map((p) => p.interface))];
+  return pcapng.encode({
+    interfaces: names.map((name) => ({ linkType: LINKTYPE.RAW, name })),
+    packets: packets.map((p) => ({ interfaceId: names.indexOf(p.interface), timestampNs: p.timestampNs, data: p.packet })),
+  });
+}
+
+const POLL_MS = 100;
+const TCPDUMP_READY_MS = 10_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function optionArgs(pairs: Record<string, number | string | undefined>): string[] {
+  return Object.entries(pairs).flatMap(([flag, value]) => (value === undefined ? [] : [flag, String(value)]));
+}
+
+export class LabNodeHandle {
+  private captures = 0;
+
+  constructor(
+    readonly state: NodeState,
+    readonly container: StartedTestContainer,
+  ) {}
+
+  get name(): string {
+    return this.state.name;
+  }
+
+  get ip(): string {
+    return this.state.ip.toString();
+  }
+
+  async exec(command: string[]): Promise<ExecResult> {
+    const { exitCode, stdout, stderr } = await this.container.exec(command);
+    return { exitCode, stdout, stderr };
+  }
+
+  /** `ipip-lab ARGS…` inside this node container, where it reaches the local agent and, over the lab network, the others. */
+  ipipLab(args: string[]): Promise<ExecResult> {
+    return this.exec(['ipip-lab', ...args]);
+  }
+
+  /** Runs an ipip-lab command that prints JSON; a command that printed none fails with its error output. */
+  async json<T>(args: string[]): Promise<T> {
+    const result = await this.ipipLab(args);
+    try {
+      return JSON.parse(result.stdout) as T;
+    } catch {
+      throw new Error(`ipip-lab ${args.join(' ')} on ${this.name} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+    }
+  }
+
+  /** A control API call (`ipip-lab api`), e.g. `api('GET', '/v1/node')`. */
+  api<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.json<T>(['api', method, path, ...(body === undefined ? [] : ['--data', JSON.stringify(body)])]);
+  }
+
+  info(): Promise<NodeInfo> {
+    return this.api<NodeInfo>('GET', '/v1/node');
+  }
+
+  stats(): Promise<NodeStatsResponse> {
+    return this.json<NodeStatsResponse>(['stats', '-o', 'json']);
+  }
+
+  /** Places `packet` (an IPv4 packet) on one of this node's interfaces, as `ipip-lab inject` does. */
+  async inject(interfaceName: string, packet: Uint8Array): Promise<void> {
+    const result = await this.ipipLab(['inject', '--interface', interfaceName, '--hex', Buffer.from(packet).toString('hex')]);
+    if (result.exitCode !== 0) throw new Error(`inject on ${this.name} ${interfaceName}: ${result.stderr.trim()}`);
+  }
+
+  /** `ipip-lab ping` from a pod (run here; the CLI asks the agent of the pod's node). */
+  ping(options: PingOptions): Promise<PingReport> {
+    const pmtu = options.df === undefined ? [] : ['-M', options.df ? 'do' : 'dont'];
+    return this.json<PingReport>([
+      'ping',
+      options.to,
+      '--from',
+      options.from,
+      '-o',
+      'json',
+      ...pmtu,
+      ...optionArgs({
+        '-c': options.count,
+        '-s': options.size,
+        '-t': options.ttl,
+        '-Q': options.tos,
+        '-i': options.intervalMs === undefined ? undefined : options.intervalMs / 1000,
+        '-W': options.timeoutMs === undefined ? undefined : options.timeoutMs / 1000,
+      }),
+    ]);
+  }
+
+  /** `ipip-lab curl URL --from POD`; the report holds curl's body and exit code. */
+  curl(url: string, options: { from: string; maxTimeMs?: number }): Promise<CurlReport> {
+    const maxTime = options.maxTimeMs === undefined ? [] : ['-m', String(options.maxTimeMs / 1000)];
+    return this.json<CurlReport>(['curl', url, '--from', options.from, '-o', 'json', ...maxTime]);
+  }
+
+  traceroute(to: string, options: { from: string; maxHops?: number }): Promise<TracerouteReport> {
+    return this.json<TracerouteReport>(['traceroute', to, '--from', options.from, '-o', 'json', ...optionArgs({ '-m': options.maxHops })]);
+  }
+
+  /**
+   * Taps this node's simulated interfaces (eth0 as the dataplane sends and receives, tunl0, the cali interfaces):
+   * armed when this resolves. `maxPackets` bounds what is kept.
+   */
+  async capture(options: { interfaces?: string[]; maxPackets?: number } = {}): Promise<TapCapture> {
+    const { id } = await this.api<{ id: string }>('POST', '/v1/taps', options);
+    return {
+      stop: async () => {
+        const result = await this.api<TapResult>('DELETE', `/v1/taps/${id}`);
+        return result.packets.map((p) => ({
+          interface: p.interface,
+          direction: p.direction,
+          timestampNs: BigInt(p.timestampNs),
+          packet: Buffer.from(p.packet, 'base64'),
+        }));
+      },
+    };
+  }
+
+  /**
+   * The kernel's own view: tcpdump on a real interface of the container (eth0: the IPIP packets on the wire).
+   * Armed when this resolves.
+   */
+  async tcpdump(options: { interface?: string; filter?: string } = {}): Promise<KernelCapture> {
+    const base = `/tmp/ipip-lab-capture-${++this.captures}`;
+    // --immediate-mode: otherwise libpcap hands packets over up to a second late, and a quick stop() would miss them.
+    const command = ['tcpdump', '-i', options.interface ?? 'eth0', '-n', '--immediate-mode', '-U', '-w', `${base}.pcap`, ...(options.filter ? [options.filter] : [])];
+    const quoted = command.map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
+    const started = await this.exec(['sh', '-c', `${quoted} > ${base}.log 2>&1 & echo $!`]);
+    const pid = started.stdout.trim();
+    await this.waitForLog(`${base}.log`, 'listening on', 'tcpdump did not start');
+    return {
+      stop: async () => {
+        // The shell's kill (the image has no /bin/kill); SIGTERM, as background jobs start with SIGINT ignored.
+        await this.exec(['sh', '-c', `kill -TERM ${pid}`]);
+        // tcpdump prints its statistics as it exits; the agent (PID 1) does not reap it, so kill -0 would not tell.
+        await this.waitForLog(`${base}.log`, 'packets captured', 'tcpdump did not stop');
+        const file = await this.exec(['base64', '-w', '0', `${base}.pcap`]);
+        if (file.exitCode !== 0) throw new Error(`reading ${base}.pcap on ${this.name}: ${file.stderr.trim()}`);
+        return Buffer.from(file.stdout.trim(), 'base64');
+      },
+    };
+  }
+
+  private async waitForLog(file: string, text: string, failure: string): Promise<void> {
+    const deadline = Date.now() + TCPDUMP_READY_MS;
+    let log = '';
+    while (Date.now() < deadline) {
+      log = (await this.exec(['cat', file])).stdout;
+      if (log.includes(text)) return;
+      await sleep(POLL_MS);
+    }
+    throw new Error(`${failure} on ${this.name}: ${log.trim() || 'no output'}`);
+  }
+
+  /** The agent's log so far. */
+  logs(): Promise<string> {
+    return containerLogs(this.container.getId());
+  }
+}
+
+/** A machine on the lab network that is not a node: it can send raw IP (IPIP included) from its own address. */
+export class StrangerHandle {
+  constructor(
+    readonly ip: string,
+    readonly container: StartedTestContainer,
+  ) {}
+
+  /** Sends a complete IPv4 packet (its header built by the caller) to the header's destination. */
+  async send(packet: Uint8Array): Promise<void> {
+    const bytes = Buffer.from(packet);
+    const destination = [...bytes.subarray(16, 20)].join('.');
+    // The same raw-socket package the agents use, from the node image.
+    const script =
+      "const raw = require('raw-socket');" +
+      "const b = Buffer.from(process.argv[1], 'hex');" +
+      'const s = raw.createSocket({ protocol: b[9] });' +
+      's.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);' +
+      's.send(b, 0, b.length, process.argv[2], (e) => { if (e) { console.error(e.message); process.exitCode = 1; } s.close(); });';
+    const result = await this.container.exec(['node', '-e', script, bytes.toString('hex'), destination]);
+    if (result.exitCode !== 0) throw new Error(`stranger ${this.ip} could not send: ${result.stderr.trim()}`);
+  }
+}
+
+export class Lab {
+  private readonly handles: Map<string, LabNodeHandle>;
+  private readonly strangers: StrangerHandle[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly cluster: ClusterState,
+    private readonly image: string,
+    private readonly networkName: string,
+    nodes: LabNodeHandle[],
+  ) {
+    this.handles = new Map(nodes.map((node) => [node.name, node]));
+  }
+
+  node(name: string): LabNodeHandle {
+    const handle = this.handles.get(name);
+    if (!handle) throw new Error(`no node ${JSON.stringify(name)} in lab ${this.name} (nodes: ${[...this.handles.keys()].join(', ')})`);
+    return handle;
+  }
+
+  nodes(): LabNodeHandle[] {
+    return [...this.handles.values()];
+  }
+
+  pod(name: string): PodState {
+    const pod = this.cluster.pods.find((p) => p.name === name);
+    if (!pod) throw new Error(`no pod ${JSON.stringify(name)} in lab ${this.name}`);
+    return pod;
+  }
+
+  /** The pods the spec schedules on that node, in creation order. */
+  podsOn(nodeName: string): PodState[] {
+    return this.cluster.pods.filter((pod) => pod.node === nodeName);
+  }
+
+  /** Starts a container that is not a cluster node at `ip` on the lab network. */
+  async startStranger(ip: string): Promise<StrangerHandle> {
+    const container = await new PinnedContainer(this.image, this.networkName, ip)
+      .withName(`${this.networkName}-stranger-${ip.replace(/\./g, '-')}`)
+      .withHostname('stranger')
+      .withLabels({ [LAB_LABEL]: this.name })
+      .withEntrypoint(['sleep', 'infinity'])
+      .start();
+    const stranger = new StrangerHandle(ip, container);
+    this.strangers.push(stranger);
+    return stranger;
+  }
+
+  /** Removes every container and the network. */
+  async stop(): Promise<void> {
+    // sleep and the agents as PID 1 are fast to stop; a lab is not kept, so no grace period is needed.
+    await Promise.all([...this.strangers, ...this.handles.values()].map((handle) => handle.container.stop({ timeout: 0 }).catch(() => undefined)));
+    await removeLabResources(this.name, this.networkName);
+  }
+}
+
+/**
+ * Starts a lab from a spec: builds the node image (once per process), removes what killed runs left on the same
+ * subnet, creates the internal network, starts every node pinned to its address and waits for each agent.
+ */
+export async function startLab(options: LabOptions): Promise<Lab> {
+  const { cluster, bundled } = loadSpecFile(options.spec);
+  const name = options.name ?? cluster.spec.name;
+  const networkName = `${RESOURCE_PREFIX}${name}`;
+  const image = options.image ?? DEFAULT_IMAGE;
+  await Promise.all([
+    options.image ? undefined : buildImage(image),
+    removeLabResources(name, networkName).then(() => removeOverlappingLabs(cluster.spec.network.cidr)),
+  ]);
+  await createLabNetwork(name, networkName, cluster.spec.network.cidr);
+  try {
+    const nodes = await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const container = await new PinnedContainer(image, networkName, node.ip.toString())
+          .withName(`${networkName}-${node.name}`)
+          .withHostname(node.name)
+          .withLabels({ [LAB_LABEL]: name })
+          .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
+          .withCommand(['node', '--name', node.name])
+          .withWaitStrategy(Wait.forLogMessage(/listening on/))
+          .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
+          .start();
+        return new LabNodeHandle(node, container);
+      }),
+    );
+    return new Lab(name, cluster, image, networkName, nodes);
+  } catch (error) {
+    await removeLabResources(name, networkName).catch(() => undefined);
+    throw error;
+  }
+}
