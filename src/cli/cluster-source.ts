@@ -74,21 +74,11 @@ function specView(cluster: ClusterState): ClusterView {
   return { cluster, live: false, facts: async () => ({ status: 'Ready', system }) };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => (clearTimeout(timer), resolve(value)),
-      (error: unknown) => (clearTimeout(timer), reject(error)),
-    );
-  });
-}
-
 function liveView(cluster: ClusterState): ClusterView {
   const cache = new Map<string, Promise<NodeFacts>>();
   const ask = async (node: NodeState): Promise<NodeFacts> => {
     try {
-      const info = (await withTimeout(agentFor(cluster, node, 'get nodes').get('/v1/node'), AGENT_TIMEOUT_MS)) as NodeInfo;
+      const info = (await agentFor(cluster, node, 'get nodes', AGENT_TIMEOUT_MS).get('/v1/node')) as NodeInfo;
       return { status: 'Ready', startedAt: Date.parse(info.startedAt), system: info.system };
     } catch {
       return { status: 'NotReady', system: localSystemInfo() };
@@ -107,8 +97,8 @@ function liveView(cluster: ClusterState): ClusterView {
 
 export async function openClusterView(specOption: string | undefined): Promise<ClusterView> {
   if (specOption === undefined && existsSync(agentSocketPath())) {
-    const local = new AgentClient({ socketPath: agentSocketPath() }, 'this node');
-    const document = (await withTimeout(local.get('/v1/spec'), AGENT_TIMEOUT_MS)) as SpecDocument;
+    const local = new AgentClient({ socketPath: agentSocketPath() }, 'this node', AGENT_TIMEOUT_MS);
+    const document = (await local.get('/v1/spec')) as SpecDocument;
     return liveView(clusterOf(document));
   }
   return specView(loadCluster(resolveSpecPath(specOption)));

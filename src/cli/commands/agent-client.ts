@@ -43,6 +43,8 @@ export class AgentClient {
     private readonly target: { socketPath: string } | { host: string; port: number },
     /** Who answers, for messages: a node's name, or `this node` for the local socket. */
     readonly nodeName: string,
+    /** Gives up on a request after this long (a stopped node's address may take seconds to fail). */
+    private readonly timeoutMs?: number,
   ) {}
 
   get(path: string): Promise<unknown> {
@@ -60,6 +62,7 @@ export class AgentClient {
       method,
       path,
       headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      ...(this.timeoutMs !== undefined && { signal: AbortSignal.timeout(this.timeoutMs) }),
     };
     const where = 'socketPath' in this.target ? this.target.socketPath : `${this.target.host}:${this.target.port}`;
     return new Promise((resolve, reject) => {
@@ -107,7 +110,12 @@ export function localNode(cluster: ClusterState): NodeState | undefined {
  * A client for `target`'s agent (default: this node's). `commandLine` is what the user typed, for the hint that
  * shows how to run it inside a node container.
  */
-export function agentFor(cluster: ClusterState, target: NodeState | undefined, commandLine: string): AgentClient {
+export function agentFor(
+  cluster: ClusterState,
+  target: NodeState | undefined,
+  commandLine: string,
+  timeoutMs?: number,
+): AgentClient {
   const here = localNode(cluster);
   if (!here) {
     const example = target?.name ?? cluster.nodes.find((node) => node.role !== 'control-plane')?.name ?? cluster.nodes[0]?.name;
@@ -118,6 +126,6 @@ export function agentFor(cluster: ClusterState, target: NodeState | undefined, c
   }
   const node = target ?? here;
   return node.name === here.name
-    ? new AgentClient({ socketPath: agentSocketPath() }, node.name)
-    : new AgentClient({ host: node.ip.toString(), port: agentApiPort() }, node.name);
+    ? new AgentClient({ socketPath: agentSocketPath() }, node.name, timeoutMs)
+    : new AgentClient({ host: node.ip.toString(), port: agentApiPort() }, node.name, timeoutMs);
 }
