@@ -3,10 +3,14 @@
  * A new benchmark is one more entry in BENCHMARKS.
  */
 import os from 'node:os';
+import { benchCapture } from './capture.js';
 import { benchLpm } from './lpm.js';
 import type { Benchmark, BenchResult } from './result.js';
 
-const BENCHMARKS: readonly Benchmark[] = [{ name: 'lpm', run: benchLpm }];
+const BENCHMARKS: readonly Benchmark[] = [
+  { name: 'lpm', run: benchLpm },
+  { name: 'capture', run: benchCapture },
+];
 
 function figure(value: number): string {
   if (value === 0 || Number.isInteger(value)) return value >= 1e6 ? `${(value / 1e6).toFixed(2)}M` : String(value);

@@ -4,3 +4,4 @@ export * from './naming.js';
 export * from './scheduler.js';
 export * from './cluster.js';
 export * from './felix.js';
+export * from './spec-workloads.js';

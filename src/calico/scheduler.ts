@@ -20,21 +20,25 @@ export function nodeTaints(node: NodeSpec): Taint[] {
   return node.role === 'control-plane' ? [CONTROL_PLANE_TAINT] : [];
 }
 
-/** The labels kubelet and kubeadm 1.21 put on a Node; workers carry the `worker` role label the seed lab added. */
+/**
+ * The labels kubelet and kubeadm 1.21 put on a Node, then the spec's own. Nothing labels a worker by role: a worker
+ * shows ROLES `<none>` (as on kind) unless its spec labels it, as the first seed's course did by hand.
+ */
 export function nodeLabels(node: NodeSpec): Record<string, string> {
   const common = {
     'beta.kubernetes.io/os': 'linux',
     'kubernetes.io/hostname': node.name,
     'kubernetes.io/os': 'linux',
   };
-  return node.role === 'control-plane'
-    ? {
-        ...common,
-        [`${NODE_ROLE_PREFIX}control-plane`]: '',
-        [`${NODE_ROLE_PREFIX}master`]: '',
-        'node.kubernetes.io/exclude-from-external-load-balancers': '',
-      }
-    : { ...common, [`${NODE_ROLE_PREFIX}worker`]: '' };
+  const kubeadm: Record<string, string> =
+    node.role === 'control-plane'
+      ? {
+          [`${NODE_ROLE_PREFIX}control-plane`]: '',
+          [`${NODE_ROLE_PREFIX}master`]: '',
+          'node.kubernetes.io/exclude-from-external-load-balancers': '',
+        }
+      : {};
+  return { ...common, ...kubeadm, ...node.labels };
 }
 
 /** kubectl's ROLES column: every `node-role.kubernetes.io/<role>` label and `kubernetes.io/role`, sorted. */

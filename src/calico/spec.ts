@@ -16,6 +16,12 @@ export interface NodeSpec {
   readonly name: string;
   readonly ip: Ipv4Address;
   readonly role: NodeRole;
+  /**
+   * Labels added to the ones kubelet and kubeadm set, as `kubectl label node` would: a cluster's workers show ROLES
+   * `worker` only when someone labelled them `node-role.kubernetes.io/worker` (the first seed's course did, kind
+   * does not).
+   */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface NetworkSpec {
@@ -117,10 +123,15 @@ const MAX_INT32 = 2 ** 31 - 1;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KUBERNETES_VERSION = /^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/;
+/** A label key's name part and a label value (apimachinery's qualified name). */
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+/** Labels kubelet sets from the node itself: a spec that overrode them would contradict the node's name and OS. */
+const KUBELET_LABELS = ['kubernetes.io/hostname', 'kubernetes.io/os', 'beta.kubernetes.io/os'];
 
 /** The value as the user wrote it: strings quoted, so `"10"` and `10` read differently. */
 function show(value: unknown): string {
-  const text = JSON.stringify(value);
+  // JSON would print YAML's .nan and .inf as null.
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
@@ -228,6 +239,32 @@ function stringMap(at: At, value: unknown): Record<string, string> {
   return map as Record<string, string>;
 }
 
+/** An alias of a node inside that node: the data would be infinite. */
+function isCircular(value: unknown, ancestors = new Set<object>()): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (ancestors.has(value)) return true;
+  ancestors.add(value);
+  const circular = Object.values(value).some((child) => isCircular(child, ancestors));
+  ancestors.delete(value);
+  return circular;
+}
+
+/**
+ * A parsed document as plain data. The yaml library throws, rather than reports, on aliases it will not expand (one
+ * whose anchor is missing, or so many that they look like a "billion laughs" attack), and builds circular data from
+ * an alias inside its own anchor: all of them are the spec's mistakes, not ours.
+ */
+function toData(at: At, document: { toJS(): unknown }): unknown {
+  let value: unknown;
+  try {
+    value = document.toJS();
+  } catch (error) {
+    return at.fail(`invalid YAML: ${(error as Error).message}`);
+  }
+  if (isCircular(value)) at.fail('invalid YAML: an alias refers to a node that contains it');
+  return value;
+}
+
 function yamlError(at: At, errors: readonly { message: string }[]): never {
   // The yaml library's messages carry a multi-line excerpt; its first line has the position.
   return at.fail(`invalid YAML: ${errors[0].message.split('\n')[0].replace(/:$/, '')}`);
@@ -325,7 +362,7 @@ function parseDeploymentDocuments(at: At, text: string): Located<Deployment>[] {
   documents.forEach((document, i) => {
     const documentAt = documents.length === 1 ? at : at.index(i);
     if (document.errors.length > 0) yamlError(documentAt, document.errors);
-    const value: unknown = document.toJS();
+    const value = toData(documentAt, document);
     if (!absent(value)) located.push({ value: parseDeployment(documentAt, value), at: documentAt });
   });
   return located;
@@ -360,12 +397,33 @@ function parseWorkloads(at: At, value: unknown, readFile: (relativePath: string)
   });
 }
 
+/** Kubernetes' label syntax: `[prefix/]name` (prefix a DNS subdomain, name at most 63), value empty or like a name. */
+function nodeLabelMap(at: At, value: unknown): Record<string, string> {
+  const labels = stringMap(at, value);
+  for (const [key, labelValue] of Object.entries(labels)) {
+    const keyAt = at.key(key);
+    const slash = key.lastIndexOf('/');
+    const prefix = slash < 0 ? undefined : key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    const validPrefix = prefix === undefined || (prefix.length <= 253 && DNS1123_SUBDOMAIN.test(prefix));
+    if (!validPrefix || name.length > 63 || !LABEL_NAME.test(name)) {
+      keyAt.fail('is not a valid label key ([prefix/]name: name at most 63 of letters, digits, "-", "_", ".")');
+    }
+    if (KUBELET_LABELS.includes(key)) keyAt.fail('is set by kubelet from the node itself and cannot be overridden');
+    if (labelValue !== '' && (labelValue.length > 63 || !LABEL_NAME.test(labelValue))) {
+      keyAt.fail(`${show(labelValue)} is not a valid label value (empty, or at most 63 of letters, digits, "-", "_", ".")`);
+    }
+  }
+  return labels;
+}
+
 function parseNode(at: At, value: unknown): NodeSpec {
-  const map = mapping(at, value, ['name', 'ip', 'role']);
+  const map = mapping(at, value, ['name', 'ip', 'role', 'labels']);
   return {
     name: subdomainName(at.key('name'), map.name),
     ip: address(at.key('ip'), map.ip),
     role: oneOf(at.key('role'), map.role, ROLES),
+    labels: nodeLabelMap(at.key('labels'), map.labels),
   };
 }
 
@@ -491,7 +549,7 @@ export function parseSpec(text: string, options: ParseSpecOptions): ClusterSpec 
   const root = new At(options.source, '');
   const document = parseDocument(text);
   if (document.errors.length > 0) yamlError(root, document.errors);
-  const value: unknown = document.toJS();
+  const value = toData(root, document);
   if (absent(value)) root.fail('is empty');
   const map = mapping(root, value, SPEC_FIELDS);
 

@@ -1,11 +1,18 @@
 import type { ClusterState, NodeState, PodState } from '../calico/index.js';
 import { humanDuration, renderTable } from './kubectl-table.js';
-import type { NodeFacts } from './cluster-source.js';
+import type { ClusterView, NodeFacts } from './cluster-source.js';
 
 /** What a view knows beyond the spec: each node's facts (from its agent, when agents run) and the time now. */
 export interface ViewContext {
   readonly facts: ReadonlyMap<string, NodeFacts>;
   readonly now: number;
+}
+
+/** Asks each node's facts once (from its agent, when agents run), all at once. */
+export async function gatherViewContext(view: ClusterView, nodes: readonly NodeState[]): Promise<ViewContext> {
+  const facts = new Map<string, NodeFacts>();
+  await Promise.all(nodes.map(async (node) => facts.set(node.name, await view.facts(node))));
+  return { facts, now: Date.now() };
 }
 
 function factsOf(context: ViewContext, nodeName: string): NodeFacts {
@@ -24,11 +31,17 @@ function rolesOf(node: NodeState): string {
   return node.roles.length === 0 ? '<none>' : node.roles.join(',');
 }
 
+/** The API server lists objects in its store's key order: by namespace, then name. */
+function byName<T extends { name: string; namespace?: string }>(items: readonly T[]): T[] {
+  const key = (item: T): string => `${item.namespace ?? ''}/${item.name}`;
+  return [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
 export function renderGetNodes(cluster: ClusterState, context: ViewContext, wide: boolean): string {
   const header = ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'];
   if (wide) header.push('INTERNAL-IP', 'EXTERNAL-IP', 'OS-IMAGE', 'KERNEL-VERSION', 'CONTAINER-RUNTIME');
   const version = cluster.spec.kubernetesVersion;
-  const rows = cluster.nodes.map((node) => {
+  const rows = byName(cluster.nodes).map((node) => {
     const { status, system } = factsOf(context, node.name);
     const row = [node.name, status, rolesOf(node), age(context, node.name), version];
     if (wide) {
@@ -39,13 +52,19 @@ export function renderGetNodes(cluster: ClusterState, context: ViewContext, wide
   return renderTable(header, rows);
 }
 
-export function renderGetPods(pods: readonly PodState[], context: ViewContext, wide: boolean): string {
+/** `allNamespaces`: kubectl's `-A`, which adds a NAMESPACE column in front. */
+export function renderGetPods(
+  pods: readonly PodState[],
+  context: ViewContext,
+  wide: boolean,
+  { allNamespaces = false }: { allNamespaces?: boolean } = {},
+): string {
   if (pods.length === 0) return 'No resources found in default namespace.\n';
-  const header = ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'];
+  const header = [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'];
   if (wide) header.push('IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES');
-  const rows = pods.map((pod) => {
+  const rows = byName(pods).map((pod) => {
     const ready = `${pod.containers.length}/${pod.containers.length}`;
-    const row = [pod.name, ready, 'Running', '0', age(context, pod.node)];
+    const row = [...(allNamespaces ? [pod.namespace] : []), pod.name, ready, 'Running', '0', age(context, pod.node)];
     if (wide) row.push(pod.ip.toString(), pod.node, '<none>', '<none>');
     return row;
   });

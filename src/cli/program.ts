@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { nodeDataplane, podDataplane, SpecError, type ClusterState, type NodeState } from '../calico/index.js';
+import { nodeDataplane, podDataplane, SpecError, type ClusterState } from '../calico/index.js';
 import {
   renderIpAddr,
   renderIpRoute,
@@ -9,18 +9,12 @@ import {
   type Link,
   type Route,
 } from '../routing/index.js';
-import { openClusterView, resolveNode, type ClusterView, type NodeFacts } from './cluster-source.js';
+import { openClusterView, resolveNode } from './cluster-source.js';
 import { registerAgentCommands } from './commands/agent-commands.js';
 import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
 import { IPIP_LAB_VERSION } from './environment.js';
 import { ExitStatus, UsageError } from './errors.js';
-import { renderDescribeNode, renderGetNodes, renderGetPods, type ViewContext } from './kubectl-views.js';
-
-async function viewContext(view: ClusterView, nodes: readonly NodeState[]): Promise<ViewContext> {
-  const facts = new Map<string, NodeFacts>();
-  await Promise.all(nodes.map(async (node) => facts.set(node.name, await view.facts(node))));
-  return { facts, now: Date.now() };
-}
+import { gatherViewContext, renderDescribeNode, renderGetNodes, renderGetPods } from './kubectl-views.js';
 
 function gatewayResolver(cluster: ClusterState): (address: Ipv4Address) => string | undefined {
   return (address) => cluster.nodes.find((n) => n.ip.equals(address))?.name;
@@ -102,7 +96,7 @@ export function buildProgram(io: Io = processIo): Command {
         const view = await openClusterView(options.spec);
         const { cluster } = view;
         if (options.output === 'json') return printJson(io, resource === 'nodes' ? cluster.nodes : cluster.pods);
-        const context = await viewContext(view, cluster.nodes);
+        const context = await gatherViewContext(view, cluster.nodes);
         io.out(
           resource === 'nodes'
             ? renderGetNodes(cluster, context, options.output === 'wide')
@@ -125,7 +119,7 @@ export function buildProgram(io: Io = processIo): Command {
       const view = await openClusterView(options.spec);
       const node = resolveNode(view.cluster, name);
       if (options.output === 'json') return printJson(io, node);
-      io.out(renderDescribeNode(view.cluster, node, await viewContext(view, [node])));
+      io.out(renderDescribeNode(view.cluster, node, await gatherViewContext(view, [node])));
     });
 
   program

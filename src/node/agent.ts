@@ -8,8 +8,22 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { nodeByName, type ClusterState, type NodeState, type SpecDocument } from '../calico/index.js';
-import { createApiHandler, type AgentSystemInfo, type ApiHandler } from './api.js';
+import {
+  buildCluster,
+  nodeByName,
+  parseSpecDocument,
+  type ClusterState,
+  type NodeState,
+  type SpecDocument,
+} from '../calico/index.js';
+import {
+  createApiHandler,
+  ReloadRefused,
+  specDigest,
+  type AgentSystemInfo,
+  type ApiHandler,
+  type ReloadResult,
+} from './api.js';
 import { LabNode } from './lab-node.js';
 import { openRawUnderlay, type Underlay, type UnderlayHandlers } from './underlay.js';
 
@@ -26,12 +40,15 @@ export interface AgentOptions {
   networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
   /** The raw IPIP socket; tests pass a fake. */
   openUnderlay?: (handlers: UnderlayHandlers) => Underlay;
+  /** Re-reads the spec when asked to reload (`kubectl apply` rewrote it); without it the agent refuses reloads. */
+  readSpec?: () => SpecDocument;
 }
 
 /** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
 export class AgentConfigError extends Error {}
 
 export interface Agent {
+  /** The node as built from the spec last (re)loaded. */
   readonly labNode: LabNode;
   /** Closes the API, the raw socket and every pod timer; resolves once the servers are closed. */
   stop(): Promise<void>;
@@ -103,15 +120,44 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   const servers: Server[] = [];
   let handler: ApiHandler | undefined;
+  let spec = options.spec;
+  /**
+   * Rebuilds the node from a re-read spec, as if kubelet and calico-node restarted on it: new pods, routes and
+   * counters; the raw socket, the API and the node's start time stay.
+   */
+  const reload = (readSpec: () => SpecDocument): ReloadResult => {
+    const document = readSpec();
+    const next = buildCluster(parseSpecDocument(document));
+    const self = nodeByName(next, node.name);
+    if (!self?.ip.equals(node.ip)) {
+      throw new ReloadRefused(
+        `the spec no longer has ${node.name} at ${node.ip}: restart this node's container to make it what the spec says`,
+      );
+    }
+    const fresh = new LabNode(next, node.name, underlay, { log });
+    // Running captures watch the old dataplane, which stops here: they end with what they saw so far.
+    handler?.close();
+    labNode?.close();
+    labNode = fresh;
+    spec = document;
+    nodeLog(`reloaded the spec: ${fresh.localPods.length} pods here`);
+    return { node: node.name, specDigest: specDigest(document), pods: fresh.localPods.map((pod) => pod.name) };
+  };
   try {
     labNode = new LabNode(cluster, node.name, underlay, { log });
+    const readSpec = options.readSpec;
     handler = createApiHandler({
-      labNode,
-      spec: options.spec,
+      get labNode() {
+        return labNode!;
+      },
+      get spec() {
+        return spec;
+      },
       apiPort: options.apiPort,
       startedAt: new Date(),
       system: options.system,
       underlaySendErrors: () => underlay.sendErrors,
+      ...(readSpec && { reload: () => reload(readSpec) }),
     });
     const tcp = createServer(handler);
     servers.push(tcp);
@@ -131,15 +177,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
   nodeLog(`listening on ${node.ip}:${options.apiPort} and ${options.socketPath}`);
 
-  const running = labNode;
   const api = handler;
   let stopping: Promise<void> | undefined;
   return {
-    labNode: running,
+    get labNode() {
+      return labNode!;
+    },
     stop: () => {
       stopping ??= (async () => {
         api.close();
-        running.close();
+        labNode!.close();
         underlay.close();
         await Promise.all(servers.map(closeServer));
         rmSync(options.socketPath, { force: true });

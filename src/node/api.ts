@@ -1,13 +1,15 @@
 /**
  * The agent's control API: HTTP/JSON over node:http, served on the node's lab address and on a local unix socket.
  * It is what the CLI and the test harness drive: read the node's state and counters, make a pod ping, curl or
- * traceroute, place raw bytes on an interface, and tap interfaces. Every request is bounded (body size, counts,
- * durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
+ * traceroute, place raw bytes on an interface, and capture interfaces (a pcapng stream). Every request is bounded
+ * (body size, counts, durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { podByName, type ClusterState, type SpecDocument } from '../calico/index.js';
 import { Ipv4Address, type Link, type Route } from '../routing/index.js';
-import type { DataplaneStats, InterfaceStats, TapEvent } from './dataplane.js';
+import { CaptureSession, parseFilter, type CaptureStats } from './capture/index.js';
+import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE, type DataplaneStats, type InterfaceStats } from './dataplane.js';
 import type { LabNode } from './lab-node.js';
 import { formatCurl, formatPing, formatTraceroute, type SimulatedPod } from './pod/index.js';
 
@@ -45,19 +47,29 @@ export interface NodeStatsResponse extends DataplaneStats {
   underlaySendErrors: number;
 }
 
-/** The same packet view a capture file holds; `packet` is base64, `timestampNs` a decimal string (it exceeds 2^53). */
-export interface TappedPacket {
-  interface: string;
-  direction: 'rx' | 'tx';
-  timestampNs: string;
-  packet: string;
+/** A running capture, as `GET /v1/captures[/ID]` shows it; its final stats are the `x-capture-stats` trailer. */
+export interface CaptureInfo {
+  id: string;
+  /** The interfaces captured (pods resolved to their cali interface), or `any`. */
+  interfaces: string[] | 'any';
+  filter: string;
+  format: 'pcapng' | 'pcap';
+  startedAt: string;
+  stats: CaptureStats;
 }
 
-export interface TapResult {
-  packets: TappedPacket[];
-  /** More packets matched than `maxPackets` kept. */
-  truncated: boolean;
-}
+/** The longest capture an agent runs; one asked for with no duration stops then, so a forgotten one ends. */
+export const CAPTURE_MAX_MS = 60 * 60_000;
+export const CAPTURE_MAX_COUNT = 10_000_000;
+
+/** Response headers of `POST /v1/captures`; they arrive once the capture is armed, before any packet. */
+export const CAPTURE_HEADER = {
+  id: 'x-capture-id',
+  /** Comma-separated, as in CaptureInfo. */
+  interfaces: 'x-capture-interfaces',
+  /** A trailer: the CaptureStats JSON, sent after the last packet. */
+  stats: 'x-capture-stats',
+} as const;
 
 /** Formatted like the real tool's output, plus the structured report the text was made from. */
 export interface ToolResponse<Report> {
@@ -65,7 +77,29 @@ export interface ToolResponse<Report> {
   report: Report;
 }
 
+/** What `POST /v1/reload` answers: the node now runs the spec with this digest, with these pods. */
+export interface ReloadResult {
+  node: string;
+  specDigest: string;
+  pods: string[];
+}
+
+/** The re-read spec cannot become this node without a restart (the node left the spec or moved). */
+export class ReloadRefused extends Error {}
+
+/**
+ * Identifies a spec document by content, not path: agents that reloaded from one shared file report the same digest,
+ * and an agent that read another copy (a lab whose nodes do not share the spec) reports a different one.
+ */
+export function specDigest(document: SpecDocument): string {
+  const files = Object.keys(document.files)
+    .sort()
+    .map((name) => [name, document.files[name]]);
+  return createHash('sha256').update(JSON.stringify([document.text, files])).digest('hex');
+}
+
 export interface ApiContext {
+  /** Read on every request: a reload replaces it. */
   readonly labNode: LabNode;
   /** The spec the node was built from: a CLI rebuilds this node's exact cluster from it. */
   readonly spec: SpecDocument;
@@ -73,6 +107,11 @@ export interface ApiContext {
   readonly startedAt: Date;
   readonly system: AgentSystemInfo;
   underlaySendErrors(): number;
+  /**
+   * Re-reads the spec and rebuilds the node from it (`kubectl apply`/`delete` rewrote it); throws, keeping the
+   * running node, when the spec is unusable. Absent when the agent has no spec file to re-read.
+   */
+  reload?(): ReloadResult;
 }
 
 /** A request the API refuses, with the HTTP status that says why. */
@@ -93,10 +132,7 @@ const LIMITS = {
   /** A ping or traceroute holds an HTTP request open: keep the whole run bounded. */
   runMaxMs: 120_000,
   timeoutMaxMs: 30_000,
-  tapPackets: 10_000,
-  taps: 16,
-  /** A tap nobody collects is removed after this, so a crashed client leaves nothing running. */
-  tapLifetimeMs: 10 * 60_000,
+  captures: 8,
 } as const;
 
 type Body = Record<string, unknown>;
@@ -217,69 +253,134 @@ function inject(context: ApiContext, body: Body): { ok: true } {
   return { ok: true };
 }
 
-/** Open taps: the dataplane's listener and what it kept so far. */
-class Taps {
-  private readonly open = new Map<string, { result: TapResult; detach: () => void }>();
+const CAPTURE_CONTENT_TYPES = { pcapng: 'application/x-pcapng', pcap: 'application/vnd.tcpdump.pcap' } as const;
+
+/** A route's answer that is not JSON: it writes the response itself. */
+class Streamed {
+  constructor(readonly start: (response: ServerResponse) => void) {}
+}
+
+/**
+ * Open captures. Each streams its file over the response that asked for it: the capture is armed when the headers
+ * arrive, packets follow as they are captured, and it ends (count, duration, DELETE, or the agent closing the API)
+ * with the stats in a trailer. A client that hangs up stops its capture.
+ */
+class Captures {
+  private readonly open = new Map<string, { session: CaptureSession; info: Omit<CaptureInfo, 'stats'> }>();
   private nextId = 1;
 
-  start(context: ApiContext, body: Body): { id: string } {
-    if (this.open.size >= LIMITS.taps) throw new ApiError(503, `${LIMITS.taps} taps are open already: stop one first`);
-    const wanted = field(
+  start(context: ApiContext, body: Body): Streamed {
+    if (this.open.size >= LIMITS.captures) {
+      throw new ApiError(503, `${LIMITS.captures} captures are running already: stop one first (GET /v1/captures lists them)`);
+    }
+    const labNode = context.labNode;
+    const words = field(
       body,
       'interfaces',
-      (v): v is string[] => Array.isArray(v) && v.every((name) => typeof name === 'string'),
-      'an array of interface names',
+      (v): v is string[] => Array.isArray(v) && v.length > 0 && v.every((name) => typeof name === 'string'),
+      'a non-empty array of interface or pod names, or ["any"]',
     );
-    const names = interfaceNames(context);
-    const unknown = wanted?.filter((name) => !names.includes(name)) ?? [];
-    if (unknown.length > 0) throw new ApiError(404, `no interface ${unknown.join(', ')} (interfaces: ${names.join(', ')})`);
-    const only = wanted && new Set(wanted);
-    const maxPackets = optionalInteger(body, 'maxPackets', 1, LIMITS.tapPackets) ?? 1000;
+    const interfaces: string[] | 'any' =
+      words === undefined || words.includes('any') ? 'any' : [...new Set(words.map((word) => captureInterface(labNode, word)))];
+    const filter = field(body, 'filter', (v): v is string => typeof v === 'string', 'a capture filter') ?? '';
+    const compiled = parseFilter(filter);
+    if (!compiled.ok) throw new ApiError(400, compiled.error);
+    const format = field(body, 'format', (v): v is 'pcapng' | 'pcap' => v === 'pcapng' || v === 'pcap', '"pcapng" or "pcap"') ?? 'pcapng';
+    const count = optionalInteger(body, 'count', 1, CAPTURE_MAX_COUNT);
+    const durationMs = optionalInteger(body, 'durationMs', 1, CAPTURE_MAX_MS) ?? CAPTURE_MAX_MS;
 
     const id = String(this.nextId++);
-    const result: TapResult = { packets: [], truncated: false };
-    const unsubscribe = context.labNode.dataplane.onTap((event: TapEvent) => {
-      if (only && !only.has(event.interfaceName)) return;
-      if (result.packets.length >= maxPackets) {
-        result.truncated = true;
-        return;
-      }
-      result.packets.push({
-        interface: event.interfaceName,
-        direction: event.direction,
-        timestampNs: event.timestampNs.toString(),
-        packet: event.packet.toString('base64'),
+    const info = { id, interfaces, filter, format, startedAt: new Date().toISOString() };
+    return new Streamed((response) => {
+      // The session only writes from a later turn of the event loop, after the headers.
+      const session = new CaptureSession(labNode.dataplane, {
+        interfaces,
+        filter,
+        count,
+        durationMs,
+        format,
+        nodeName: labNode.node.name,
+        describeInterface: (name) => describeCaptureInterface(labNode, name),
+        sink: response,
       });
+      this.open.set(id, { session, info });
+      response.writeHead(200, {
+        'content-type': CAPTURE_CONTENT_TYPES[format],
+        [CAPTURE_HEADER.id]: id,
+        [CAPTURE_HEADER.interfaces]: interfaces === 'any' ? 'any' : interfaces.join(','),
+        trailer: CAPTURE_HEADER.stats,
+      });
+      response.flushHeaders();
+      session.done.then(
+        (stats) => {
+          if (response.destroyed) return;
+          response.addTrailers({ [CAPTURE_HEADER.stats]: JSON.stringify(stats) });
+          response.end();
+        },
+        () => response.destroy(),
+      ).finally(() => this.open.delete(id));
     });
-    const expiry = setTimeout(() => this.stop(id), LIMITS.tapLifetimeMs).unref();
-    this.open.set(id, {
-      result,
-      detach: () => {
-        clearTimeout(expiry);
-        unsubscribe();
-      },
-    });
-    return { id };
   }
 
-  stop(id: string): TapResult {
-    const tap = this.open.get(id);
-    if (!tap) throw new ApiError(404, `no open tap ${JSON.stringify(id)}`);
-    this.open.delete(id);
-    tap.detach();
-    return tap.result;
+  list(): CaptureInfo[] {
+    return [...this.open.values()].map(({ session, info }) => ({ ...info, stats: session.stats() }));
   }
 
-  closeAll(): void {
-    for (const id of [...this.open.keys()]) this.stop(id);
+  get(id: string): CaptureInfo {
+    const { session, info } = this.find(id);
+    return { ...info, stats: session.stats() };
   }
+
+  /** Stops a capture; answers once its stream has taken every packet, with the same stats as its trailer. */
+  async stop(id: string): Promise<CaptureInfo> {
+    const { session, info } = this.find(id);
+    session.stop();
+    return { ...info, stats: await session.done.catch(() => session.stats()) };
+  }
+
+  stopAll(): void {
+    for (const { session } of this.open.values()) session.stop();
+  }
+
+  private find(id: string): { session: CaptureSession; info: Omit<CaptureInfo, 'stats'> } {
+    const capture = this.open.get(id);
+    if (!capture) throw new ApiError(404, `no running capture ${JSON.stringify(id)}`);
+    return capture;
+  }
+}
+
+/** An interface name, or a pod of this node standing for its cali interface (as `-i POD` means). */
+function captureInterface(labNode: LabNode, word: string): string {
+  const names = labNode.links.filter((link) => link.name !== 'lo').map((link) => link.name);
+  if (names.includes(word)) return word;
+  const pod = labNode.localPods.find((candidate) => candidate.name === word);
+  if (pod) return pod.hostInterface;
+  const elsewhere = podByName(labNode.cluster, word);
+  const here = labNode.node.name;
+  throw new ApiError(
+    404,
+    elsewhere
+      ? `pod ${word} runs on ${elsewhere.node}, not ${here}: capture on ${elsewhere.node}`
+      : `no interface or pod ${JSON.stringify(word)} on ${here} (interfaces: ${names.join(', ')}, any; pods: ${labNode.localPods.map((p) => p.name).join(', ') || 'none'})`,
+  );
+}
+
+/** The pcapng if_description: which node, and what the interface is there (for a cali interface, whose pod). */
+function describeCaptureInterface(labNode: LabNode, name: string): string {
+  const { node } = labNode;
+  if (name === UNDERLAY_INTERFACE) return `${node.name} ${name} ↔ underlay ${node.ip} (IPIP, outer headers)`;
+  if (name === TUNNEL_INTERFACE) {
+    return `${node.name} ${name} ↔ IPIP tunnel${node.tunnelAddress ? ` ${node.tunnelAddress}` : ''} (inner packets)`;
+  }
+  const pod = labNode.localPods.find((candidate) => candidate.hostInterface === name);
+  return pod ? `${node.name} ${name} ↔ pod ${pod.namespace}/${pod.name} (${pod.ip})` : `${node.name} ${name}`;
 }
 
 type Handler = (body: Body, parameter: string) => unknown;
 
 export interface ApiHandler {
   (request: IncomingMessage, response: ServerResponse): void;
-  /** Detaches every open tap. */
+  /** Stops every capture: each stream ends with what it captured so far. */
   close(): void;
 }
 
@@ -328,30 +429,43 @@ function send(response: ServerResponse, status: number, value: unknown): void {
 
 /** The request listener both servers (lab address, unix socket) share. */
 export function createApiHandler(context: ApiContext): ApiHandler {
-  const taps = new Taps();
-  const { labNode } = context;
+  const captures = new Captures();
+  const reload = (): ReloadResult => {
+    if (!context.reload) throw new ApiError(501, 'this agent was started without a spec file to re-read');
+    try {
+      return context.reload();
+    } catch (error) {
+      const message = `reload refused, still running the previous spec: ${(error as Error).message}`;
+      throw new ApiError(error instanceof ReloadRefused ? 409 : 400, message);
+    }
+  };
+  // Handlers read context.labNode per request: after a reload it is another node object.
+  const node = (): LabNode => context.labNode;
   const routes = new Map<string, Handler>(Object.entries({
     'GET /v1/node': () => nodeInfo(context),
-    'GET /v1/cluster': () => labNode.cluster,
+    'GET /v1/cluster': () => node().cluster,
     'GET /v1/spec': () => context.spec,
     'GET /v1/dataplane': (): DataplaneView => {
-      const counters = labNode.dataplane.stats().interfaces;
+      const counters = node().dataplane.stats().interfaces;
       return {
-        links: labNode.links.map((link) => ({ ...link, stats: counters[link.name] ?? null })),
-        routes: labNode.routes,
+        links: node().links.map((link) => ({ ...link, stats: counters[link.name] ?? null })),
+        routes: node().routes,
       };
     },
     'GET /v1/stats': (): NodeStatsResponse => ({
-      node: labNode.node.name,
-      ...labNode.dataplane.stats(),
+      node: node().node.name,
+      ...node().dataplane.stats(),
       underlaySendErrors: context.underlaySendErrors(),
     }),
     'POST /v1/ping': (body) => ping(context, body),
     'POST /v1/curl': (body) => curl(context, body),
     'POST /v1/traceroute': (body) => traceroute(context, body),
     'POST /v1/inject': (body) => inject(context, body),
-    'POST /v1/taps': (body) => taps.start(context, body),
-    'DELETE /v1/taps/*': (_body: Body, id: string) => taps.stop(id),
+    'POST /v1/reload': () => reload(),
+    'POST /v1/captures': (body) => captures.start(context, body),
+    'GET /v1/captures': () => captures.list(),
+    'GET /v1/captures/*': (_body: Body, id: string) => captures.get(id),
+    'DELETE /v1/captures/*': (_body: Body, id: string) => captures.stop(id),
   } satisfies Record<string, Handler>));
 
   const fail = (response: ServerResponse, error: unknown): void => {
@@ -385,10 +499,8 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     }
     readBody(request)
       .then((body) => target.route(body, target.parameter))
-      .then(
-        (value) => send(response, 200, value),
-        (error: unknown) => fail(response, error),
-      );
+      .then((value) => (value instanceof Streamed ? value.start(response) : send(response, 200, value)))
+      .catch((error: unknown) => fail(response, error));
   };
-  return Object.assign(handler, { close: () => taps.closeAll() });
+  return Object.assign(handler, { close: () => captures.stopAll() });
 }

@@ -114,6 +114,9 @@ const LIMITED_BROADCAST = 0xffffffff;
 const MIN_MTU = 68;
 /** Beyond this an encapsulated packet would not fit IPv4's 16-bit total length. */
 const MAX_TUNNEL_MTU = IPV4_MAX_TOTAL_LENGTH - IPIP_OVERHEAD;
+/** Linux's `net_ratelimit()` for messages packets cause: a burst of 10 per 5 s, then a count of what was held back. */
+const LOG_BURST = 10;
+const LOG_INTERVAL_NS = 5_000_000_000n;
 
 function isMulticast(address: number): boolean {
   return address >>> 28 === 0xe;
@@ -160,6 +163,10 @@ export class Dataplane {
   private nextIpId = Math.floor(Math.random() * 0x10000);
   private readonly view = new Ipv4View(Buffer.alloc(0));
   private readonly outer = new Ipv4View(Buffer.alloc(0));
+  /** Anyone who can send to the node can make it log: `logPacket` keeps that to what the kernel would print. */
+  private logWindowStart: bigint | undefined;
+  private logsInWindow = 0;
+  private logsSuppressed = 0;
 
   constructor(
     readonly config: NodeConfig,
@@ -335,7 +342,7 @@ export class Dataplane {
     const innerEcn = inner.ecn;
     const ecn = decapsulateEcn(outerTos & 3, innerEcn);
     if (ecn.kind === 'drop' || ecn.nonEctLogged) {
-      this.log(`ip_tunnel: non-ECT from ${ipv4ToString(peer)} with TOS=0x${outerTos.toString(16)}`);
+      this.logPacket(`ip_tunnel: non-ECT from ${ipv4ToString(peer)} with TOS=0x${outerTos.toString(16)}`);
     }
     if (ecn.kind === 'drop') return this.drop('ecn-non-ect-ce', this.tunl0);
     if (ecn.nonEctLogged) this.counters.event('non-ect-logged');
@@ -464,7 +471,7 @@ export class Dataplane {
       this.underlay.send(packet, nextHop);
     } catch (error) {
       this.eth0.stats.txDropped++;
-      this.log(`${this.config.name}: underlay send to ${ipv4ToString(nextHop)} failed: ${String(error)}`);
+      this.logPacket(`${this.config.name}: underlay send to ${ipv4ToString(nextHop)} failed: ${String(error)}`);
       return false;
     }
     this.eth0.stats.txPackets++;
@@ -486,7 +493,7 @@ export class Dataplane {
       deliver(packet);
     } catch (error) {
       pod.stats.txDropped++;
-      this.log(`${this.config.name}: delivery to ${pod.podName} failed: ${String(error)}`);
+      this.logPacket(`${this.config.name}: delivery to ${pod.podName} failed: ${String(error)}`);
       return this.drop('tx-error');
     }
     pod.stats.txPackets++;
@@ -530,7 +537,7 @@ export class Dataplane {
       try {
         listener(packet);
       } catch (error) {
-        this.log(`${this.config.name}: local listener failed: ${String(error)}`);
+        this.logPacket(`${this.config.name}: local listener failed: ${String(error)}`);
       }
     }
   }
@@ -589,6 +596,23 @@ export class Dataplane {
     );
   }
 
+  /** A line a packet caused, rate limited as `net_ratelimit()` does: a flood of such packets cannot flood the log. */
+  private logPacket(line: string): void {
+    const now = this.now();
+    if (this.logWindowStart === undefined || now - this.logWindowStart >= LOG_INTERVAL_NS) {
+      if (this.logsSuppressed > 0) this.log(`net_ratelimit: ${this.logsSuppressed} callbacks suppressed`);
+      this.logWindowStart = now;
+      this.logsInWindow = 0;
+      this.logsSuppressed = 0;
+    }
+    if (this.logsInWindow < LOG_BURST) {
+      this.logsInWindow++;
+      this.log(line);
+    } else {
+      this.logsSuppressed++;
+    }
+  }
+
   private ipId(): number {
     this.nextIpId = (this.nextIpId + 1) & 0xffff;
     return this.nextIpId;
@@ -613,7 +637,7 @@ export class Dataplane {
       try {
         listener(event);
       } catch (error) {
-        this.log(`${this.config.name}: tap listener failed: ${String(error)}`);
+        this.logPacket(`${this.config.name}: tap listener failed: ${String(error)}`);
       }
     }
   }

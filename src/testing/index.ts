@@ -8,12 +8,12 @@ export {
   LabNodeHandle,
   StrangerHandle,
   startLab,
-  tapsToPcapng,
+  type AgentCapture,
+  type AgentCaptureResult,
   type ExecResult,
   type KernelCapture,
   type LabOptions,
   type PingOptions,
-  type TapCapture,
   type TappedPacket,
 } from './lab.js';
 export type { NodeInfo, NodeStatsResponse } from '../node/api.js';

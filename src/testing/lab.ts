@@ -5,9 +5,9 @@
  */
 import { Wait, type StartedTestContainer } from 'testcontainers';
 import type { ClusterState, NodeState, PodState } from '../calico/index.js';
-import type { NodeInfo, NodeStatsResponse, TapResult } from '../node/api.js';
+import type { NodeInfo, NodeStatsResponse } from '../node/api.js';
 import type { CurlReport, PingReport, TracerouteReport } from '../node/pod/index.js';
-import { LINKTYPE, pcapng } from '../wire/index.js';
+import { pcapng } from '../wire/index.js';
 import {
   buildImage,
   containerLogs,
@@ -54,6 +54,7 @@ export interface PingOptions {
   timeoutMs?: number;
 }
 
+/** A packet of an `ipip-lab capture` file, as the agent's dataplane saw it. */
 export interface TappedPacket {
   interface: string;
   direction: 'rx' | 'tx';
@@ -61,9 +62,16 @@ export interface TappedPacket {
   packet: Buffer;
 }
 
-export interface TapCapture {
-  /** Stops the tap and returns what it saw, in order. */
-  stop(): Promise<TappedPacket[]>;
+export interface AgentCaptureResult {
+  /** The pcapng file the capture command wrote. */
+  file: Buffer;
+  /** Its packets, in order. */
+  packets: TappedPacket[];
+}
+
+export interface AgentCapture {
+  /** Stops the capture (as Ctrl-C does) and returns what it wrote. */
+  stop(): Promise<AgentCaptureResult>;
 }
 
 export interface KernelCapture {
@@ -71,13 +79,29 @@ export interface KernelCapture {
   stop(): Promise<Buffer>;
 }
 
-/** The simulated interfaces' taps as one pcapng, an interface block per interface name (link type raw IP). */
-export function tapsToPcapng(packets: readonly TappedPacket[]): Buffer {
-  const names = [...new Set(packets.map((p) => p.interface))];
-  return pcapng.encode({
-    interfaces: names.map((name) => ({ linkType: LINKTYPE.RAW, name })),
-    packets: packets.map((p) => ({ interfaceId: names.indexOf(p.interface), timestampNs: p.timestampNs, data: p.packet })),
-  });
+/** A capture command running in a node container: started, and stopped with SIGTERM, both told by its log. */
+interface BackgroundCapture {
+  command: string[];
+  file: string;
+  /** What its log says once it captures, and once it has stopped and written everything. */
+  started: string;
+  stopped: string;
+  name: string;
+}
+
+function readCapture(file: Buffer): AgentCaptureResult {
+  const decoded = pcapng.decode(file);
+  if (!decoded.ok) throw new Error(`ipip-lab capture wrote a file that is not pcapng (${decoded.reason})`);
+  const { interfaces, packets } = decoded.value;
+  return {
+    file,
+    packets: packets.map((packet) => ({
+      interface: interfaces[packet.interfaceId].name ?? '',
+      direction: packet.direction === 'inbound' ? 'rx' : 'tx',
+      timestampNs: packet.timestampNs,
+      packet: Buffer.from(packet.data),
+    })),
+  };
 }
 
 const POLL_MS = 100;
@@ -179,22 +203,15 @@ export class LabNodeHandle {
   }
 
   /**
-   * Taps this node's simulated interfaces (eth0 as the dataplane sends and receives, tunl0, the cali interfaces):
-   * armed when this resolves. `maxPackets` bounds what is kept.
+   * `ipip-lab capture` on this node's simulated interfaces (eth0 as the dataplane sends and receives it, tunl0, the
+   * cali interfaces or pods; default: all of them), writing pcapng. Armed when this resolves.
    */
-  async capture(options: { interfaces?: string[]; maxPackets?: number } = {}): Promise<TapCapture> {
-    const { id } = await this.api<{ id: string }>('POST', '/v1/taps', options);
-    return {
-      stop: async () => {
-        const result = await this.api<TapResult>('DELETE', `/v1/taps/${id}`);
-        return result.packets.map((p) => ({
-          interface: p.interface,
-          direction: p.direction,
-          timestampNs: BigInt(p.timestampNs),
-          packet: Buffer.from(p.packet, 'base64'),
-        }));
-      },
-    };
+  async capture(options: { interfaces?: string[]; filter?: string } = {}): Promise<AgentCapture> {
+    const file = `/tmp/ipip-lab-capture-${++this.captures}.pcapng`;
+    const interfaces = options.interfaces ?? ['any'];
+    const command = ['ipip-lab', 'capture', ...interfaces.flatMap((name) => ['-i', name]), '-w', file, ...(options.filter ? ['-f', options.filter] : [])];
+    const stop = await this.startInBackground({ command, file, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' });
+    return { stop: async () => readCapture(await stop()) };
   }
 
   /**
@@ -202,23 +219,28 @@ export class LabNodeHandle {
    * Armed when this resolves.
    */
   async tcpdump(options: { interface?: string; filter?: string } = {}): Promise<KernelCapture> {
-    const base = `/tmp/ipip-lab-capture-${++this.captures}`;
+    const file = `/tmp/ipip-lab-capture-${++this.captures}.pcap`;
     // --immediate-mode: otherwise libpcap hands packets over up to a second late, and a quick stop() would miss them.
-    const command = ['tcpdump', '-i', options.interface ?? 'eth0', '-n', '--immediate-mode', '-U', '-w', `${base}.pcap`, ...(options.filter ? [options.filter] : [])];
-    const quoted = command.map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
-    const started = await this.exec(['sh', '-c', `${quoted} > ${base}.log 2>&1 & echo $!`]);
+    const command = ['tcpdump', '-i', options.interface ?? 'eth0', '-n', '--immediate-mode', '-U', '-w', file, ...(options.filter ? [options.filter] : [])];
+    // tcpdump prints its statistics as it exits.
+    return { stop: await this.startInBackground({ command, file, started: 'listening on', stopped: 'packets captured', name: 'tcpdump' }) };
+  }
+
+  /** Starts a capture command with its output in a log; resolves, once it captures, with the function that stops it. */
+  private async startInBackground(capture: BackgroundCapture): Promise<() => Promise<Buffer>> {
+    const log = `${capture.file}.log`;
+    const quoted = capture.command.map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
+    const started = await this.exec(['sh', '-c', `${quoted} > ${log} 2>&1 & echo $!`]);
     const pid = started.stdout.trim();
-    await this.waitForLog(`${base}.log`, 'listening on', 'tcpdump did not start');
-    return {
-      stop: async () => {
-        // The shell's kill (the image has no /bin/kill); SIGTERM, as background jobs start with SIGINT ignored.
-        await this.exec(['sh', '-c', `kill -TERM ${pid}`]);
-        // tcpdump prints its statistics as it exits; the agent (PID 1) does not reap it, so kill -0 would not tell.
-        await this.waitForLog(`${base}.log`, 'packets captured', 'tcpdump did not stop');
-        const file = await this.exec(['base64', '-w', '0', `${base}.pcap`]);
-        if (file.exitCode !== 0) throw new Error(`reading ${base}.pcap on ${this.name}: ${file.stderr.trim()}`);
-        return Buffer.from(file.stdout.trim(), 'base64');
-      },
+    await this.waitForLog(log, capture.started, `${capture.name} did not start`);
+    return async () => {
+      // The shell's kill (the image has no /bin/kill); SIGTERM, as background jobs start with SIGINT ignored.
+      await this.exec(['sh', '-c', `kill -TERM ${pid}`]);
+      // The agent (PID 1) does not reap the command, so kill -0 would not tell that it is done: its log does.
+      await this.waitForLog(log, capture.stopped, `${capture.name} did not stop`);
+      const file = await this.exec(['base64', '-w', '0', capture.file]);
+      if (file.exitCode !== 0) throw new Error(`reading ${capture.file} on ${this.name}: ${file.stderr.trim()}`);
+      return Buffer.from(file.stdout.trim(), 'base64');
     };
   }
 

@@ -22,6 +22,8 @@ export interface CapturedPacket {
   data: Buffer;
   /** The length on the wire when `data` was cut short; defaults to `data.length`. */
   originalLength?: number;
+  /** epb_flags' direction, which Wireshark shows as `frame.packet_flags_direction`; absent when unknown. */
+  direction?: 'inbound' | 'outbound';
 }
 
 export interface Capture {
@@ -31,7 +33,9 @@ export interface Capture {
 
 const BLOCK_TYPE = { SECTION_HEADER: 0x0a0d0d0a, INTERFACE_DESCRIPTION: 1, ENHANCED_PACKET: 6 } as const;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
-const OPTION_CODE = { END: 0, SHB_USERAPPL: 4, IF_NAME: 2, IF_DESCRIPTION: 3, IF_TSRESOL: 9 } as const;
+const OPTION_CODE = { END: 0, SHB_USERAPPL: 4, IF_NAME: 2, IF_DESCRIPTION: 3, IF_TSRESOL: 9, EPB_FLAGS: 2 } as const;
+/** epb_flags bits 0-1. */
+const DIRECTION_FLAGS = { inbound: 1, outbound: 2 } as const;
 /** if_tsresol 9: timestamps count 10^-9 s. */
 const NANOSECOND_RESOLUTION = 9;
 /** The default when an interface has no if_tsresol: microseconds. */
@@ -42,6 +46,8 @@ const MIN_BLOCK_LENGTH = BLOCK_HEADER_LENGTH + BLOCK_TRAILER_LENGTH;
 const SHB_FIXED_LENGTH = 16;
 const IDB_FIXED_LENGTH = 8;
 const EPB_FIXED_LENGTH = 20;
+/** epb_flags (a 4-byte option) and the end-of-options marker. */
+const EPB_FLAGS_LENGTH = 4 + 4 + 4;
 
 type BlockOption = readonly [code: number, value: Buffer];
 
@@ -90,15 +96,55 @@ function interfaceDescription(iface: CaptureInterface): Buffer {
   return encodeBlock(BLOCK_TYPE.INTERFACE_DESCRIPTION, [fixed], options);
 }
 
-/** Enhanced Packet Block; the interface must have been described with nanosecond resolution, as above. */
+/** The bytes `writeEnhancedPacket` writes for `packet`. */
+function enhancedPacketLength(packet: Pick<CapturedPacket, 'data' | 'direction'>): number {
+  const options = packet.direction === undefined ? 0 : EPB_FLAGS_LENGTH;
+  return BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH + pad4(packet.data.length) + options + BLOCK_TRAILER_LENGTH;
+}
+
+/** Splits a timestamp into its two 32-bit halves without BigInt arithmetic, which allocates. */
+const timestampHalves = new DataView(new ArrayBuffer(8));
+
+const dataViewOf = (target: Buffer): DataView => new DataView(target.buffer, target.byteOffset, target.byteLength);
+
+/**
+ * Writes an Enhanced Packet Block at `offset` and returns its length. Every byte of the block is written, padding
+ * included, so `target` may be a reused buffer that was never zeroed: a capture's hot path appends records to one
+ * buffer instead of allocating a block per packet, and passes `view`, a DataView over exactly `target`, made once
+ * for that buffer. The interface must have been described with nanosecond resolution, as `interfaceDescription` is.
+ */
+function writeEnhancedPacket(target: Buffer, offset: number, packet: CapturedPacket, view = dataViewOf(target)): number {
+  const { data } = packet;
+  const total = enhancedPacketLength(packet);
+  // DataView setters are inlined by the compiler; Buffer's bounds-checked writes cost several times more here.
+  timestampHalves.setBigUint64(0, packet.timestampNs, true);
+  view.setUint32(offset, BLOCK_TYPE.ENHANCED_PACKET, true);
+  view.setUint32(offset + 4, total, true);
+  view.setUint32(offset + 8, packet.interfaceId, true);
+  view.setUint32(offset + 12, timestampHalves.getUint32(4, true), true);
+  view.setUint32(offset + 16, timestampHalves.getUint32(0, true), true);
+  view.setUint32(offset + 20, data.length, true);
+  view.setUint32(offset + 24, packet.originalLength ?? data.length, true);
+  let at = offset + BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH;
+  target.set(data, at);
+  at += data.length;
+  for (const end = offset + BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH + pad4(data.length); at < end; ) target[at++] = 0;
+  if (packet.direction !== undefined) {
+    view.setUint16(at, OPTION_CODE.EPB_FLAGS, true);
+    view.setUint16(at + 2, 4, true);
+    view.setUint32(at + 4, packet.direction === 'inbound' ? DIRECTION_FLAGS.inbound : DIRECTION_FLAGS.outbound, true);
+    view.setUint32(at + 8, OPTION_CODE.END, true);
+    at += EPB_FLAGS_LENGTH;
+  }
+  view.setUint32(at, total, true);
+  return total;
+}
+
+/** Enhanced Packet Block, in a buffer of its own. */
 function enhancedPacket(packet: CapturedPacket): Buffer {
-  const fixed = Buffer.alloc(EPB_FIXED_LENGTH);
-  fixed.writeUInt32LE(packet.interfaceId, 0);
-  fixed.writeUInt32LE(Number(packet.timestampNs >> 32n), 4);
-  fixed.writeUInt32LE(Number(packet.timestampNs & 0xffffffffn), 8);
-  fixed.writeUInt32LE(packet.data.length, 12);
-  fixed.writeUInt32LE(packet.originalLength ?? packet.data.length, 16);
-  return encodeBlock(BLOCK_TYPE.ENHANCED_PACKET, [fixed, packet.data], []);
+  const out = Buffer.allocUnsafe(enhancedPacketLength(packet));
+  writeEnhancedPacket(out, 0, packet);
+  return out;
 }
 
 function encode(capture: Capture): Buffer {
@@ -190,12 +236,20 @@ function decode(bytes: Buffer): Parsed<Capture> {
         const dataStart = body + EPB_FIXED_LENGTH;
         if (interfaceId >= interfaces.length || capturedLength > bodyEnd - dataStart) return dropped('bad-pcapng');
         const units = (BigInt(u32(body + 4)) << 32n) | BigInt(u32(body + 8));
-        packets.push({
+        const packet: CapturedPacket = {
           interfaceId,
           timestampNs: toNanoseconds(units, resolutions[interfaceId]),
           data: bytes.subarray(dataStart, dataStart + capturedLength),
           originalLength: u32(body + 16),
+        };
+        const wellFormed = readOptions(dataStart + pad4(capturedLength), bodyEnd, (code, value) => {
+          if (code !== OPTION_CODE.EPB_FLAGS || value.length !== 4) return;
+          const direction = (littleEndian ? value.readUInt32LE(0) : value.readUInt32BE(0)) & 3;
+          if (direction === DIRECTION_FLAGS.inbound) packet.direction = 'inbound';
+          else if (direction === DIRECTION_FLAGS.outbound) packet.direction = 'outbound';
         });
+        if (!wellFormed) return dropped('bad-pcapng');
+        packets.push(packet);
         break;
       }
     }
@@ -205,7 +259,15 @@ function decode(bytes: Buffer): Parsed<Capture> {
 }
 
 /** pcapng: streaming block builders for a tap that writes as it goes, and whole-capture encode/decode. */
-export const pcapng = { sectionHeader, interfaceDescription, enhancedPacket, encode, decode };
+export const pcapng = {
+  sectionHeader,
+  interfaceDescription,
+  enhancedPacket,
+  enhancedPacketLength,
+  writeEnhancedPacket,
+  encode,
+  decode,
+};
 
 const PCAP_NANOSECOND_MAGIC = 0xa1b23c4d;
 const PCAP_DEFAULT_SNAP_LENGTH = 262144;
@@ -222,19 +284,30 @@ function globalHeader(linkType: number, snapLength = PCAP_DEFAULT_SNAP_LENGTH): 
   return out;
 }
 
-function record(packet: Omit<CapturedPacket, 'interfaceId'>): Buffer {
-  const out = Buffer.alloc(PCAP_RECORD_HEADER_LENGTH + packet.data.length);
-  out.writeUInt32LE(Number(packet.timestampNs / 1_000_000_000n), 0);
-  out.writeUInt32LE(Number(packet.timestampNs % 1_000_000_000n), 4);
-  out.writeUInt32LE(packet.data.length, 8);
-  out.writeUInt32LE(packet.originalLength ?? packet.data.length, 12);
-  packet.data.copy(out, PCAP_RECORD_HEADER_LENGTH);
+type PcapRecord = Omit<CapturedPacket, 'interfaceId' | 'direction'>;
+
+const recordLength = (packet: Pick<CapturedPacket, 'data'>): number => PCAP_RECORD_HEADER_LENGTH + packet.data.length;
+
+/** Writes a record header and its packet at `offset` and returns the length: every byte, as writeEnhancedPacket. */
+function writeRecord(target: Buffer, offset: number, packet: PcapRecord, view = dataViewOf(target)): number {
+  const { data, timestampNs } = packet;
+  view.setUint32(offset, Number(timestampNs / 1_000_000_000n), true);
+  view.setUint32(offset + 4, Number(timestampNs % 1_000_000_000n), true);
+  view.setUint32(offset + 8, data.length, true);
+  view.setUint32(offset + 12, packet.originalLength ?? data.length, true);
+  target.set(data, offset + PCAP_RECORD_HEADER_LENGTH);
+  return PCAP_RECORD_HEADER_LENGTH + data.length;
+}
+
+function record(packet: PcapRecord): Buffer {
+  const out = Buffer.allocUnsafe(recordLength(packet));
+  writeRecord(out, 0, packet);
   return out;
 }
 
-function encodePcap(capture: { linkType: number; packets: Omit<CapturedPacket, 'interfaceId'>[] }): Buffer {
+function encodePcap(capture: { linkType: number; packets: PcapRecord[] }): Buffer {
   return Buffer.concat([globalHeader(capture.linkType), ...capture.packets.map(record)]);
 }
 
 /** Classic pcap (`--format pcap`). */
-export const pcap = { globalHeader, record, encode: encodePcap };
+export const pcap = { globalHeader, record, recordLength, writeRecord, encode: encodePcap };

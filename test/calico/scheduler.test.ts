@@ -61,7 +61,11 @@ describe('node metadata', () => {
       'node-role.kubernetes.io/master': '',
     });
     expect(nodeRoles(master)).toEqual(['control-plane', 'master']);
-    expect(nodeRoles(nodeLabels(WORKERS[0]))).toEqual(['worker']);
+    // Nothing labels a worker by role: kubectl shows <none> (as on kind) until the spec labels it.
+    expect(nodeRoles(nodeLabels(WORKERS[0]))).toEqual([]);
+    const labelled = { ...WORKERS[0], labels: { 'node-role.kubernetes.io/worker': 'worker' } };
+    expect(nodeRoles(nodeLabels(labelled))).toEqual(['worker']);
+    expect(nodeLabels(labelled)['node-role.kubernetes.io/worker']).toBe('worker');
     expect(nodeRoles({ 'kubernetes.io/role': 'edge', 'node-role.kubernetes.io/': '' })).toEqual(['edge']);
     expect(nodeRoles({})).toEqual([]);
   });

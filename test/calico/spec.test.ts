@@ -264,6 +264,18 @@ describe('parseSpec', () => {
       expect(parse(seedWith((s) => (s.nodes[1].name = 'worker.lab.local'))).nodes[1].name).toBe('worker.lab.local');
     });
 
+    it('node labels that Kubernetes would refuse, or that kubelet owns', () => {
+      const labelled = (labels: unknown) => seedWith((s) => (s.nodes[1].labels = labels));
+      expectRejected(labelled(['worker']), 'nodes[1].labels', ['is not a mapping']);
+      expectRejected(labelled({ 'bad key!': '' }), 'nodes[1].labels.bad key!', ['not a valid label key']);
+      expectRejected(labelled({ 'Bad_Prefix/x': '' }), 'nodes[1].labels.Bad_Prefix/x', ['not a valid label key']);
+      expectRejected(labelled({ tier: 'front end' }), 'nodes[1].labels.tier', ['"front end" is not a valid label value']);
+      expectRejected(labelled({ tier: 1 }), 'nodes[1].labels.tier', ['1 is not a string']);
+      expectRejected(labelled({ 'kubernetes.io/hostname': 'x' }), 'nodes[1].labels.kubernetes.io/hostname', ['set by kubelet']);
+      const spec = parse(labelled({ 'node-role.kubernetes.io/worker': '', 'example.com/zone': 'a_1' }));
+      expect(spec.nodes[1].labels).toEqual({ 'node-role.kubernetes.io/worker': '', 'example.com/zone': 'a_1' });
+    });
+
     it('a role other than control-plane or worker', () => {
       expectRejected(seedWith((s) => (s.nodes[0].role = 'master')), 'nodes[0].role', ['"master" is not one of control-plane, worker']);
     });

@@ -4,7 +4,7 @@
  * the API's refusals are checked (404, 405, 400, 413), which the container tests only touch in passing.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -19,10 +19,13 @@ import {
   type DataplaneView,
   type NodeInfo,
   type NodeStatsResponse,
-  type TapResult,
+  CAPTURE_HEADER,
+  type CaptureInfo,
 } from '../../src/node/api.js';
+import type { CaptureStats } from '../../src/node/capture/index.js';
 import { LabNode } from '../../src/node/lab-node.js';
 import type { PingReport } from '../../src/node/pod/index.js';
+import { pcapng } from '../../src/wire/index.js';
 import { SEED_CNI_OVERVIEW } from '../support/cli.js';
 
 let spec: SpecDocument;
@@ -132,17 +135,99 @@ describe('actions', () => {
     expect(response.text).toContain(`64 bytes from ${podB.ip}: icmp_seq=1 ttl=62`);
   });
 
-  test('a tap sees the pod side of a ping', async () => {
-    const { id } = (await client.post('/v1/taps', { interfaces: [podA.hostInterface], maxPackets: 3 })) as { id: string };
+});
+
+describe('captures', () => {
+  /** Reads a capture stream to its end: the file, and the stats trailer. */
+  function readStream(response: IncomingMessage): Promise<{ file: Buffer; stats: CaptureStats }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => resolve({ file: Buffer.concat(chunks), stats: JSON.parse(response.trailers[CAPTURE_HEADER.stats]!) }));
+    });
+  }
+
+  const decode = (file: Buffer) => {
+    const decoded = pcapng.decode(file);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    return decoded.value;
+  };
+
+  test('POST /v1/captures streams pcapng naming the node and the pod, and ends with its stats in a trailer', async () => {
+    const response = await client.open('POST', '/v1/captures', { interfaces: [podA.name], count: 3 });
+    expect(response.headers['content-type']).toBe('application/x-pcapng');
+    expect(response.headers[CAPTURE_HEADER.interfaces]).toBe(podA.hostInterface);
+    const id = response.headers[CAPTURE_HEADER.id];
     await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
-    const tapped = (await client.request('DELETE', `/v1/taps/${id}`)) as TapResult;
-    expect(tapped.packets.map((p) => `${p.interface} ${p.direction}`)).toEqual([
-      `${podA.hostInterface} rx`,
-      `${podA.hostInterface} tx`,
-      `${podA.hostInterface} rx`,
+    const { file, stats } = await readStream(response);
+
+    const capture = decode(file);
+    expect(capture.interfaces).toEqual([
+      { linkType: 101, name: podA.hostInterface, description: `worker-node01 ${podA.hostInterface} ↔ pod default/${podA.name} (${podA.ip})` },
     ]);
-    expect(tapped.truncated).toBe(true);
-    expect((await refusal(client.request('DELETE', `/v1/taps/${id}`))).status).toBe(404);
+    expect(capture.packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
+    expect(stats).toEqual({ captured: 3, written: 3, droppedRecords: 0, bytesWritten: file.length });
+    expect((await refusal(client.get(`/v1/captures/${id}`))).status).toBe(404);
+  });
+
+  test('packets arrive while the capture runs; DELETE ends it with the same stats as the trailer', async () => {
+    const response = await client.open('POST', '/v1/captures', { interfaces: ['eth0', 'tunl0'], filter: 'inner icmp or icmp' });
+    const id = String(response.headers[CAPTURE_HEADER.id]);
+    const received: Buffer[] = [];
+    const firstPacket = new Promise<void>((resolve) =>
+      response.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        // The section header comes first on its own; an EPB (type 6) means a packet was streamed.
+        if (decode(Buffer.concat(received)).packets.length > 0) resolve();
+      }),
+    );
+    const ended = new Promise<CaptureStats>((resolve) => response.on('end', () => resolve(JSON.parse(response.trailers[CAPTURE_HEADER.stats]!))));
+    await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 1 });
+    await firstPacket;
+    const listed = (await client.get('/v1/captures')) as CaptureInfo[];
+    expect(listed.map((capture) => [capture.id, capture.interfaces, capture.filter])).toEqual([[id, ['eth0', 'tunl0'], 'inner icmp or icmp']]);
+
+    const stopped = (await client.request('DELETE', `/v1/captures/${id}`)) as CaptureInfo;
+    const trailer = await ended;
+    expect(stopped.stats).toEqual(trailer);
+    // Request and reply, each on tunl0 and eth0.
+    expect(trailer).toMatchObject({ captured: 4, written: 4, droppedRecords: 0 });
+    const capture = decode(Buffer.concat(received));
+    expect(capture.packets.map((packet) => capture.interfaces[packet.interfaceId].name)).toEqual(['tunl0', 'eth0', 'eth0', 'tunl0']);
+  });
+
+  test('a client that hangs up stops its capture, and closing the API ends the others with their trailer', async () => {
+    const gone = await client.open('POST', '/v1/captures', {});
+    gone.destroy();
+    const kept = await client.open('POST', '/v1/captures', { format: 'pcap' });
+    expect(kept.headers['content-type']).toBe('application/vnd.tcpdump.pcap');
+    await expect.poll(async () => ((await client.get('/v1/captures')) as CaptureInfo[]).map((capture) => capture.id)).toEqual([
+      kept.headers[CAPTURE_HEADER.id],
+    ]);
+    handler.close();
+    const { file, stats } = await readStream(kept);
+    expect(file.readUInt32LE(0)).toBe(0xa1b23c4d);
+    expect(stats.bytesWritten).toBe(file.length);
+    expect(await client.get('/v1/captures')).toEqual([]);
+  });
+
+  test('a bad filter, an unknown interface, a pod of another node and too many captures are refused', async () => {
+    const filter = await refusal(client.open('POST', '/v1/captures', { filter: 'host' }));
+    expect([filter.status, filter.message]).toEqual([400, 'worker-node01: filter: expected an address after "host" at column 5']);
+    const unknown = await refusal(client.open('POST', '/v1/captures', { interfaces: ['eth1'] }));
+    expect(unknown.status).toBe(404);
+    expect(unknown.message).toContain('no interface or pod "eth1" on worker-node01 (interfaces: tunl0, eth0, cali');
+    const elsewhere = await refusal(client.open('POST', '/v1/captures', { interfaces: [podB.name] }));
+    expect(elsewhere.message).toContain(`pod ${podB.name} runs on worker-node02, not worker-node01: capture on worker-node02`);
+    const tooLong = await refusal(client.open('POST', '/v1/captures', { durationMs: 3_600_001 }));
+    expect(tooLong.message).toContain('durationMs: expected an integer in 1..3600000');
+
+    const running = await Promise.all(Array.from({ length: 8 }, () => client.open('POST', '/v1/captures', { interfaces: ['tunl0'] })));
+    const ninth = await refusal(client.open('POST', '/v1/captures', {}));
+    expect(ninth.status).toBe(503);
+    for (const response of running) response.destroy();
+    await expect.poll(async () => client.get('/v1/captures')).toEqual([]);
   });
 });
 

@@ -46,7 +46,7 @@ describe('pod to pod across nodes', () => {
     const wire = await node01.tcpdump({ filter: 'ip proto 4' });
     const atPodB = await node02.capture({ interfaces: [podB.hostInterface] });
     const report = await node01.ping({ from: podA.name, to: podB.name, count: 2, intervalMs: 200 });
-    const delivered = await atPodB.stop();
+    const { packets: delivered } = await atPodB.stop();
     const rows = await captureRows(await wire.stop(), ['ip.src', 'ip.dst', 'ip.proto', 'ip.ttl', 'icmp.type']);
 
     expect(report.received).toBe(2);
@@ -104,7 +104,7 @@ describe('pod to pod across nodes', () => {
     const notEct = echoRequest({ src: podA.ip.toString(), dst: podB.ip.toString(), tos: ECN.NOT_ECT, ttl: 63 });
     await node02.inject('eth0', ipipPacket(ect, { src: '10.0.0.11', dst: '10.0.0.12', ecn: ECN.CE }));
     await node02.inject('eth0', ipipPacket(notEct, { src: '10.0.0.11', dst: '10.0.0.12', ecn: ECN.CE }));
-    const delivered = (await atPodB.stop()).filter((p) => p.direction === 'tx');
+    const delivered = (await atPodB.stop()).packets.filter((p) => p.direction === 'tx');
     const after = await node02.stats();
 
     expect(delivered.map((p) => p.packet[1] & 3)).toEqual([ECN.CE]);
@@ -132,7 +132,7 @@ describe('on one node', () => {
     const big = echoRequest({ src: podA.ip.toString(), dst: podB.ip.toString(), size: 1460, df: true });
     expect(big.length).toBe(1488);
     await node01.inject(podA.hostInterface, big);
-    const answers = (await atPodA.stop()).filter((p) => p.direction === 'tx').map((p) => icmpTypeOf(p.packet));
+    const answers = (await atPodA.stop()).packets.filter((p) => p.direction === 'tx').map((p) => icmpTypeOf(p.packet));
     const after = await node01.stats();
 
     expect(answers).toEqual([{ type: 3, code: 4, src: '10.0.0.11', dst: podA.ip.toString(), nextHopMtu: 1480 }]);

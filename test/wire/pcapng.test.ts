@@ -98,6 +98,54 @@ describe('pcapng writer', () => {
   });
 });
 
+describe('record writers into a reused buffer', () => {
+  const dirty = () => Buffer.alloc(4096, 0xee);
+  const packets = [
+    { interfaceId: 1, timestampNs: 1_795_453_230_538_943_462n, data: ipipPacket, direction: 'outbound' as const },
+    // 1 byte: three bytes of padding, which must be zeros however dirty the buffer was.
+    { interfaceId: 0, timestampNs: 1_795_453_230_538_943_999n, data: Buffer.of(0x45), direction: 'inbound' as const },
+    { interfaceId: 0, timestampNs: 2n ** 40n + 7n, data: innerPacket },
+  ];
+
+  it('writes every byte of an EPB, padding included, the same as a block of its own', () => {
+    const target = dirty();
+    const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    let at = 3;
+    for (const packet of packets) {
+      const length = pcapng.writeEnhancedPacket(target, at, packet, view);
+      expect(length).toBe(pcapng.enhancedPacketLength(packet));
+      expect(target.subarray(at, at + length)).toEqual(pcapng.enhancedPacket(packet));
+      at += length;
+    }
+    expect(target[2]).toBe(0xee);
+    expect(target[at]).toBe(0xee);
+    // Without a view of the caller's, the writer makes its own.
+    const alone = dirty();
+    expect(alone.subarray(0, pcapng.writeEnhancedPacket(alone, 0, packets[1]))).toEqual(pcapng.enhancedPacket(packets[1]));
+  });
+
+  it('records the direction as epb_flags, which its reader and tshark read back', async () => {
+    const capture: Capture = { interfaces: twoInterfaces.interfaces, packets };
+    const decoded = pcapng.decode(pcapng.encode(capture));
+    expect(decoded.ok && decoded.value.packets.map((packet) => packet.direction)).toEqual(['outbound', 'inbound', undefined]);
+    expect(decoded.ok && decoded.value.packets.map((packet) => packet.timestampNs)).toEqual(packets.map((packet) => packet.timestampNs));
+    const rows = await tsharkFields(writeTemp('directions.pcapng', pcapng.encode(capture)), ['frame.packet_flags_direction', 'frame.time_epoch']);
+    expect(rows).toEqual([
+      ['0x00000002', epochText(packets[0].timestampNs)],
+      ['0x00000001', epochText(packets[1].timestampNs)],
+      ['', epochText(packets[2].timestampNs)],
+    ]);
+  });
+
+  it('writes every byte of a pcap record, the same as a record of its own', () => {
+    const target = dirty();
+    const length = pcap.writeRecord(target, 5, packets[0]);
+    expect(length).toBe(pcap.recordLength(packets[0]));
+    expect(target.subarray(5, 5 + length)).toEqual(pcap.record(packets[0]));
+    expect(target[5 + length]).toBe(0xee);
+  });
+});
+
 describe('classic pcap writer', () => {
   it('writes a nanosecond pcap tshark reads with the same packets and times', async () => {
     const packets = twoInterfaces.packets.map(({ timestampNs, data }) => ({ timestampNs, data }));

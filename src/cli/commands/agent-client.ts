@@ -4,7 +4,7 @@
  * lab network is internal, and 10.x traffic from the host could leave the machine. So the client refuses and says
  * how to run the command inside a node container instead.
  */
-import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import os from 'node:os';
 import type { ClusterState, NodeState } from '../../calico/index.js';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_API_PORT } from '../../node/api.js';
@@ -55,7 +55,15 @@ export class AgentClient {
     return this.request('POST', path, body);
   }
 
-  request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    return this.readJson(await this.open(method, path, body));
+  }
+
+  /**
+   * Sends a request and resolves with the response as soon as its headers are in, for a reply read as it streams (a
+   * capture). An error status rejects with the agent's message, as `request` does.
+   */
+  open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const options: RequestOptions = {
       ...this.target,
@@ -64,34 +72,44 @@ export class AgentClient {
       headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
       ...(this.timeoutMs !== undefined && { signal: AbortSignal.timeout(this.timeoutMs) }),
     };
-    const where = 'socketPath' in this.target ? this.target.socketPath : `${this.target.host}:${this.target.port}`;
     return new Promise((resolve, reject) => {
       const request = httpRequest(options, (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) request.destroy(new Error(`reply over ${MAX_RESPONSE_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        response.on('end', () => {
-          let value: unknown;
-          try {
-            value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            return reject(new UsageError(`the agent of ${this.nodeName} at ${where} sent a reply that is not JSON`));
-          }
-          const status = response.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve(value);
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(response);
+        this.readJson(response).then((value) => {
           const message = (value as { error?: unknown }).error;
           reject(new AgentError(status, `${this.nodeName}: ${typeof message === 'string' ? message : `HTTP ${status}`}`));
-        });
+        }, reject);
       });
       request.on('error', (error) =>
-        reject(new UsageError(`cannot reach the agent of ${this.nodeName} at ${where}: ${error.message} (is the node running?)`)),
+        reject(new UsageError(`cannot reach the agent of ${this.nodeName} at ${this.where()}: ${error.message} (is the node running?)`)),
       );
       request.end(payload);
     });
+  }
+
+  private readJson(response: IncomingMessage): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_RESPONSE_BYTES) response.destroy(new Error(`reply over ${MAX_RESPONSE_BYTES} bytes`));
+        else chunks.push(chunk);
+      });
+      response.on('error', (error) => reject(new UsageError(`the agent of ${this.nodeName} at ${this.where()}: ${error.message}`)));
+      response.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        } catch {
+          reject(new UsageError(`the agent of ${this.nodeName} at ${this.where()} sent a reply that is not JSON`));
+        }
+      });
+    });
+  }
+
+  private where(): string {
+    return 'socketPath' in this.target ? this.target.socketPath : `${this.target.host}:${this.target.port}`;
   }
 }
 

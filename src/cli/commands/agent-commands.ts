@@ -12,13 +12,15 @@ import { localSystemInfo } from '../environment.js';
 import { ExitStatus, UsageError } from '../errors.js';
 import { jsonOutputOption, printJson, specOption, type CommonOptions, type Io } from '../common.js';
 import { agentApiPort, agentFor, agentSocketPath, type AgentClient } from './agent-client.js';
+import { registerCaptureCommand } from './capture-command.js';
 
+import { registerManifestCommands } from './manifest-commands.js';
 import { renderStats } from './stats-view.js';
 
 /** After stop(), anything still holding the event loop must not keep a stopping container alive past its grace. */
 const EXIT_GRACE_MS = 500;
 
-function integer(name: string, min: number, max: number): (text: string) => number {
+export function integer(name: string, min: number, max: number): (text: string) => number {
   return (text) => {
     const value = Number(text);
     if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
@@ -27,7 +29,7 @@ function integer(name: string, min: number, max: number): (text: string) => numb
 }
 
 /** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds. */
-function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
+export function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
   return (text) => {
     const ms = Math.round(Number(text) * 1000);
     if (!/^\d*\.?\d+$/.test(text) || ms < minMs || ms > maxMs) {
@@ -115,13 +117,15 @@ function registerNode(program: Command, io: Io): void {
     )
     .action(async (options: CommonOptions & { name: string; apiPort?: number; socket: string }) => {
       const log = (line: string): void => io.out(`${line}\n`);
-      const spec = readSpecFile(resolveSpecPath(options.spec));
+      const specPath = resolveSpecPath(options.spec);
+      const spec = readSpecFile(specPath);
       const state = clusterOf(spec);
       const stopped = stopSignal();
       let agent;
       try {
         agent = await startAgent({
           spec,
+          readSpec: () => readSpecFile(specPath),
           cluster: state,
           nodeName: options.name,
           apiPort: options.apiPort ?? agentApiPort(),
@@ -276,11 +280,11 @@ function registerNodeActions(program: Command, io: Io): void {
     .command('api')
     .description("call a node agent's control API directly and print its JSON (for scripts)")
     .argument('<method>', 'GET, POST or DELETE')
-    .argument('<path>', 'e.g. /v1/node, /v1/cluster, /v1/dataplane, /v1/stats, /v1/taps')
+    .argument('<path>', 'e.g. /v1/node, /v1/cluster, /v1/dataplane, /v1/stats, /v1/captures')
     .option('--data <json>', 'the request body')
     .option('--node <name>', 'the node (default: this node container)')
     .addOption(specOption())
-    .addHelpText('after', '\nExamples:\n  ipip-lab api GET /v1/node\n  ipip-lab api POST /v1/taps --data \'{"interfaces":["eth0"]}\'\n  ipip-lab api DELETE /v1/taps/1')
+    .addHelpText('after', '\nExamples:\n  ipip-lab api GET /v1/node\n  ipip-lab api GET /v1/captures\n  ipip-lab api DELETE /v1/captures/1')
     .action(async (method: string, path: string, options: CommonOptions & { data?: string; node?: string }) => {
       let body: unknown;
       if (options.data !== undefined) {
@@ -300,4 +304,6 @@ export function registerAgentCommands(program: Command, io: Io): void {
   registerNode(program, io);
   registerPodActions(program, io);
   registerNodeActions(program, io);
+  registerManifestCommands(program, io);
+  registerCaptureCommand(program, io);
 }

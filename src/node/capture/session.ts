@@ -2,15 +2,15 @@
  * One capture: tap events in, a pcapng (or classic pcap) byte stream out, written as it goes so that
  * `… -w - | wireshark -k -i -` shows packets live.
  *
- * The tap listener runs on the forwarding hot path, so it only filters, encodes (which copies the packet out of the
- * dataplane's buffer) and queues; the sink is written from a setImmediate, many records per write. When the sink
- * falls behind, records wait in the queue, and once the queue holds `maxQueuedBytes` further records are dropped and
- * counted: forwarding never waits for a reader.
+ * The tap listener runs on the forwarding hot path, so it only filters and encodes the record straight into a shared
+ * chunk (which copies the packet out of the dataplane's buffer, with no allocation per packet); the sink is written
+ * later, many records per write, at most once per FLUSH_INTERVAL_MS. When the sink falls behind, records wait, and
+ * once `maxQueuedBytes` wait further records are dropped and counted: forwarding never waits for a reader.
  *
  * Link type: LINKTYPE_RAW (101) on every interface and in both formats, because every tap carries bare IPv4 and
  * that is what `tcpdump -i tunl0 -w` writes on Linux, so our files and the kernel's look alike to Wireshark.
  */
-import { LINKTYPE, pcap, pcapng } from '../../wire/pcapng.js';
+import { LINKTYPE, pcap, pcapng, type CapturedPacket } from '../../wire/pcapng.js';
 import type { TapEvent } from '../dataplane.js';
 import { parseFilter } from './filter.js';
 
@@ -47,13 +47,22 @@ export interface CaptureStats {
 }
 
 const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** Records are appended to chunks this big; a record that is bigger gets a chunk of its own size. */
+const CHUNK_BYTES = 64 * 1024;
+/**
+ * A quiet capture writes each record at once; a busy one writes at most this often, so that its cost is one write
+ * per interval rather than one per turn of the event loop, while a live Wireshark still sees packets without delay.
+ */
+const FLUSH_INTERVAL_MS = 10;
 
 /** What differs between the two file formats; queueing, clamping and stopping are shared. */
 interface FileFormat {
   header: Buffer;
   /** The block that must precede an interface's first packet, if the format has one. */
   describe(name: string): Buffer | undefined;
-  record(interfaceId: number, timestampNs: bigint, data: Buffer): Buffer;
+  recordLength(packet: CapturedPacket): number;
+  /** Writes all `recordLength` bytes of the record at `offset`, into a buffer that may hold old bytes. */
+  writeRecord(target: Buffer, offset: number, packet: CapturedPacket, view: DataView): void;
 }
 
 function pcapngFormat(describe: (name: string) => string): FileFormat {
@@ -61,16 +70,22 @@ function pcapngFormat(describe: (name: string) => string): FileFormat {
     header: pcapng.sectionHeader(),
     // pcapng lets an IDB come anywhere before its first packet, so a live stream names interfaces as they show up.
     describe: (name) => pcapng.interfaceDescription({ linkType: LINKTYPE.RAW, name, description: describe(name) }),
-    record: (interfaceId, timestampNs, data) => pcapng.enhancedPacket({ interfaceId, timestampNs, data }),
+    recordLength: pcapng.enhancedPacketLength,
+    writeRecord: pcapng.writeEnhancedPacket,
   };
 }
 
-/** Classic pcap holds one link type and no interface blocks: packets from several interfaces lose their names. */
+/**
+ * Classic pcap holds one link type, no interface blocks and no direction: packets from several interfaces lose
+ * their names.
+ */
 const pcapFormat = (): FileFormat => ({
   header: pcap.globalHeader(LINKTYPE.RAW),
   describe: () => undefined,
-  record: (_interfaceId, timestampNs, data) => pcap.record({ timestampNs, data }),
+  recordLength: pcap.recordLength,
+  writeRecord: pcap.writeRecord,
 });
+
 
 function positive(name: string, value: number | undefined, integer: boolean): void {
   if (value === undefined) return;
@@ -88,10 +103,18 @@ export class CaptureSession {
   private readonly maxQueuedBytes: number;
   private readonly interfaceIds = new Map<string, number>();
   private readonly counts: CaptureStats = { captured: 0, written: 0, droppedRecords: 0, bytesWritten: 0 };
+  /** Chunks full of records, waiting for the next flush. */
   private queue: Buffer[] = [];
+  /** Records are appended at `chunkEnd`; `chunk[chunkStart, chunkEnd)` is not yet queued or written. */
+  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private chunkView = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.byteLength);
+  private chunkStart = 0;
+  private chunkEnd = 0;
   /** Queued here plus handed to the sink and not yet acknowledged by its write callback. */
   private pendingBytes = 0;
   private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
   private sinkBlocked = false;
   private lastTimestampNs = 0n;
   private stopped = false;
@@ -137,6 +160,12 @@ export class CaptureSession {
     this.stopped = true;
     this.unsubscribe();
     clearTimeout(this.timer);
+    if (this.flushTimer !== undefined) {
+      // What waits for the interval is all there will be: write it now.
+      clearTimeout(this.flushTimer);
+      this.flushScheduled = false;
+      this.scheduleFlush();
+    }
     this.settleIfFlushed();
   }
 
@@ -160,43 +189,88 @@ export class CaptureSession {
     }
     // Readers assume time runs forward; a source clock stepping back (NTP, a VM resuming) must not break that.
     if (event.timestampNs > this.lastTimestampNs) this.lastTimestampNs = event.timestampNs;
-    this.enqueue(this.format.record(interfaceId, this.lastTimestampNs, event.packet));
+    const record: CapturedPacket = {
+      interfaceId,
+      timestampNs: this.lastTimestampNs,
+      data: event.packet,
+      direction: event.direction === 'rx' ? 'inbound' : 'outbound',
+    };
+    const length = this.format.recordLength(record);
+    this.reserve(length);
+    this.format.writeRecord(this.chunk, this.chunkEnd, record, this.chunkView);
+    this.appended(length);
     this.counts.written++;
     if (this.counts.written === this.options.count) this.stop();
   };
 
-  private enqueue(chunk: Buffer): void {
-    this.queue.push(chunk);
-    this.pendingBytes += chunk.length;
-    this.counts.bytesWritten += chunk.length;
+  private enqueue(block: Buffer): void {
+    this.reserve(block.length);
+    block.copy(this.chunk, this.chunkEnd);
+    this.appended(block.length);
+  }
+
+  /** Makes room for `length` bytes at `chunkEnd`. */
+  private reserve(length: number): void {
+    if (this.chunkEnd + length <= this.chunk.length) return;
+    this.seal();
+    this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+    this.chunkView = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.byteLength);
+    this.chunkStart = this.chunkEnd = 0;
+  }
+
+  private appended(length: number): void {
+    this.chunkEnd += length;
+    this.pendingBytes += length;
+    this.counts.bytesWritten += length;
     this.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.sinkBlocked || this.settled || this.queue.length === 0) return;
+  /**
+   * Queues what the chunk holds. The sink keeps that part until its write completes, and records go on after it:
+   * a chunk is never written over, only left behind when full.
+   */
+  private seal(): void {
+    if (this.chunkEnd === this.chunkStart) return;
+    this.queue.push(this.chunk.subarray(this.chunkStart, this.chunkEnd));
+    this.chunkStart = this.chunkEnd;
+  }
+
+  /** `now`: the sink has asked for more (or nothing more will come), so the interval does not apply. */
+  private scheduleFlush(now = this.stopped): void {
+    if (this.flushScheduled || this.sinkBlocked || this.settled) return;
     this.flushScheduled = true;
-    setImmediate(this.flush);
+    const wait = now ? 0 : this.lastFlushAt + FLUSH_INTERVAL_MS - performance.now();
+    if (wait > 0) this.flushTimer = setTimeout(this.flush, wait);
+    else setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    this.flushTimer = undefined;
+    this.lastFlushAt = performance.now();
+    this.seal();
     if (this.settled || this.queue.length === 0) return;
-    const chunk = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
+    const { sink } = this.options;
+    // All of it, even past the sink's high-water mark: maxQueuedBytes bounds what is pending either way, and a
+    // writable with several chunks buffered writes them with one writev.
+    let accepted = true;
+    for (const chunk of this.queue) {
+      accepted = sink.write(chunk, (error) => {
+        this.pendingBytes -= chunk.length;
+        if (error) this.onSinkError(error);
+        else this.settleIfFlushed();
+      });
+    }
     this.queue = [];
-    const accepted = this.options.sink.write(chunk, (error) => {
-      this.pendingBytes -= chunk.length;
-      if (error) this.onSinkError(error);
-      else this.settleIfFlushed();
-    });
     if (!accepted) {
       this.sinkBlocked = true;
-      this.options.sink.once('drain', this.onDrain);
+      sink.once('drain', this.onDrain);
     }
   };
 
   private readonly onDrain = (): void => {
     this.sinkBlocked = false;
-    this.scheduleFlush();
+    this.scheduleFlush(true);
   };
 
   private readonly onSinkError = (error: Error): void => {

@@ -43,6 +43,16 @@ interface Queue {
 
 const PENDING: FragmentOutcome = { kind: 'pending' };
 
+/**
+ * A copy with memory of its own. `Buffer.from` of a few bytes is carved out of Node's shared 8 KiB pool, so one held
+ * fragment would keep a whole slab alive: a stream of small fragments then pinned tens of times MEMORY_BYTES.
+ */
+function ownCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
 export class Reassembler {
   private readonly queues = new Map<string, Queue>();
   private memory = 0;
@@ -96,9 +106,9 @@ export class Reassembler {
     this.memory += cost;
     queue.cost += cost;
     const index = queue.pieces.findIndex((piece) => piece.start > start);
-    const piece = { start, end, data: Buffer.from(payload.subarray(0, end - start)) };
+    const piece = { start, end, data: ownCopy(payload.subarray(0, end - start)) };
     queue.pieces.splice(index === -1 ? queue.pieces.length : index, 0, piece);
-    if (start === 0) queue.first = Buffer.from(fragment.packet);
+    if (start === 0) queue.first = ownCopy(fragment.packet);
     queue.dontFragment ||= fragment.dontFragment;
 
     if (!this.isComplete(queue)) return PENDING;

@@ -241,6 +241,67 @@ describe('CaptureSession selection and stopping', () => {
   });
 });
 
+describe('CaptureSession records', () => {
+  it('marks each packet inbound or outbound, as tshark shows the direction', async () => {
+    const { tap, sink, session } = start();
+    tap.emit(CALI, INNER, T0, 'rx');
+    tap.emit('eth0', OUTER, T0 + 1n, 'tx');
+    session.stop();
+    await session.done;
+    expect(await fields(saved(sink.bytes()), ['frame.interface_name', 'frame.packet_flags_direction'])).toEqual([
+      [CALI, '0x00000001'],
+      ['eth0', '0x00000002'],
+    ]);
+  });
+
+  it('writes a packet bigger than its chunks, between small ones, intact', async () => {
+    const { tap, sink, session } = start();
+    const big = Buffer.alloc(65_535, 0x5a);
+    tap.emit('eth0', OUTER, T0);
+    tap.emit('eth0', big, T0 + 1n);
+    tap.emit('eth0', REPLY, T0 + 2n);
+    session.stop();
+    await session.done;
+    const decoded = pcapng.decode(sink.bytes());
+    if (!decoded.ok) throw new Error(decoded.reason);
+    expect(decoded.value.packets.map((packet) => packet.data)).toEqual([OUTER, big, REPLY]);
+  });
+
+  it('writes a quiet capture at once and a busy one in a few large writes', async () => {
+    class CountingSink extends MemorySink {
+      writes = 0;
+      override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+        this.writes++;
+        super._write(chunk, encoding, callback);
+      }
+    }
+    const tap = new FakeTap();
+    const sink = new CountingSink();
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink });
+    await vi.waitFor(() => expect(sink.writes).toBe(1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    tap.emit('eth0', OUTER, T0);
+    // Quiet for longer than the flush interval: the packet goes out on the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sink.writes).toBe(2);
+
+    const turns = 50;
+    const started = performance.now();
+    for (let turn = 0; turn < turns; turn++) {
+      for (let i = 0; i < 10; i++) tap.emit('eth0', OUTER, T0 + BigInt(turn * 10 + i));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const elapsedMs = performance.now() - started;
+    session.stop();
+    expect(await session.done).toMatchObject({ written: 1 + turns * 10, droppedRecords: 0 });
+    // About one write per 10 ms (a 64 KiB chunk that filled up is a write of its own, and stop() writes what it
+    // found queued), not one per turn of the event loop.
+    expect(sink.writes - 2).toBeLessThanOrEqual(Math.ceil(elapsedMs / 10) + 3);
+    expect(sink.writes - 2).toBeLessThan(turns / 2);
+    expect(pcapng.decode(sink.bytes()).ok).toBe(true);
+  });
+});
+
 describe('CaptureSession backpressure', () => {
   /** A reader that has stopped reading: writes wait until `resume()`, and go straight through after it. */
   class StalledSink extends Writable {
