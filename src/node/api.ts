@@ -270,9 +270,6 @@ class Captures {
   private nextId = 1;
 
   start(context: ApiContext, body: Body): Streamed {
-    if (this.open.size >= LIMITS.captures) {
-      throw new ApiError(503, `${LIMITS.captures} captures are running already: stop one first (GET /v1/captures lists them)`);
-    }
     const labNode = context.labNode;
     const words = field(
       body,
@@ -292,6 +289,10 @@ class Captures {
     const id = String(this.nextId++);
     const info = { id, interfaces, filter, format, startedAt: new Date().toISOString() };
     return new Streamed((response) => {
+      // Counted here, where the capture starts, so that requests read at the same time cannot all pass.
+      if (this.open.size >= LIMITS.captures) {
+        throw new ApiError(503, `${LIMITS.captures} captures are running already: stop one first (GET /v1/captures lists them)`);
+      }
       // The session only writes from a later turn of the event loop, after the headers.
       const session = new CaptureSession(labNode.dataplane, {
         interfaces,
@@ -384,23 +385,35 @@ export interface ApiHandler {
   close(): void;
 }
 
+/**
+ * How much more of an oversized body is read (and thrown away) before the 413 goes out. Answering at once and
+ * closing made clients still writing their body see a broken pipe instead of the answer (RFC 9112 §9.6 asks for a
+ * "lingering close"); past this, the connection is closed anyway.
+ */
+const DISCARD_BYTES = 4 * 1024 * 1024;
+
 function readBody(request: IncomingMessage): Promise<Body> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = (): void => reject(new ApiError(413, `request body over ${MAX_BODY_BYTES} bytes`));
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        // Answer now and discard the rest rather than buffering it; the connection closes after the reply.
-        request.removeAllListeners('data');
-        request.resume();
-        reject(new ApiError(413, `request body over ${MAX_BODY_BYTES} bytes`));
+        // Keep nothing; answer when the body ends, or now if it goes on; the connection closes after the reply.
+        chunks.length = 0;
+        if (size > MAX_BODY_BYTES + DISCARD_BYTES) {
+          request.removeAllListeners('data');
+          request.resume();
+          tooLarge();
+        }
         return;
       }
       chunks.push(chunk);
     });
     request.on('error', reject);
     request.on('end', () => {
+      if (size > MAX_BODY_BYTES) return tooLarge();
       if (size === 0) return resolve({});
       let parsed: unknown;
       try {

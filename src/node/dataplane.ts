@@ -158,6 +158,11 @@ export class Dataplane {
   private readonly log: (line: string) => void;
   // Copy-on-write, so a listener may unsubscribe while an event is being dispatched.
   private taps: readonly ((event: TapEvent) => void)[] = [];
+  /**
+   * One clock read per packet's trip through the node, shared by every tap of that trip (rx on cali, tx on tunl0,
+   * tx on eth0 happen within the same call), so an active capture adds one BigInt clock read per packet, not per hop.
+   */
+  private tripTimeNs: bigint | undefined;
   private localListeners: readonly ((packet: Buffer) => void)[] = [];
   /** The node's IP ID counter, shared by outer headers and its own packets (the vectors show consecutive IDs). */
   private nextIpId = Math.floor(Math.random() * 0x10000);
@@ -225,6 +230,7 @@ export class Dataplane {
   /** Pod → host: received on the pod's cali interface. */
   fromPod(podName: string, packet: Buffer): void {
     this.counters.received++;
+    this.tripTimeNs = undefined;
     const port = this.podsByName.get(podName);
     if (port === undefined) return this.drop('unknown-pod');
     this.receiveFromPod(port, packet);
@@ -233,6 +239,7 @@ export class Dataplane {
   /** Received on eth0 by the raw IPIP socket, outer header included. */
   fromUnderlay(packet: Buffer): void {
     this.counters.received++;
+    this.tripTimeNs = undefined;
     this.receiveFromUnderlay(packet);
   }
 
@@ -242,6 +249,7 @@ export class Dataplane {
    */
   inject(interfaceName: string, packet: Buffer): void {
     this.counters.received++;
+    this.tripTimeNs = undefined;
     if (interfaceName === UNDERLAY_INTERFACE) return this.receiveFromUnderlay(packet);
     if (interfaceName === TUNNEL_INTERFACE) return this.receiveOnTunnel(packet, 0, NONE, 0);
     const port = this.podsByInterface.get(interfaceName) ?? this.podsByName.get(interfaceName);
@@ -256,6 +264,7 @@ export class Dataplane {
    */
   sendFromNode(packet: Buffer): void {
     this.counters.originated++;
+    this.tripTimeNs = undefined;
     const checked = new Ipv4View(packet);
     const invalid = checked.validate();
     if (invalid !== undefined) return this.drop(invalid);
@@ -632,7 +641,7 @@ export class Dataplane {
   private tap(port: Port, direction: TapEvent['direction'], packet: Buffer): void {
     const taps = this.taps;
     if (taps.length === 0) return;
-    const event: TapEvent = { interfaceName: port.name, direction, packet, timestampNs: this.now() };
+    const event: TapEvent = { interfaceName: port.name, direction, packet, timestampNs: (this.tripTimeNs ??= this.now()) };
     for (const listener of taps) {
       try {
         listener(event);

@@ -3,7 +3,7 @@
  * pcap) file over its control API as packets arrive; this command writes the stream to a file (by default in
  * /captures, which the lab mounts from the host's ./captures) or to stdout for a live Wireshark or tshark.
  */
-import { closeSync, createWriteStream, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, fstatSync, openSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -58,7 +58,11 @@ export function registerCaptureCommand(program: Command, io: Io): void {
     .description('capture packets on a node\'s interfaces to pcapng for Wireshark, as tcpdump -w does (Ctrl-C stops)')
     .argument('[filter...]', 'the capture filter, as tcpdump takes it after its options (or -f)')
     .option('--node <name>', 'the node (default: the node of the pod given with -i, else this node container)')
-    .option('-i, --interface <name>', 'eth0, tunl0, cali…, a pod, or any; repeat for several (default: eth0)', (value: string, previous: string[]) => [...previous, value], [])
+    .addOption(
+      new Option('-i, --interface <name>', 'eth0, tunl0, cali…, a pod, or any; repeat for several')
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([], 'eth0'),
+    )
     .option('-f, --filter <filter>', 'the capture filter (see below)')
     .addOption(new Option('-c, --count <n>', 'stop after n packets').argParser(integer('-c', 1, CAPTURE_MAX_COUNT)))
     .addOption(new Option('--duration <seconds>', `stop after this long (at most ${CAPTURE_MAX_MS / 3_600_000} h, which is also the limit without it)`).argParser(seconds('--duration', 1, CAPTURE_MAX_MS)))
@@ -159,9 +163,23 @@ interface StreamResult {
 }
 
 /**
+ * Whether stdin is a pipe or a socket: what `docker compose exec -T` gives the command, connected to its client on
+ * the host. Docker leaves the command running when that client goes (Ctrl-C on the host, Wireshark closed), so the
+ * end of stdin is the only sign of it. A terminal or /dev/null (`docker exec` without -i) tells nothing.
+ */
+function stdinIsAPipe(): boolean {
+  try {
+    const stat = fstatSync(0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Copies the capture to `output` as it arrives (pipe() waits for a slow reader, and the agent then drops records
  * rather than packets) until the agent ends it: by count or duration, or because this process asked it to stop on
- * a signal or when the reader went away. Shows progress on stderr meanwhile.
+ * a signal, when the reader went away or when docker exec's client did. Shows progress on stderr meanwhile.
  */
 function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: Writable): Promise<StreamResult> {
   const id = String(response.headers[CAPTURE_HEADER.id]);
@@ -176,6 +194,12 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
     setTimeout(() => response.destroy(), STOP_GRACE_MS).unref();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, stop);
+  const clientGone = (): void => {
+    io.err('ipip-lab: stdin closed (the docker exec client has gone): stopping\n');
+    stop();
+  };
+  const watchStdin = stdinIsAPipe();
+  if (watchStdin) process.stdin.on('end', clientGone).resume();
 
   output.on('error', (error: NodeJS.ErrnoException) => {
     result.outputError ??= error;
@@ -188,15 +212,19 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
 
   const terminal = process.stderr.isTTY === true;
   let progressShown = false;
+  let lastLine = `0 packets written, 0 dropped`;
   const progress = setInterval(() => {
     agent.get(`/v1/captures/${id}`).then(
       (info) => {
         const { stats } = info as CaptureInfo;
-        if (response.complete) return;
         const line = `${stats.written} packets written, ${stats.droppedRecords} dropped`;
+        // A quiet capture says nothing new, so it prints nothing.
+        if (response.complete || line === lastLine) return;
+        lastLine = line;
         io.err(terminal ? `\r${line}` : `ipip-lab: ${line} so far\n`);
         progressShown = terminal;
       },
+      // The stream tells when the capture ends; a missed figure only delays the next one.
       () => undefined,
     );
   }, terminal ? PROGRESS_TERMINAL_MS : PROGRESS_LOG_MS);
@@ -207,6 +235,7 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
     response.on('close', () => {
       clearInterval(progress);
       for (const signal of STOP_SIGNALS) process.off(signal, stop);
+      if (watchStdin) process.stdin.off('end', clientGone).destroy();
       if (progressShown) io.err('\n');
       const trailer = response.trailers[CAPTURE_HEADER.stats];
       if (response.complete && trailer !== undefined) result.stats = JSON.parse(trailer) as CaptureStats;

@@ -37,6 +37,7 @@ export interface ToolLab {
   peer: { ip: string; tunnel: string; blockFree: string };
   third: { ip: string; pods: string[] };
   stranger: string;
+  broadcast: string;
 }
 
 export function toolLab(lab: Lab, names: { target: string; peer: string; third: string }, stranger: string): ToolLab {
@@ -59,6 +60,7 @@ export function toolLab(lab: Lab, names: { target: string; peer: string; third: 
     peer: { ip: peer.ip.toString(), tunnel: String(peer.tunnelAddress), blockFree: Ipv4Address.fromUint32(peer.blocks[0].first().value + 5).toString() },
     third: { ip: third.ip.toString(), pods: lab.podsOn(third.name).map((pod) => pod.ip.toString()) },
     stranger,
+    broadcast: lab.cluster.spec.network.cidr.last().toString(),
   };
 }
 
