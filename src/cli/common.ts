@@ -1,5 +1,5 @@
 /** What every command shares: where its text goes, the --spec and -o json options, and JSON printing. */
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 /** Where a command's text goes; tests pass their own to capture it. */
 export interface Io {
@@ -31,4 +31,24 @@ export function jsonOutputOption(): Option {
 
 export function printJson(io: Io, value: unknown): void {
   io.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A commander argument parser for an integer option within [min, max]. */
+export function integer(name: string, min: number, max: number): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
+    return value;
+  };
+}
+
+/** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds. */
+export function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
+  return (text) => {
+    const ms = Math.round(Number(text) * 1000);
+    if (!/^\d*\.?\d+$/.test(text) || ms < minMs || ms > maxMs) {
+      throw new InvalidArgumentError(`${name} must be ${minMs / 1000}..${maxMs / 1000} seconds`);
+    }
+    return ms;
+  };
 }

@@ -3,7 +3,7 @@
  * node's API served on a unix socket in a temporary directory, and the CLI's client talking to it. This is where
  * the API's refusals are checked (404, 405, 400, 413), which the container tests only touch in passing.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -3,14 +3,14 @@
  * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
 import { AgentConfigError, startAgent } from '../../node/agent.js';
 import type { DataplaneView, NodeStatsResponse, ToolResponse } from '../../node/api.js';
 import { clusterOf, loadCluster, readSpecFile, resolveSpecPath } from '../cluster-source.js';
 import { localSystemInfo } from '../environment.js';
 import { ExitStatus, UsageError } from '../errors.js';
-import { jsonOutputOption, printJson, specOption, type CommonOptions, type Io } from '../common.js';
+import { integer, jsonOutputOption, printJson, seconds, specOption, type CommonOptions, type Io } from '../common.js';
 import { agentApiPort, agentFor, agentSocketPath, type AgentClient } from './agent-client.js';
 import { registerCaptureCommand } from './capture-command.js';
 
@@ -19,25 +19,6 @@ import { renderStats } from './stats-view.js';
 
 /** After stop(), anything still holding the event loop must not keep a stopping container alive past its grace. */
 const EXIT_GRACE_MS = 500;
-
-export function integer(name: string, min: number, max: number): (text: string) => number {
-  return (text) => {
-    const value = Number(text);
-    if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
-    return value;
-  };
-}
-
-/** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds. */
-export function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
-  return (text) => {
-    const ms = Math.round(Number(text) * 1000);
-    if (!/^\d*\.?\d+$/.test(text) || ms < minMs || ms > maxMs) {
-      throw new InvalidArgumentError(`${name} must be ${minMs / 1000}..${maxMs / 1000} seconds`);
-    }
-    return ms;
-  };
-}
 
 function cluster(options: CommonOptions): ClusterState {
   return loadCluster(resolveSpecPath(options.spec));

@@ -12,10 +12,9 @@ import { nodeByName, podByName, type ClusterState, type NodeState } from '../../
 import { CAPTURE_HEADER, CAPTURE_MAX_COUNT, CAPTURE_MAX_MS, type CaptureInfo } from '../../node/api.js';
 import type { CaptureStats } from '../../node/capture/index.js';
 import { loadCluster, resolveNode, resolveSpecPath } from '../cluster-source.js';
-import { specOption, type CommonOptions, type Io } from '../common.js';
+import { integer, seconds, specOption, type CommonOptions, type Io } from '../common.js';
 import { ExitStatus, UsageError } from '../errors.js';
 import { agentFor, type AgentClient } from './agent-client.js';
-import { integer, seconds } from './agent-commands.js';
 
 /** Where docker-compose.yml mounts the host's ./captures in every node container. */
 const CAPTURES_DIRECTORY = '/captures';
