@@ -6,7 +6,7 @@
 import { Wait, type StartedTestContainer } from 'testcontainers';
 import type { ClusterState, NodeState, PodState } from '../calico/index.js';
 import type { NodeInfo, NodeStatsResponse } from '../node/api.js';
-import type { CurlReport, PingReport, TracerouteReport } from '../node/pod/index.js';
+import type { CurlReport, PingOptions as PodPingOptions, PingReport, TracerouteReport } from '../node/pod/index.js';
 import { pcapng } from '../wire/index.js';
 import {
   buildImage,
@@ -38,20 +38,11 @@ export interface ExecResult {
   stderr: string;
 }
 
-export interface PingOptions {
+/** A ping from a pod: the pod stack's options (minus the echo identifier, which the pod picks), plus who and where. */
+export interface PingOptions extends Omit<PodPingOptions, 'ident'> {
   from: string;
   /** A pod name or an IPv4 address. */
   to: string;
-  count?: number;
-  /** ICMP data bytes. */
-  size?: number;
-  /** true: DF (`-M do`); false: never DF (`-M dont`); unset: Linux's default. */
-  df?: boolean;
-  ttl?: number;
-  /** The whole TOS byte (`-Q`). */
-  tos?: number;
-  intervalMs?: number;
-  timeoutMs?: number;
 }
 
 /** A packet of an `ipip-lab capture` file, as the agent's dataplane saw it. */

@@ -17,6 +17,8 @@ export interface ComposeLab {
   readonly upMs: number;
   /** `docker compose exec SERVICE ARGV…`: exit code and both streams. */
   exec(service: string, ...argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** The same, for a command that must succeed: its standard output, or an error with what it printed. */
+  ok(service: string, ...argv: string[]): Promise<string>;
   /** `docker compose down -v`; resolves with how long it took. */
   down(): Promise<number>;
   /** What Docker still holds of the project (containers, networks, volumes), by name. */
@@ -58,11 +60,17 @@ export async function startComposeLab(file: string, project: string, healthyWith
     .up();
   const upMs = performance.now() - started;
   let downed = false;
+  const exec: ComposeLab['exec'] = async (service, ...argv) => {
+    const { exitCode, stdout, stderr } = await environment.getContainer(`${service}-1`).exec(argv);
+    return { exitCode, stdout, stderr };
+  };
   return {
     upMs,
-    async exec(service, ...argv) {
-      const { exitCode, stdout, stderr } = await environment.getContainer(`${service}-1`).exec(argv);
-      return { exitCode, stdout, stderr };
+    exec,
+    async ok(service, ...argv) {
+      const result = await exec(service, ...argv);
+      if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} on ${service} exited ${result.exitCode}: ${result.stderr}`);
+      return result.stdout;
     },
     async down() {
       if (downed) return 0;
