@@ -398,7 +398,8 @@ async function wire() {
     // fuzz: a mutated or random inner packet behind a valid outer header, sometimes with outer options or ECN.
     const source = pick([...sources]);
     const outer = { tos: random() < 0.1 ? int(256) : 0, options: random() < 0.1 ? nops() : undefined, df: random() < 0.5 };
-    const inner = fuzzInner(categories);
+    // Within eth0's MTU: the sending kernel refuses bigger ones (EMSGSIZE) rather than let them reach the agent.
+    const inner = fuzzInner(categories).subarray(0, 1500 - 20 - (outer.options?.length ?? 0));
     const packet = ipip(source === 'stranger' ? lab.stranger : lab.peer, lab.target, inner, outer);
     return [{ to, packet, onSent: () => (byCategory[`fuzz-from-${source}`] = (byCategory[`fuzz-from-${source}`] ?? 0) + 1) }];
   };
