@@ -3,17 +3,12 @@
  * node's API served on a unix socket in a temporary directory, and the CLI's client talking to it. This is where
  * the API's refusals are checked (404, 405, 400, 413), which the container tests only touch in passing.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { request, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ClusterState, PodState, SpecDocument } from '../../src/calico/index.js';
-import { clusterOf, readSpecFile } from '../../src/cli/cluster-source.js';
+import type { ClusterState, PodState } from '../../src/calico/index.js';
 import { AgentClient, AgentError } from '../../src/cli/commands/agent-client.js';
 import { renderStats } from '../../src/cli/commands/stats-view.js';
 import {
-  createApiHandler,
   MAX_BODY_BYTES,
   type ApiHandler,
   type DataplaneView,
@@ -23,57 +18,29 @@ import {
   type CaptureInfo,
 } from '../../src/node/api.js';
 import type { CaptureStats } from '../../src/node/capture/index.js';
-import { LabNode } from '../../src/node/lab-node.js';
 import type { PingReport } from '../../src/node/pod/index.js';
 import { pcapng } from '../../src/wire/index.js';
 import { SEED_CNI_OVERVIEW } from '../support/cli.js';
+import { startInProcessAgent, type InProcessAgent } from '../support/in-process-agent.js';
 
-let spec: SpecDocument;
+let agent: InProcessAgent;
 let cluster: ClusterState;
-let nodes: LabNode[];
 let handler: ApiHandler;
-let server: Server;
-let directory: string;
 let socketPath: string;
 let client: AgentClient;
 let podA: PodState;
 let podB: PodState;
 
 beforeAll(async () => {
-  spec = readSpecFile(SEED_CNI_OVERVIEW);
-  cluster = clusterOf(spec);
-  // The wire between nodes: what one node sends to an address arrives, a turn of the event loop later, at that node.
-  const wire = {
-    send(packet: Buffer, destination: number) {
-      const copy = Buffer.from(packet);
-      setImmediate(() => nodes.find((node) => node.node.ip.value === destination)?.dataplane.fromUnderlay(copy));
-    },
-  };
-  nodes = cluster.nodes.map((node) => new LabNode(cluster, node.name, wire));
-  const node01 = nodes.find((node) => node.node.name === 'worker-node01')!;
-  [podA] = node01.localPods;
+  agent = await startInProcessAgent(SEED_CNI_OVERVIEW, 'worker-node01');
+  ({ cluster, handler, socketPath } = agent);
+  [podA] = agent.node.localPods;
   podB = cluster.pods.find((pod) => pod.node === 'worker-node02')!;
-
-  handler = createApiHandler({
-    labNode: node01,
-    spec,
-    apiPort: 9440,
-    startedAt: new Date(0),
-    system: { osImage: 'Test OS', kernelVersion: '6.1.0', containerRuntime: 'ipip-lab://0.1.0', architecture: 'amd64' },
-    underlaySendErrors: () => 0,
-  });
-  directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-api-'));
-  socketPath = path.join(directory, 'agent.sock');
-  server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  client = new AgentClient({ socketPath }, node01.node.name);
+  client = new AgentClient({ socketPath }, agent.node.node.name);
 });
 
 afterAll(async () => {
-  handler?.close();
-  for (const node of nodes ?? []) node.close();
-  await new Promise((resolve) => server?.close(resolve));
-  rmSync(directory, { recursive: true, force: true });
+  await agent?.close();
 });
 
 /** A raw request, for what the CLI's client never sends (wrong JSON, huge bodies). */

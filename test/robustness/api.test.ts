@@ -5,59 +5,30 @@
  * serves it, over the robustness lab's cluster with an in-memory wire between its three nodes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { clusterOf, readSpecFile } from '../../src/cli/cluster-source.js';
-import { createApiHandler, type ApiHandler } from '../../src/node/api.js';
 import { unaccounted } from '../../src/node/dataplane.js';
-import { LabNode } from '../../src/node/lab-node.js';
+import type { LabNode } from '../../src/node/lab-node.js';
+import { startInProcessAgent, type InProcessAgent } from '../support/in-process-agent.js';
 import { apiRoutes, callersOf, readOnlyPaths } from './support/routes.js';
 import { ROBUSTNESS_SPEC } from './support/specs.js';
 
 const TOOL = fileURLToPath(new URL('./support/lab-tool.mjs', import.meta.url));
 
-let nodes: LabNode[];
-let handler: ApiHandler;
-let server: Server;
-let directory: string;
+let agent: InProcessAgent;
+let nodes: readonly LabNode[];
 let socketPath: string;
 let target: LabNode;
 
 beforeAll(async () => {
-  const spec = readSpecFile(ROBUSTNESS_SPEC);
-  const cluster = clusterOf(spec);
-  const wire = {
-    send(packet: Buffer, destination: number) {
-      const copy = Buffer.from(packet);
-      setImmediate(() => nodes.find((node) => node.node.ip.value === destination)?.dataplane.fromUnderlay(copy));
-    },
-  };
-  nodes = cluster.nodes.map((node) => new LabNode(cluster, node.name, wire));
-  target = nodes.find((node) => node.node.name === 'worker-node01')!;
-  handler = createApiHandler({
-    labNode: target,
-    spec,
-    apiPort: 9440,
-    startedAt: new Date(0),
-    system: { osImage: 'Test OS', kernelVersion: '6.1.0', containerRuntime: 'ipip-lab://0.1.0', architecture: 'amd64' },
-    underlaySendErrors: () => 0,
-  });
-  directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-robustness-api-'));
-  socketPath = path.join(directory, 'agent.sock');
-  server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  agent = await startInProcessAgent(ROBUSTNESS_SPEC, 'worker-node01');
+  ({ nodes, socketPath, node: target } = agent);
 });
 
 afterAll(async () => {
-  handler?.close();
-  for (const node of nodes ?? []) node.close();
-  await new Promise((resolve) => server?.close(resolve));
-  if (directory) rmSync(directory, { recursive: true, force: true });
+  await agent?.close();
 });
 
 function status(method: string, urlPath: string, body = ''): Promise<number> {
