@@ -9,7 +9,7 @@ ipip-lab: $(hostname) is an emulated node of a Kubernetes cluster running Calico
 Try:
   kubectl get nodes -o wide             kubectl apply -f FILE      (the course's manifests: ls $(pwd))
   kubectl get pods -o wide              kubectl describe node $(hostname)
-  ipip-lab route                        ipip-lab ip addr           ipip-lab ifconfig tunl0
+  route  (or ipip-lab route)           ipip-lab ip addr           ifconfig tunl0
   ipip-lab ping POD-IP --from POD       ipip-lab curl http://POD-IP:8080/ --from POD
   tcpdump -ni eth0 ip proto 4           kubectl --help             ipip-lab --help
 BANNER

@@ -40,6 +40,11 @@ describe('node views inside a node container', () => {
     expect(live.stdout).toBe(await fromSpec(args[0], ...args.slice(1), '--node', 'worker-node01'));
   });
 
+  test("the course's bare `route` and `ifconfig` are ipip-lab's", async () => {
+    expect((await node01.exec(['route', '-n'])).stdout).toBe((await node01.ipipLab(['route', '-n'])).stdout);
+    expect((await node01.exec(['ifconfig', 'tunl0'])).stdout).toMatch(/^tunl0: flags=193<UP,RUNNING,NOARP>  mtu 1480\n/);
+  });
+
   test('--node reaches another node over the lab network', async () => {
     const live = await node01.ipipLab(['route', '--node', 'master-node']);
     expect(live.stdout).toBe(await fromSpec('route', '--node', 'master-node'));
