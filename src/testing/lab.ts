@@ -30,6 +30,16 @@ export interface LabOptions {
   image?: string;
   /** How long each agent may take to come up. */
   startupTimeoutMs?: number;
+  /**
+   * More arguments for the agents, after `node --name NAME` (e.g. `['--underlay', 'raw-socket']`): the same for
+   * every node, or chosen per node.
+   */
+  agentArgs?: readonly string[] | ((node: string) => readonly string[]);
+  /**
+   * Start only these nodes of the spec. The others' addresses stay free, e.g. for a stranger that stands in for a
+   * kernel node at that address (`lab.startStranger(ip)`). Default: every node.
+   */
+  nodes?: readonly string[];
 }
 
 export interface ExecResult {
@@ -331,6 +341,18 @@ export class Lab {
   }
 }
 
+function agentArgsFor(options: LabOptions, node: string): readonly string[] {
+  const { agentArgs } = options;
+  return typeof agentArgs === 'function' ? agentArgs(node) : (agentArgs ?? []);
+}
+
+function nodesToStart(cluster: ClusterState, names: readonly string[] | undefined): ClusterState['nodes'] {
+  if (!names) return cluster.nodes;
+  const unknown = names.filter((name) => !cluster.nodes.some((node) => node.name === name));
+  if (unknown.length > 0) throw new Error(`no node ${unknown.join(', ')} in the spec (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+  return cluster.nodes.filter((node) => names.includes(node.name));
+}
+
 /**
  * Starts a lab from a spec: builds the node image (once per process), removes what killed runs left on the same
  * subnet, creates the internal network, starts every node pinned to its address and waits for each agent.
@@ -347,13 +369,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   await createLabNetwork(name, networkName, cluster.spec.network.cidr);
   try {
     const nodes = await Promise.all(
-      cluster.nodes.map(async (node) => {
+      nodesToStart(cluster, options.nodes).map(async (node) => {
         const container = await new PinnedContainer(image, networkName, node.ip.toString())
           .withName(`${networkName}-${node.name}`)
           .withHostname(node.name)
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
-          .withCommand(['node', '--name', node.name])
+          .withCommand(['node', '--name', node.name, ...agentArgsFor(options, node.name)])
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();
