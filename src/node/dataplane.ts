@@ -72,6 +72,12 @@ export interface TapEvent {
   timestampNs: bigint;
 }
 
+interface TapSubscription {
+  readonly listener: (event: TapEvent) => void;
+  /** undefined: every interface. */
+  readonly interfaces: ReadonlySet<string> | undefined;
+}
+
 export interface DataplaneOptions {
   /** Nanoseconds since the Unix epoch, for tap timestamps. */
   now?: () => bigint;
@@ -157,7 +163,7 @@ export class Dataplane {
   private readonly now: () => bigint;
   private readonly log: (line: string) => void;
   // Copy-on-write, so a listener may unsubscribe while an event is being dispatched.
-  private taps: readonly ((event: TapEvent) => void)[] = [];
+  private taps: readonly TapSubscription[] = [];
   /**
    * One clock read per packet's trip through the node, shared by every tap of that trip (rx on cali, tx on tunl0,
    * tx on eth0 happen within the same call), so an active capture adds one BigInt clock read per packet, not per hop.
@@ -284,10 +290,15 @@ export class Dataplane {
     };
   }
 
-  onTap(listener: (event: TapEvent) => void): () => void {
-    this.taps = [...this.taps, listener];
+  /**
+   * Calls `listener` for every packet seen on `interfaces` (default: every interface). The selection is made here,
+   * before any event exists, so that a capture of eth0 costs the other interfaces' hops nothing.
+   */
+  onTap(listener: (event: TapEvent) => void, interfaces?: Iterable<string>): () => void {
+    const subscription: TapSubscription = { listener, interfaces: interfaces === undefined ? undefined : new Set(interfaces) };
+    this.taps = [...this.taps, subscription];
     return () => {
-      this.taps = this.taps.filter((candidate) => candidate !== listener);
+      this.taps = this.taps.filter((candidate) => candidate !== subscription);
     };
   }
 
@@ -468,7 +479,7 @@ export class Dataplane {
     }
     this.tunl0.stats.txPackets++;
     this.tunl0.stats.txBytes += inner.length;
-    if (this.taps.length > 0) this.tap(this.tunl0, 'tx', packet.subarray(IPIP_OVERHEAD));
+    if (this.isTapped(this.tunl0)) this.tap(this.tunl0, 'tx', packet.subarray(IPIP_OVERHEAD));
     return this.sendPlain(packet, gateway, false);
   }
 
@@ -638,11 +649,16 @@ export class Dataplane {
     if (inbound !== undefined) inbound.stats.rxDropped++;
   }
 
+  private isTapped(port: Port): boolean {
+    for (const { interfaces } of this.taps) if (interfaces === undefined || interfaces.has(port.name)) return true;
+    return false;
+  }
+
   private tap(port: Port, direction: TapEvent['direction'], packet: Buffer): void {
-    const taps = this.taps;
-    if (taps.length === 0) return;
-    const event: TapEvent = { interfaceName: port.name, direction, packet, timestampNs: (this.tripTimeNs ??= this.now()) };
-    for (const listener of taps) {
+    let event: TapEvent | undefined;
+    for (const { listener, interfaces } of this.taps) {
+      if (interfaces !== undefined && !interfaces.has(port.name)) continue;
+      event ??= { interfaceName: port.name, direction, packet, timestampNs: (this.tripTimeNs ??= this.now()) };
       try {
         listener(event);
       } catch (error) {
@@ -650,5 +666,6 @@ export class Dataplane {
       }
     }
   }
+
 }
 

@@ -15,7 +15,8 @@ import type { TapEvent } from '../dataplane.js';
 import { parseFilter } from './filter.js';
 
 export interface TapSource {
-  onTap(listener: (event: TapEvent) => void): () => void;
+  /** Subscribes to the packets of `interfaces` (all when undefined); returns the unsubscribe function. */
+  onTap(listener: (event: TapEvent) => void, interfaces?: Iterable<string>): () => void;
 }
 
 export interface CaptureOptions {
@@ -98,7 +99,6 @@ export class CaptureSession {
   /** Settles once the session has stopped and the sink has taken every byte; rejects if the sink fails. */
   readonly done: Promise<CaptureStats>;
   private readonly format: FileFormat;
-  private readonly selected: ReadonlySet<string> | undefined;
   private readonly matches: (packet: Buffer) => boolean;
   private readonly maxQueuedBytes: number;
   private readonly interfaceIds = new Map<string, number>();
@@ -134,7 +134,6 @@ export class CaptureSession {
     const filter = parseFilter(options.filter ?? '');
     if (!filter.ok) throw new SyntaxError(filter.error);
     this.matches = filter.match;
-    this.selected = options.interfaces === 'any' ? undefined : new Set(options.interfaces);
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     const describe = options.describeInterface ?? ((name: string) => `${options.nodeName} ${name}`);
     this.format = options.format === 'pcapng' ? pcapngFormat(describe) : pcapFormat();
@@ -146,7 +145,7 @@ export class CaptureSession {
     options.sink.on('error', this.onSinkError);
     options.sink.on('close', this.onSinkClose);
     this.enqueue(this.format.header);
-    this.unsubscribe = source.onTap(this.onTap);
+    this.unsubscribe = source.onTap(this.onTap, options.interfaces === 'any' ? undefined : options.interfaces);
     this.timer = options.durationMs === undefined ? undefined : setTimeout(() => this.stop(), options.durationMs);
   }
 
@@ -171,7 +170,6 @@ export class CaptureSession {
 
   private readonly onTap = (event: TapEvent): void => {
     if (this.stopped) return;
-    if (this.selected !== undefined && !this.selected.has(event.interfaceName)) return;
     if (!this.matches(event.packet)) return;
     this.counts.captured++;
     // Checked before encoding so that an overloaded capture costs the hot path as little as possible; the queue may

@@ -26,16 +26,18 @@ const T0 = 1_700_000_000_123_456_789n;
  * returns, so a session that kept a reference instead of a copy writes garbage.
  */
 class FakeTap implements TapSource {
-  readonly listeners = new Set<(event: TapEvent) => void>();
+  readonly listeners = new Map<(event: TapEvent) => void, ReadonlySet<string> | undefined>();
 
-  onTap(listener: (event: TapEvent) => void): () => void {
-    this.listeners.add(listener);
+  onTap(listener: (event: TapEvent) => void, interfaces?: Iterable<string>): () => void {
+    this.listeners.set(listener, interfaces === undefined ? undefined : new Set(interfaces));
     return () => this.listeners.delete(listener);
   }
 
   emit(interfaceName: string, packet: Buffer, timestampNs: bigint, direction: TapEvent['direction'] = 'tx'): void {
     const reused = Buffer.from(packet);
-    for (const listener of this.listeners) listener({ interfaceName, direction, packet: reused, timestampNs });
+    for (const [listener, interfaces] of this.listeners) {
+      if (interfaces === undefined || interfaces.has(interfaceName)) listener({ interfaceName, direction, packet: reused, timestampNs });
+    }
     reused.fill(0xee);
   }
 }
