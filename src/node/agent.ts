@@ -25,7 +25,7 @@ import {
   type ReloadResult,
 } from './api.js';
 import { LabNode } from './lab-node.js';
-import { openRawUnderlay, type Underlay, type UnderlayHandlers } from './underlay.js';
+import { openUnderlay, UnderlayUnavailableError, type OpenedUnderlay, type UnderlayKind } from './underlay/index.js';
 
 export interface AgentOptions {
   /** The spec the cluster was built from, served to CLIs so they see the agent's own cluster. */
@@ -38,8 +38,10 @@ export interface AgentOptions {
   log: (line: string) => void;
   /** The machine's interfaces; tests pass their own. */
   networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
-  /** The raw IPIP socket; tests pass a fake. */
-  openUnderlay?: (handlers: UnderlayHandlers) => Underlay;
+  /** Which implementation moves the packets; without it the default, falling back where the addon is not built. */
+  underlay?: UnderlayKind;
+  /** Opens the raw IPIP socket; tests pass a fake. */
+  openUnderlay?: typeof openUnderlay;
   /** Re-reads the spec when asked to reload (`kubectl apply` rewrote it); without it the agent refuses reloads. */
   readSpec?: () => SpecDocument;
 }
@@ -105,8 +107,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     nodeLog(`${message} (logged once)`);
   };
   let labNode: LabNode | undefined;
-  const underlay = (options.openUnderlay ?? openRawUnderlay)({
-    onPacket: (packet) => {
+  const handlers = {
+    onPacket: (packet: Buffer) => {
       // A packet from the wire is anyone's bytes: whatever the dataplane makes of them, the agent keeps running.
       try {
         labNode?.dataplane.fromUnderlay(packet);
@@ -114,9 +116,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         reportOnce('dataplane', error);
       }
     },
-    onError: (error) => reportOnce('underlay', error),
-  });
-  nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open`);
+    onError: (error: Error) => reportOnce('underlay', error),
+  };
+  let opened: OpenedUnderlay;
+  try {
+    opened = (options.openUnderlay ?? openUnderlay)(options.underlay, handlers, nodeLog);
+  } catch (error) {
+    // The implementation asked for is not here: like a bad spec, the command line must change.
+    if (error instanceof UnderlayUnavailableError) {
+      throw new AgentConfigError(`${options.underlay ? `--underlay ${options.underlay}: ` : ''}${error.message}`);
+    }
+    throw error;
+  }
+  const { underlay } = opened;
+  nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open, ${opened.description}`);
 
   const servers: Server[] = [];
   let handler: ApiHandler | undefined;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
 import { AgentConfigError, startAgent } from '../../node/agent.js';
+import { DEFAULT_UNDERLAY, UNDERLAY_KINDS, type UnderlayKind } from '../../node/underlay/index.js';
 import type { DataplaneView, NodeStatsResponse, ToolResponse } from '../../node/api.js';
 import { clusterOf, loadCluster, readSpecFile, resolveSpecPath } from '../cluster-source.js';
 import { localSystemInfo } from '../environment.js';
@@ -89,14 +90,25 @@ function registerNode(program: Command, io: Io): void {
     .requiredOption('--name <node>', 'which node of the spec this machine is; its ip must be on one of our interfaces')
     .addOption(new Option('--api-port <port>', 'control API port on the node address').argParser(integer('--api-port', 1, 65_535)))
     .addOption(new Option('--socket <path>', 'control API unix socket for the local CLI').default(agentSocketPath(), '$IPIP_LAB_SOCKET or /run/ipip-lab/agent.sock'))
+    .addOption(
+      new Option(
+        '--underlay <kind>',
+        'what moves the packets through the raw socket: native (batched system calls) or raw-socket (one per event); ' +
+          `default: ${DEFAULT_UNDERLAY}, or raw-socket where the addon is not built`,
+      ).choices(UNDERLAY_KINDS),
+    )
     .addOption(specOption())
     .addHelpText(
       'after',
       '\nThe agent moves real IPIP packets (IP protocol 4) with a raw socket, so it needs CAP_NET_RAW (Docker grants it).\n' +
-        'It stops cleanly on SIGTERM or SIGINT. Exit code 2: bad spec, unknown node, or an address not on this machine.\n' +
+        'Both underlays put the same bytes on the wire. native is this project\'s addon (native/, built by npm install):\n' +
+        'it receives and sends up to 64 packets per system call (recvmmsg/sendmmsg). raw-socket is the npm package of\n' +
+        'that name: one packet per event, for comparison, or where the addon did not build (the agent logs the fallback).\n' +
+        'It stops cleanly on SIGTERM or SIGINT. Exit code 2: bad spec, unknown node, an address not on this machine, or\n' +
+        'an --underlay that is not installed here.\n' +
         '\nExample (what docker-compose.yml runs in each node container):\n  ipip-lab node --name worker-node01 --spec /etc/ipip-lab/cluster.yaml',
     )
-    .action(async (options: CommonOptions & { name: string; apiPort?: number; socket: string }) => {
+    .action(async (options: CommonOptions & { name: string; apiPort?: number; socket: string; underlay?: UnderlayKind }) => {
       const log = (line: string): void => io.out(`${line}\n`);
       const specPath = resolveSpecPath(options.spec);
       const spec = readSpecFile(specPath);
@@ -111,6 +123,7 @@ function registerNode(program: Command, io: Io): void {
           nodeName: options.name,
           apiPort: options.apiPort ?? agentApiPort(),
           socketPath: options.socket,
+          underlay: options.underlay,
           system: localSystemInfo(),
           log,
         });

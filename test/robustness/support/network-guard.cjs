@@ -1,6 +1,6 @@
 /**
  * Preloaded into `ipip-lab node` (NODE_OPTIONS=--require) by the bad-spec test: the first attempt to touch the
- * network (load the raw-socket addon, listen, connect, open a UDP socket) prints NETWORK-GUARD and exits 99, so a
+ * network (load either underlay's addon, listen, connect, open a UDP socket) prints NETWORK-GUARD and exits 99, so a
  * process that exits 2 without that line provably refused its spec before opening anything.
  */
 'use strict';
@@ -15,7 +15,7 @@ function trip(what) {
 
 const load = Module._load;
 Module._load = function guardedLoad(request, ...rest) {
-  if (request === 'raw-socket' || /raw\.node$/.test(request)) trip(`loads ${request}`);
+  if (request === 'raw-socket' || /(raw|ipip_socket)\.node$/.test(request)) trip(`loads ${request}`);
   return load.call(this, request, ...rest);
 };
 net.Server.prototype.listen = () => trip('listen');

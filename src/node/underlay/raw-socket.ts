@@ -1,24 +1,13 @@
 /**
- * The node's real underlay: one raw IPv4 socket for IP protocol 4. The kernel gives us every IPIP packet addressed to
- * this container, whole (outer header included), and sends ours as we built them (IP_HDRINCL), so the outer header on
- * the wire is exactly the one the dataplane computed. Nothing here knows about tunnels or routes.
+ * The underlay over the `raw-socket` package: one packet per event, one send per packet. It is the fallback where
+ * the native addon is not built; raw-socket itself is an optional dependency, since it does not build on Node 24.
  */
 import { createRequire } from 'node:module';
-import { ipv4ToString } from '../wire/index.js';
-import type { UnderlayTx } from './dataplane.js';
+import { ipv4ToString } from '../../wire/index.js';
+import { rawSocketOpenError, UnderlayUnavailableError } from './errors.js';
+import type { Underlay, UnderlayHandlers } from './index.js';
 
-export interface Underlay extends UnderlayTx {
-  /** Send failures so far (the kernel refused a packet), e.g. for the stats view. */
-  readonly sendErrors: number;
-  close(): void;
-}
-
-export interface UnderlayHandlers {
-  /** A whole IPv4 packet as received, outer header first. The buffer is the caller's to keep. */
-  onPacket(packet: Buffer): void;
-  /** A send or receive failure; the socket stays open where the kernel lets it. */
-  onError(error: Error): void;
-}
+const IPPROTO_IPIP = 4;
 
 /** The subset of the `raw-socket` package we use; it ships no types. */
 interface RawSocketModule {
@@ -42,16 +31,22 @@ interface RawSocket {
   close(): void;
 }
 
-export const IPPROTO_IPIP = 4;
 /** The largest IPv4 datagram: the receive buffer must hold any packet a peer could send. */
 const RECEIVE_BUFFER_SIZE = 65_535;
 
 /** Loaded lazily so that code which only fakes the underlay (tests, the CLI's read views) never needs the addon. */
 function loadRawSocket(): RawSocketModule {
-  return createRequire(import.meta.url)('raw-socket') as RawSocketModule;
+  try {
+    return createRequire(import.meta.url)('raw-socket') as RawSocketModule;
+  } catch (error) {
+    throw new UnderlayUnavailableError(
+      `the raw-socket package cannot be loaded (${(error as Error).message.split('\n')[0]}); it is an optional ` +
+        'dependency that npm skips where its addon does not build (Node 24)',
+    );
+  }
 }
 
-class RawIpipUnderlay implements Underlay {
+class RawSocketUnderlay implements Underlay {
   sendErrors = 0;
   private closed = false;
 
@@ -86,17 +81,15 @@ class RawIpipUnderlay implements Underlay {
   }
 }
 
-/** Opens the raw IPIP socket; throws with a hint when the container lacks CAP_NET_RAW. */
-export function openRawUnderlay(handlers: UnderlayHandlers): Underlay {
+/** Opens the raw IPIP socket through raw-socket; throws UnderlayUnavailableError when the package is missing. */
+export function openRawSocketUnderlay(handlers: UnderlayHandlers): Underlay {
   const raw = loadRawSocket();
   let socket: RawSocket;
   try {
     socket = raw.createSocket({ protocol: IPPROTO_IPIP, bufferSize: RECEIVE_BUFFER_SIZE });
     socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
   } catch (error) {
-    throw new Error(
-      `cannot open a raw IPIP socket (${(error as Error).message}): the agent needs CAP_NET_RAW, which Docker grants by default`,
-    );
+    throw rawSocketOpenError(error);
   }
-  return new RawIpipUnderlay(socket, handlers);
+  return new RawSocketUnderlay(socket, handlers);
 }
