@@ -5,3 +5,4 @@ export * from './scheduler.js';
 export * from './cluster.js';
 export * from './felix.js';
 export * from './spec-workloads.js';
+export * from './generate-spec.js';

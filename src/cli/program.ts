@@ -11,6 +11,7 @@ import {
 } from '../routing/index.js';
 import { openClusterView, resolveNode } from './cluster-source.js';
 import { registerAgentCommands } from './commands/agent-commands.js';
+import { registerGenSpecCommand } from './commands/gen-spec.js';
 import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
 import { IPIP_LAB_VERSION } from './environment.js';
 import { ExitStatus, UsageError } from './errors.js';
@@ -176,6 +177,7 @@ export function buildProgram(io: Io = processIo): Command {
     });
 
   registerAgentCommands(program, io);
+  registerGenSpecCommand(program, io);
   return program;
 }
 

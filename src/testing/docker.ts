@@ -125,14 +125,16 @@ export async function createLabNetwork(lab: string, networkName: string, subnet:
 }
 
 /**
- * A container attached only to one network at a fixed IPv4 address. testcontainers has no option for a static
- * address, so the endpoint config is added to the create request just before it is sent.
+ * A container attached only to one network at a fixed IPv4 address, with optional `docker run --sysctl` settings of
+ * its own network namespace. testcontainers has no option for either, so both are added to the create request just
+ * before it is sent.
  */
 export class PinnedContainer extends GenericContainer {
   constructor(
     image: string,
     private readonly networkName: string,
     private readonly ipv4: string,
+    private readonly sysctls?: Readonly<Record<string, string>>,
   ) {
     super(image);
     this.withNetworkMode(networkName);
@@ -142,5 +144,6 @@ export class PinnedContainer extends GenericContainer {
     this.createOpts.NetworkingConfig = {
       EndpointsConfig: { [this.networkName]: { IPAMConfig: { IPv4Address: this.ipv4 } } },
     };
+    if (this.sysctls) this.hostConfig.Sysctls = { ...this.sysctls };
   }
 }

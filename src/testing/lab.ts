@@ -40,6 +40,11 @@ export interface LabOptions {
    * kernel node at that address (`lab.startStranger(ip)`). Default: every node.
    */
   nodes?: readonly string[];
+  /**
+   * Kernel settings of each node container's own network namespace, as `docker run --sysctl` sets them (e.g. its
+   * eth0's ARP timers). Default: Docker's.
+   */
+  sysctls?: Readonly<Record<string, string>>;
 }
 
 export interface ExecResult {
@@ -370,7 +375,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   try {
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
-        const container = await new PinnedContainer(image, networkName, node.ip.toString())
+        const container = await new PinnedContainer(image, networkName, node.ip.toString(), options.sysctls)
           .withName(`${networkName}-${node.name}`)
           .withHostname(node.name)
           .withLabels({ [LAB_LABEL]: name })

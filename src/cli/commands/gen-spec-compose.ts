@@ -1,0 +1,157 @@
+/**
+ * The Compose file that runs a generated spec, shaped as the root docker-compose.yml: one service per node pinned to
+ * its address on an internal network with the spec's subnet, the node image built from the repository, the spec
+ * shared through a volume so `kubectl apply` on one node reaches all, and a healthcheck per node.
+ */
+import { Document, isScalar, Pair, Scalar, YAMLMap, type YAMLSeq } from 'yaml';
+import type { ClusterSpec } from '../../calico/index.js';
+
+export interface ComposeLayout {
+  /** The spec file, relative to the Compose file's folder. */
+  readonly specFile: string;
+  /** The repository root (which holds containers/Dockerfile), relative to the Compose file's folder. */
+  readonly buildContext: string;
+  /** The gen-spec command line that made the spec, quoted in the header so the pair can be made again. */
+  readonly command: string;
+}
+
+const NODE_IMAGE = 'ipip-lab-node:dev';
+const NETWORK = 'lab';
+const SPEC_VOLUME = 'spec';
+const SEED_PATH = '/etc/ipip-lab-seed.yaml';
+const API_PORT = 9440;
+
+/**
+ * Every node container shares the host kernel's one ARP table, where real nodes each have their own: Linux keeps at
+ * most 1024 entries for the whole machine by default (net.ipv4.neigh.default.gc_thresh3) and cannot reclaim one while
+ * it is REACHABLE (15 to 45 s after use) or was updated in the last 5 s. Fifty nodes that all talk to each other need
+ * 2,450 entries; with these timers on each node's eth0 an entry is free again seconds after its last use, so the
+ * table holds bursts of all-pairs traffic. Sustained all-pairs traffic needs a larger table on the host (README).
+ */
+export const NODE_ARP_SYSCTLS: Readonly<Record<string, string>> = {
+  'net.ipv4.neigh.eth0.base_reachable_time_ms': '2000',
+  'net.ipv4.neigh.eth0.delay_first_probe_time': '1',
+};
+
+/**
+ * Each check is a `docker exec` (tens of milliseconds of the Docker daemons' CPU), so a larger lab checks each node less
+ * often: about two checks a second in all, and every 5 s at most, as the root docker-compose.yml.
+ */
+const HEALTH_CHECKS_PER_SECOND = 2;
+const MIN_HEALTH_INTERVAL_S = 5;
+
+function healthInterval(nodes: number): string {
+  return `${Math.max(MIN_HEALTH_INTERVAL_S, Math.ceil(nodes / HEALTH_CHECKS_PER_SECOND))}s`;
+}
+
+/**
+ * bash's /dev/tcp asks the agent's API for its node: a few milliseconds of CPU, where `ipip-lab stats` starts a Node
+ * process (~0.4 s of CPU). Fifty nodes checked every 5 s that way would keep two CPUs busy on health checks alone.
+ * `$$` is Compose's escape for a literal `$`.
+ */
+const HEALTHCHECK =
+  `exec 3<>/dev/tcp/$$(hostname -i)/${API_PORT} && printf 'GET /v1/node HTTP/1.0\\r\\n\\r\\n' >&3 && ` +
+  `head -n 1 <&3 | grep -q ' 200 '`;
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+function header(spec: ClusterSpec, layout: ComposeLayout, file: string): string {
+  const [first] = spec.nodes;
+  return [
+    ` The lab of the cluster spec ${layout.specFile}: ${plural(spec.nodes.length, 'node')}, one container each, on the internal`,
+    ` network ${spec.network.cidr}. Made by:`,
+    `   ${layout.command}`,
+    ' Run it:',
+    `   docker compose -f ${file} up -d --build --wait     (builds ${NODE_IMAGE} once, by the first service)`,
+    `   docker compose -f ${file} exec ${first.name} kubectl get pods -o wide`,
+    `   docker compose -f ${file} down -v`,
+  ].join('\n');
+}
+
+/** Short lists on one line, as the root docker-compose.yml writes them. */
+function inline(document: Document, items: readonly string[]): YAMLSeq {
+  const seq = document.createNode(items) as YAMLSeq;
+  seq.flow = true;
+  return seq;
+}
+
+function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayout): YAMLMap {
+  const defaults = document.createNode({
+    image: NODE_IMAGE,
+    pull_policy: 'never',
+    init: false,
+    stop_grace_period: '2s',
+    restart: 'unless-stopped',
+    environment: { IPIP_LAB_SEED: SEED_PATH },
+    volumes: [
+      { type: 'volume', source: SPEC_VOLUME, target: '/etc/ipip-lab', volume: { nocopy: true } },
+      // The long form: a path with a colon in it would split the short one.
+      { type: 'bind', source: layout.specFile, target: SEED_PATH, read_only: true },
+    ],
+    sysctls: { ...NODE_ARP_SYSCTLS },
+    healthcheck: {
+      test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
+      interval: healthInterval(spec.nodes.length),
+      timeout: '3s',
+      retries: 5,
+    },
+  }) as YAMLMap;
+  defaults.anchor = 'node';
+  commentKey(defaults, 'pull_policy', ' Built once, by the first service (its build section), not once per node in parallel.');
+  commentKey(defaults, 'sysctls', " The node containers share the host's ARP table: free its entries soon after use.");
+  commentKey(defaults, 'healthcheck', " The agent's API answers over bash's /dev/tcp; bigger labs are checked less often.");
+  return defaults;
+}
+
+function commentKey(map: YAMLMap, key: string, comment: string): void {
+  const found = map.items.find((item) => isScalar(item.key) && item.key.value === key);
+  if (!found || !isScalar(found.key)) throw new Error(`no ${key} in the node defaults`);
+  found.key.commentBefore = comment;
+}
+
+function pair(key: string, value: unknown, comment?: string): Pair {
+  const keyNode = new Scalar(key);
+  if (comment !== undefined) keyNode.commentBefore = comment;
+  return new Pair(keyNode, value);
+}
+
+/** The Compose file, as YAML text; `file` is its own name as the user will type it in the header's commands. */
+export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: string): string {
+  const document = new Document();
+  const defaults = nodeDefaults(document, spec, layout);
+  const services = new YAMLMap();
+  spec.nodes.forEach((node, i) => {
+    const service = new YAMLMap();
+    service.items.push(pair('<<', document.createAlias(defaults)));
+    const own = document.createNode({
+      ...(i === 0 && { build: { context: layout.buildContext, dockerfile: 'containers/Dockerfile' } }),
+      hostname: node.name,
+      command: inline(document, ['node', '--name', node.name]),
+      networks: { [NETWORK]: { ipv4_address: node.ip.toString() } },
+    }) as YAMLMap;
+    service.items.push(...(own.items as Pair[]));
+    services.items.push(pair(node.name, service));
+  });
+  const root = new YAMLMap();
+  root.items.push(
+    pair('name', `ipip-lab-${spec.name}`),
+    pair(
+      'x-node',
+      defaults,
+      ' As in the root docker-compose.yml: the spec volume starts empty and the first node up copies the generated\n' +
+        ' spec into it (containers/node-entrypoint.sh); kubectl apply and delete rewrite that copy for every node.',
+    ),
+    pair('services', services),
+    pair('volumes', document.createNode({ [SPEC_VOLUME]: null })),
+    pair(
+      'networks',
+      document.createNode({ [NETWORK]: { internal: true, ipam: { config: [{ subnet: spec.network.cidr.toString() }] } } }),
+      " internal: the lab's addresses never leave this machine.",
+    ),
+  );
+  document.contents = root;
+  document.commentBefore = header(spec, layout, file);
+  return document.toString({ lineWidth: 0, nullStr: '', flowCollectionPadding: false });
+}

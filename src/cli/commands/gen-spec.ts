@@ -1,0 +1,147 @@
+/**
+ * `ipip-lab gen-spec`: a cluster spec for a lab of any size (and, with --compose, the Compose file that runs it),
+ * from a few numbers. The spec itself comes from calico/generate-spec.ts; this is the command line and the files.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError, type Command } from 'commander';
+import {
+  GENERATED_SPEC_DEFAULTS,
+  GenerateSpecError,
+  generateSpec,
+  MAX_PODS_PER_NODE,
+  type GeneratedSpec,
+  type GenerateSpecOption,
+  type GenerateSpecOptions,
+} from '../../calico/index.js';
+import type { Io } from '../common.js';
+import { UsageError } from '../errors.js';
+import { composeFileFor } from './gen-spec-compose.js';
+
+interface GenSpecFlags {
+  nodes: number;
+  podsPerNode: number;
+  name: string;
+  cidr: string;
+  pool: string;
+  output?: string;
+  compose?: string;
+}
+
+const FLAGS: Record<GenerateSpecOption, string> = {
+  nodes: '--nodes',
+  podsPerNode: '--pods-per-node',
+  name: '--name',
+  networkCidr: '--cidr',
+  poolCidr: '--pool',
+};
+
+const HELP = `
+Nodes are named and addressed as kind names them: <name>-control-plane, <name>-worker, <name>-worker2, …
+at the network's .2, .3, … (.1 is the Docker network's gateway; a /24 holds 253 nodes). Each gets its first
+/26 block of the pool from Calico's hostname-seeded IPAM, and another once tunl0 and its pods have filled it
+(64 or more pods). The pods are one hello-world Deployment with nodes × pods-per-node replicas, tolerating the
+control plane's taint and spread by hostname, so every node runs exactly --pods-per-node of them (at most
+${MAX_PODS_PER_NODE}, kubelet's default --max-pods). The same options always give the same file.
+
+Fifty nodes with 20 pods each run on 2 CPUs: each agent holds about 70 MB, and the Compose lab is healthy in
+about a minute. Its node containers share the host's ARP table (1024 entries by default, for the whole
+machine); the Compose file shortens each node's ARP timers so that traffic between all pairs of nodes fits
+when it comes a few pairs at a time. For heavier traffic between all pairs, enlarge the table on the host:
+  sysctl -w net.ipv4.neigh.default.gc_thresh2=4096 net.ipv4.neigh.default.gc_thresh3=8192
+
+Examples:
+  ipip-lab gen-spec --nodes 5 --pods-per-node 2                  # print a spec
+  ipip-lab gen-spec --nodes 50 --pods-per-node 20 -o large.yaml --compose large.compose.yml
+  docker compose -f large.compose.yml up -d --build --wait
+  docker compose -f large.compose.yml exec kind-control-plane kubectl get pods -o wide
+  npx ipip-lab get nodes -o wide --spec large.yaml               # the same views without a lab
+`;
+
+function wholeNumber(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number');
+  return Number(text);
+}
+
+/** The command that makes this spec again, with every option spelled out (so later default changes do not matter). */
+function canonicalCommand(options: Required<GenerateSpecOptions>): string {
+  return [
+    'ipip-lab gen-spec',
+    `--nodes ${options.nodes}`,
+    `--pods-per-node ${options.podsPerNode}`,
+    `--name ${options.name}`,
+    `--cidr ${options.networkCidr}`,
+    `--pool ${options.poolCidr}`,
+  ].join(' ');
+}
+
+/** Where the build context is: the folder above this module that holds containers/Dockerfile. */
+function projectRoot(): string {
+  let directory = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(directory, 'containers', 'Dockerfile'))) {
+    const parent = path.dirname(directory);
+    if (parent === directory) throw new UsageError('--compose: cannot find containers/Dockerfile above the ipip-lab installation');
+    directory = parent;
+  }
+  return directory;
+}
+
+/** A path as Compose reads it from the Compose file's folder: relative, and marked as a path rather than a volume name. */
+function relativeTo(folder: string, target: string): string {
+  const relative = path.relative(folder, target);
+  if (relative === '') return '.';
+  return relative === '..' || relative.startsWith(`..${path.sep}`) ? relative : `./${relative}`;
+}
+
+function write(file: string, text: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (error) {
+    throw new UsageError(`cannot write ${file}: ${(error as Error).message}`);
+  }
+}
+
+function generate(options: Required<GenerateSpecOptions>): GeneratedSpec {
+  try {
+    return generateSpec(options);
+  } catch (error) {
+    if (error instanceof GenerateSpecError) throw new UsageError(`gen-spec: ${FLAGS[error.option]}: ${error.message}`);
+    throw error;
+  }
+}
+
+function run(flags: GenSpecFlags, io: Io): void {
+  const { output, compose } = flags;
+  if (compose !== undefined) {
+    if (output === undefined) throw new UsageError('--compose needs -o FILE too: the Compose file mounts the spec from a file');
+    if (path.resolve(compose) === path.resolve(output)) {
+      throw new UsageError('--compose and -o name the same file: the Compose file would replace the spec');
+    }
+  }
+  const options = { nodes: flags.nodes, podsPerNode: flags.podsPerNode, name: flags.name, networkCidr: flags.cidr, poolCidr: flags.pool };
+  const generated = generate(options);
+  const command = canonicalCommand(options);
+  const text = `# Made by: ${command}\n${generated.text}`;
+  if (output === undefined) return io.out(text);
+  if (compose === undefined) return write(output, text);
+  const folder = path.dirname(path.resolve(compose));
+  const layout = { specFile: relativeTo(folder, path.resolve(output)), buildContext: relativeTo(folder, projectRoot()), command };
+  write(output, text);
+  write(compose, composeFileFor(generated.spec, layout, compose));
+}
+
+export function registerGenSpecCommand(program: Command, io: Io): void {
+  program
+    .command('gen-spec')
+    .description('write a cluster spec for a lab of N kind-style nodes with the same number of pods on each')
+    .requiredOption('--nodes <n>', 'how many nodes: one control plane, the rest workers', wholeNumber)
+    .option('--pods-per-node <n>', 'hello-world pods on every node, the control plane included', wholeNumber, GENERATED_SPEC_DEFAULTS.podsPerNode)
+    .option('--name <name>', "the cluster's name, which prefixes the node names", GENERATED_SPEC_DEFAULTS.name)
+    .option('--cidr <cidr>', 'the node network (a Docker internal network)', GENERATED_SPEC_DEFAULTS.networkCidr)
+    .option('--pool <cidr>', "Calico's IP pool, where pod addresses come from", GENERATED_SPEC_DEFAULTS.poolCidr)
+    .option('-o, --output <file>', 'write the spec here (default: standard output)')
+    .option('--compose <file>', 'also write a Compose file that runs the lab (needs -o)')
+    .addHelpText('after', HELP)
+    .action((flags: GenSpecFlags) => run(flags, io));
+}
