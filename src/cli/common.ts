@@ -7,6 +7,21 @@ export interface Io {
   err(text: string): void;
 }
 
+/** SIGPIPE's exit status in a shell: what kubectl and ip exit with when their reader is gone. */
+const CLOSED_PIPE_STATUS = 128 + 13;
+
+/**
+ * A reader that goes away (`kubectl get pods | head -1`) ends a command as it ends kubectl or ip: quietly, instead
+ * of an unhandled EPIPE stack. A command that streams (capture) handles its output's errors itself and is left to.
+ */
+export function endQuietlyWhenStdoutCloses(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (process.stdout.listenerCount('error') > 1) return;
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(CLOSED_PIPE_STATUS);
+  });
+}
+
 export const processIo: Io = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
