@@ -361,6 +361,8 @@ static void prepare_messages(ipip_socket *state) {
   }
 }
 
+#define RECEIVE_BUFFER_REQUEST (64 * 1024 * 1024)
+
 static int open_raw_socket(napi_env env) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPIP);
   if (fd < 0) {
@@ -375,6 +377,13 @@ static int open_raw_socket(napi_env env) {
     throw_errno(env, "setsockopt(IP_HDRINCL)", error);
     return -1;
   }
+  /*
+   * The default receive buffer (~208 KB) holds a few milliseconds of traffic: one garbage collection or a busy turn
+   * of the event loop and the kernel drops what arrives. Ask for more than any host allows; the kernel caps the
+   * request at net.core.rmem_max without failing, so this is best effort by design.
+   */
+  int receive_buffer = RECEIVE_BUFFER_REQUEST;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   return fd;
 }
 

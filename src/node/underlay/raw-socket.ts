@@ -12,8 +12,8 @@ const IPPROTO_IPIP = 4;
 /** The subset of the `raw-socket` package we use; it ships no types. */
 interface RawSocketModule {
   createSocket(options: { protocol: number; bufferSize?: number }): RawSocket;
-  SocketLevel: { IPPROTO_IP: number };
-  SocketOption: { IP_HDRINCL: number };
+  SocketLevel: { IPPROTO_IP: number; SOL_SOCKET: number };
+  SocketOption: { IP_HDRINCL: number; SO_RCVBUF: number };
 }
 
 interface RawSocket {
@@ -33,6 +33,11 @@ interface RawSocket {
 
 /** The largest IPv4 datagram: the receive buffer must hold any packet a peer could send. */
 const RECEIVE_BUFFER_SIZE = 65_535;
+/**
+ * The kernel's queue for the socket, as the native addon asks for it: the default (~208 KB) is a few milliseconds of
+ * traffic, one garbage collection's worth. The kernel caps the request at net.core.rmem_max without failing.
+ */
+const KERNEL_RECEIVE_BUFFER_REQUEST = 64 * 1024 * 1024;
 
 /** Loaded lazily so that code which only fakes the underlay (tests, the CLI's read views) never needs the addon. */
 function loadRawSocket(): RawSocketModule {
@@ -88,6 +93,7 @@ export function openRawSocketUnderlay(handlers: UnderlayHandlers): Underlay {
   try {
     socket = raw.createSocket({ protocol: IPPROTO_IPIP, bufferSize: RECEIVE_BUFFER_SIZE });
     socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
+    socket.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, KERNEL_RECEIVE_BUFFER_REQUEST);
   } catch (error) {
     throw rawSocketOpenError(error);
   }
