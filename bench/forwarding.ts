@@ -12,8 +12,10 @@
  * ICMP type set, checksums fixed) with recvmmsg/sendmmsg batches; the load tool cannot tell the two apart. It sits
  * at an address of its own rather than in a dut container, since the agent's raw socket there would answer too.
  *
- * One dut node per agent configuration: the default underlay, and each `--underlay` the agent's `--help` offers (or
- * $IPIP_LAB_BENCH_UNDERLAYS, comma-separated). The machine's speed changes from second to second, so every run of an
+ * One dut node per agent configuration: each `--underlay` the agent's `--help` offers (or $IPIP_LAB_BENCH_UNDERLAYS,
+ * comma-separated; the agent's default alone when it has no such option), and the default underlay again with
+ * `ipip-lab capture -i any -w /dev/null` running in its container: issue 5's budget, a capture of every interface
+ * slowing forwarding by at most 10 %, at this benchmark's rates. The machine's speed changes from second to second, so every run of an
  * agent is paired with a run of the relay right before or after it (alternately), round after round, and each ratio
  * is the median of the pairs' ratios:
  * - the highest rate: --window requests in flight, replies per second;
@@ -29,7 +31,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildImage, DEFAULT_IMAGE, startLab, type Lab, type StrangerHandle } from '../src/testing/index.js';
+import { buildImage, DEFAULT_IMAGE, startLab, type Lab, type LabNodeHandle, type StrangerHandle } from '../src/testing/index.js';
 import { buildCTool } from './c-tool.js';
 import { median, resultOf, type BenchResult } from './result.js';
 
@@ -77,7 +79,13 @@ interface Target {
 interface AgentConfiguration {
   readonly label: string;
   readonly args: readonly string[];
+  /** The configuration this one is, plus a capture of every interface running in the node's container. */
+  readonly capturing?: AgentConfiguration;
 }
+
+const CAPTURE_COMMAND = ['ipip-lab', 'capture', '-i', 'any', '-w', '/dev/null'];
+const CAPTURE_LOG = '/tmp/bench-capture.log';
+const TARGET_CAPTURE_RATIO = 0.9;
 
 interface BlastReport {
   readonly sent: number;
@@ -135,9 +143,13 @@ async function agentConfigurations(image: string): Promise<AgentConfiguration[]>
   const fromEnvironment = process.env.IPIP_LAB_BENCH_UNDERLAYS;
   const underlays = fromEnvironment === undefined ? listed : fromEnvironment.split(',').map((name) => name.trim()).filter(Boolean);
   if (!option && underlays.length > 0) throw new Error(`the agent has no --underlay option, but ${underlays.join(', ')} were asked for`);
+  const plain: AgentConfiguration[] =
+    underlays.length === 0
+      ? [{ label: 'agent (default underlay)', args: [] }]
+      : underlays.map((name) => ({ label: `agent --underlay ${name}`, args: ['--underlay', name] }));
   const configurations = [
-    { label: 'agent (default underlay)', args: [] },
-    ...underlays.map((name) => ({ label: `agent --underlay ${name}`, args: ['--underlay', name] })),
+    ...plain,
+    { label: `${plain[0].label}, capturing every interface`, args: plain[0].args, capturing: plain[0] },
   ];
   if (configurations.length > DUT_NODES.length) {
     log(`measuring the first ${DUT_NODES.length} of ${configurations.map((c) => c.label).join('; ')}: the fixture has ${DUT_NODES.length} dut nodes`);
@@ -317,10 +329,71 @@ function describeLoss(loss: Loss): string {
   );
 }
 
-/** The underlay an agent says it opened (`raw IPIP socket open, native (…)`): the default depends on the image. */
-function labelWithUnderlay(logs: string, configuration: AgentConfiguration): string {
-  const opened = /raw IPIP socket open, ([\w-]+)/.exec(logs)?.[1];
-  return opened && configuration.args.length === 0 ? `agent (default: ${opened})` : configuration.label;
+/**
+ * Starts `ipip-lab capture` of every interface in the node's container, as a user would while the benchmark runs;
+ * resolves once it captures, with the function that stops it and returns its summary lines.
+ */
+async function startCapture(handle: LabNodeHandle): Promise<() => Promise<string>> {
+  const started = await handle.exec(['sh', '-c', `${CAPTURE_COMMAND.join(' ')} > ${CAPTURE_LOG} 2>&1 & echo $!`]);
+  const pid = started.stdout.trim();
+  const logText = async (): Promise<string> => (await handle.exec(['cat', CAPTURE_LOG])).stdout;
+  await until(async () => (await logText()).includes('capturing on'), `${CAPTURE_COMMAND.join(' ')} did not start`, logText);
+  return async () => {
+    // SIGTERM, as for Ctrl-C: a background job of a non-interactive shell starts with SIGINT ignored.
+    await handle.exec(['sh', '-c', `kill -TERM ${pid}`]);
+    await until(async () => (await logText()).includes('packets captured'), 'the capture did not stop', logText);
+    return logText();
+  };
+}
+
+async function until(done: () => Promise<boolean>, failure: string, detail: () => Promise<string>): Promise<void> {
+  for (const deadline = Date.now() + ANSWER_TIMEOUT_MS; Date.now() < deadline; ) {
+    if (await done()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${failure} in ${ANSWER_TIMEOUT_MS / 1000} s: ${(await detail()).trim()}`);
+}
+
+/** The capture's own summary: records it could not write in time (never packets: forwarding does not wait). */
+function droppedRecords(summary: string): { captured: number; dropped: number } {
+  const captured = /(\d+) packets captured/.exec(summary);
+  const dropped = /(\d+) packets dropped because the writer fell behind/.exec(summary);
+  if (!captured || !dropped) throw new Error(`cannot read the capture's summary: ${summary.trim()}`);
+  return { captured: Number(captured[1]), dropped: Number(dropped[1]) };
+}
+
+/**
+ * What a capture of every interface costs: the capturing agent's highest rate against the same agent's without one,
+ * each first divided by its paired relay run (the machine's speed of the moment), then the two medians compared.
+ */
+function captureResults(
+  figures: Figures,
+  capturing: Target,
+  plain: Target,
+  summary: { captured: number; dropped: number },
+  roundCount: number,
+): BenchResult[] {
+  return [
+    ...SIZES.map((size) => {
+      const withCapture = figures.maxRate.get(key(capturing, size))!;
+      const without = figures.maxRate.get(key(plain, size))!;
+      const ratio = medianRatio(withCapture) / medianRatio(without);
+      return resultOf(
+        `forwarding, ${size} B inner packets, highest rate with \`${CAPTURE_COMMAND.join(' ')}\` running (${roundCount} rounds)`,
+        'packets/s each way',
+        median(withCapture.agent),
+        { name: `${plain.label}, no capture`, value: median(without.agent) },
+        size === TARGET_SIZE ? { text: `>= ${TARGET_CAPTURE_RATIO.toFixed(2)}x`, pass: ratio >= TARGET_CAPTURE_RATIO } : undefined,
+        { pairedRatio: ratio, note: 'ratio: each median first taken relative to its paired C relay runs' },
+      );
+    }),
+    resultOf(
+      'capture records dropped by a writer that fell behind, during the forwarding runs',
+      'records',
+      summary.dropped,
+      { name: 'records captured', value: summary.captured },
+    ),
+  ];
 }
 
 function results(figures: Figures, agents: readonly Target[], baseline: Target, roundCount: number): BenchResult[] {
@@ -409,7 +482,7 @@ export async function benchForwarding(): Promise<BenchResult[]> {
     const agents = await Promise.all(nodes.map(async (node, i): Promise<Target> => {
       const handle = lab!.node(node);
       return {
-        label: labelWithUnderlay(await handle.logs(), configurations[i]),
+        label: configurations[i].label,
         ip: handle.ip,
         podIp: podOf(node),
         logs: () => handle.logs(),
@@ -423,8 +496,18 @@ export async function benchForwarding(): Promise<BenchResult[]> {
       logs: async () => (await relay.container.exec(['cat', '/tmp/reflect.log'])).stdout,
       socketDrops: async () => ipipSocketDrops((await relay.container.exec(['cat', '/proc/net/raw'])).stdout),
     };
+    const captures = new Map<number, () => Promise<string>>();
+    for (const [i, configuration] of configurations.entries()) {
+      if (configuration.capturing) captures.set(i, await startCapture(lab.node(nodes[i])));
+    }
     const figures = await measure(new LoadTool(load, podOf(LOAD_NODE)), agents, baseline, roundCount);
-    return results(figures, agents, baseline, roundCount);
+    const plainAgents = agents.filter((_, i) => !configurations[i].capturing);
+    const captureFigures = [];
+    for (const [i, stop] of captures) {
+      const plain = agents[configurations.indexOf(configurations[i].capturing!)];
+      captureFigures.push(...captureResults(figures, agents[i], plain, droppedRecords(await stop()), roundCount));
+    }
+    return [...results(figures, plainAgents, baseline, roundCount), ...captureFigures];
   } finally {
     await lab?.stop();
   }
