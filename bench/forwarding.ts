@@ -31,7 +31,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildImage, DEFAULT_IMAGE, startLab, type Lab, type LabNodeHandle, type StrangerHandle } from '../src/testing/index.js';
+import { buildImage, DEFAULT_IMAGE, startLab, type Lab, type StrangerHandle } from '../src/testing/index.js';
 import { buildCTool } from './c-tool.js';
 import { median, resultOf, type BenchResult } from './result.js';
 
@@ -84,7 +84,6 @@ interface AgentConfiguration {
 }
 
 const CAPTURE_COMMAND = ['ipip-lab', 'capture', '-i', 'any', '-w', '/dev/null'];
-const CAPTURE_LOG = '/tmp/bench-capture.log';
 const TARGET_CAPTURE_RATIO = 0.9;
 
 interface BlastReport {
@@ -329,31 +328,6 @@ function describeLoss(loss: Loss): string {
   );
 }
 
-/**
- * Starts `ipip-lab capture` of every interface in the node's container, as a user would while the benchmark runs;
- * resolves once it captures, with the function that stops it and returns its summary lines.
- */
-async function startCapture(handle: LabNodeHandle): Promise<() => Promise<string>> {
-  const started = await handle.exec(['sh', '-c', `${CAPTURE_COMMAND.join(' ')} > ${CAPTURE_LOG} 2>&1 & echo $!`]);
-  const pid = started.stdout.trim();
-  const logText = async (): Promise<string> => (await handle.exec(['cat', CAPTURE_LOG])).stdout;
-  await until(async () => (await logText()).includes('capturing on'), `${CAPTURE_COMMAND.join(' ')} did not start`, logText);
-  return async () => {
-    // SIGTERM, as for Ctrl-C: a background job of a non-interactive shell starts with SIGINT ignored.
-    await handle.exec(['sh', '-c', `kill -TERM ${pid}`]);
-    await until(async () => (await logText()).includes('packets captured'), 'the capture did not stop', logText);
-    return logText();
-  };
-}
-
-async function until(done: () => Promise<boolean>, failure: string, detail: () => Promise<string>): Promise<void> {
-  for (const deadline = Date.now() + ANSWER_TIMEOUT_MS; Date.now() < deadline; ) {
-    if (await done()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${failure} in ${ANSWER_TIMEOUT_MS / 1000} s: ${(await detail()).trim()}`);
-}
-
 /** The capture's own summary: records it could not write in time (never packets: forwarding does not wait). */
 function droppedRecords(summary: string): { captured: number; dropped: number } {
   const captured = /(\d+) packets captured/.exec(summary);
@@ -498,7 +472,10 @@ export async function benchForwarding(): Promise<BenchResult[]> {
     };
     const captures = new Map<number, () => Promise<string>>();
     for (const [i, configuration] of configurations.entries()) {
-      if (configuration.capturing) captures.set(i, await startCapture(lab.node(nodes[i])));
+      if (configuration.capturing) {
+        const capture = { command: CAPTURE_COMMAND, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' };
+        captures.set(i, await lab.node(nodes[i]).runInBackground(capture));
+      }
     }
     const figures = await measure(new LoadTool(load, podOf(LOAD_NODE)), agents, baseline, roundCount);
     const plainAgents = agents.filter((_, i) => !configurations[i].capturing);

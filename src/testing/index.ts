@@ -10,6 +10,7 @@ export {
   startLab,
   type AgentCapture,
   type AgentCaptureResult,
+  type BackgroundCommand,
   type ExecResult,
   type KernelCapture,
   type LabOptions,

@@ -85,13 +85,13 @@ export interface KernelCapture {
   stop(): Promise<Buffer>;
 }
 
-/** A capture command running in a node container: started, and stopped with SIGTERM, both told by its log. */
-interface BackgroundCapture {
+/** A command to run in the background of a node container, its start and end told by its log. */
+export interface BackgroundCommand {
   command: string[];
-  file: string;
-  /** What its log says once it captures, and once it has stopped and written everything. */
+  /** What its log says once it is at work, and once it has stopped and finished writing. */
   started: string;
   stopped: string;
+  /** How errors name it, e.g. `tcpdump`. */
   name: string;
 }
 
@@ -111,7 +111,7 @@ function readCapture(file: Buffer): AgentCaptureResult {
 }
 
 const POLL_MS = 100;
-const TCPDUMP_READY_MS = 10_000;
+const BACKGROUND_LOG_WAIT_MS = 10_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -122,7 +122,7 @@ function optionArgs(pairs: Record<string, number | string | undefined>): string[
 }
 
 export class LabNodeHandle {
-  private captures = 0;
+  private tempFiles = 0;
 
   constructor(
     readonly state: NodeState,
@@ -213,11 +213,16 @@ export class LabNodeHandle {
    * cali interfaces or pods; default: all of them), writing pcapng. Armed when this resolves.
    */
   async capture(options: { interfaces?: string[]; filter?: string } = {}): Promise<AgentCapture> {
-    const file = `/tmp/ipip-lab-capture-${++this.captures}.pcapng`;
+    const file = this.tempFile('pcapng');
     const interfaces = options.interfaces ?? ['any'];
     const command = ['ipip-lab', 'capture', ...interfaces.flatMap((name) => ['-i', name]), '-w', file, ...(options.filter ? ['-f', options.filter] : [])];
-    const stop = await this.startInBackground({ command, file, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' });
-    return { stop: async () => readCapture(await stop()) };
+    const stop = await this.runInBackground({ command, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' });
+    return {
+      stop: async () => {
+        await stop();
+        return readCapture(await this.readFile(file));
+      },
+    };
   }
 
   /**
@@ -225,37 +230,54 @@ export class LabNodeHandle {
    * Armed when this resolves.
    */
   async tcpdump(options: { interface?: string; filter?: string } = {}): Promise<KernelCapture> {
-    const file = `/tmp/ipip-lab-capture-${++this.captures}.pcap`;
+    const file = this.tempFile('pcap');
     // --immediate-mode: otherwise libpcap hands packets over up to a second late, and a quick stop() would miss them.
     const command = ['tcpdump', '-i', options.interface ?? 'eth0', '-n', '--immediate-mode', '-U', '-w', file, ...(options.filter ? [options.filter] : [])];
     // tcpdump prints its statistics as it exits.
-    return { stop: await this.startInBackground({ command, file, started: 'listening on', stopped: 'packets captured', name: 'tcpdump' }) };
+    const stop = await this.runInBackground({ command, started: 'listening on', stopped: 'packets captured', name: 'tcpdump' });
+    return {
+      stop: async () => {
+        await stop();
+        return this.readFile(file);
+      },
+    };
   }
 
-  /** Starts a capture command with its output in a log; resolves, once it captures, with the function that stops it. */
-  private async startInBackground(capture: BackgroundCapture): Promise<() => Promise<Buffer>> {
-    const log = `${capture.file}.log`;
-    const quoted = capture.command.map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
+  /**
+   * Starts a command in the background with its output in a log; resolves, once the log says it started, with the
+   * function that stops it (SIGTERM) and resolves with the log once it says the command stopped.
+   */
+  async runInBackground(background: BackgroundCommand): Promise<() => Promise<string>> {
+    const log = this.tempFile('log');
+    const quoted = background.command.map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
     const started = await this.exec(['sh', '-c', `${quoted} > ${log} 2>&1 & echo $!`]);
     const pid = started.stdout.trim();
-    await this.waitForLog(log, capture.started, `${capture.name} did not start`);
+    await this.waitForLog(log, background.started, `${background.name} did not start`);
     return async () => {
       // The shell's kill (the image has no /bin/kill); SIGTERM, as background jobs start with SIGINT ignored.
       await this.exec(['sh', '-c', `kill -TERM ${pid}`]);
       // The agent (PID 1) does not reap the command, so kill -0 would not tell that it is done: its log does.
-      await this.waitForLog(log, capture.stopped, `${capture.name} did not stop`);
-      const file = await this.exec(['base64', '-w', '0', capture.file]);
-      if (file.exitCode !== 0) throw new Error(`reading ${capture.file} on ${this.name}: ${file.stderr.trim()}`);
-      return Buffer.from(file.stdout.trim(), 'base64');
+      return this.waitForLog(log, background.stopped, `${background.name} did not stop`);
     };
   }
 
-  private async waitForLog(file: string, text: string, failure: string): Promise<void> {
-    const deadline = Date.now() + TCPDUMP_READY_MS;
+  /** A path of its own in the container's /tmp, for a capture file or a command's log. */
+  private tempFile(extension: string): string {
+    return `/tmp/ipip-lab-${++this.tempFiles}.${extension}`;
+  }
+
+  private async readFile(file: string): Promise<Buffer> {
+    const read = await this.exec(['base64', '-w', '0', file]);
+    if (read.exitCode !== 0) throw new Error(`reading ${file} on ${this.name}: ${read.stderr.trim()}`);
+    return Buffer.from(read.stdout.trim(), 'base64');
+  }
+
+  private async waitForLog(file: string, text: string, failure: string): Promise<string> {
+    const deadline = Date.now() + BACKGROUND_LOG_WAIT_MS;
     let log = '';
     while (Date.now() < deadline) {
       log = (await this.exec(['cat', file])).stdout;
-      if (log.includes(text)) return;
+      if (log.includes(text)) return log;
       await sleep(POLL_MS);
     }
     throw new Error(`${failure} on ${this.name}: ${log.trim() || 'no output'}`);
