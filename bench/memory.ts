@@ -46,6 +46,14 @@ export async function benchMemory(): Promise<BenchResult[]> {
           `RSS in ${SETTLE_MS / 1000} s of idling after a full GC, the empty child measured the same way`,
       },
     ),
+    resultOf(
+      `agent memory, ${both}: RSS idle less its file-backed pages (the node executable's, shared and clean)`,
+      'MB',
+      (full.settledRss - full.settledFileRss) / MB,
+      { name: 'Node.js alone, the same way', value: (empty.settledRss - empty.settledFileRss) / MB },
+      undefined,
+      { note: `file-backed: ${(full.settledFileRss / MB).toFixed(1)} MB of the agent's RSS, ${(empty.settledFileRss / MB).toFixed(1)} MB of Node.js alone` },
+    ),
     resultOf(`agent memory, ${both}: RSS right after building, after a full GC`, 'MB', full.built.rss / MB, {
       name: 'Node.js alone',
       value: empty.built.rss / MB,
