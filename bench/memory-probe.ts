@@ -73,7 +73,7 @@ async function buildNode(pods: number, routes: number): Promise<{ keep: unknown;
   const spec = parseSpecDocument({ source: 'bench-memory.yaml', text: specText(pods), files: {} });
   const built = buildCluster(spec);
   const [dut, peer] = built.nodes;
-  const taken = new Set(built.blocks.map((block) => block.cidr.first().value));
+  const taken = new Set(built.nodes.flatMap((node) => node.blocks.map((block) => block.first().value)));
   const blockAddresses = 2 ** (32 - spec.pool.blockSize);
   let nextBlock = spec.pool.cidr.first().value;
   const freeBlock = (): Ipv4Prefix => {
@@ -88,8 +88,7 @@ async function buildNode(pods: number, routes: number): Promise<{ keep: unknown;
     const blocks = Array.from({ length: Math.min(BLOCKS_PER_PEER, routes - i * BLOCKS_PER_PEER) }, freeBlock);
     return { ...peer, name: `peer-${i + 1}`, ip, internalIP: ip, tunnelAddress: blocks[0].first(), blocks };
   });
-  const nodes = [dut, peer, ...peers];
-  const cluster = { ...built, nodes, blocks: nodes.flatMap((node) => node.blocks.map((cidr) => ({ cidr, node: node.name }))) };
+  const cluster = { ...built, nodes: [dut, peer, ...peers] };
   const node = new LabNode(cluster, 'dut', { send: () => {} });
   if (node.localPods.length !== pods) throw new Error(`the node got ${node.localPods.length} pods, not ${pods}`);
   return { keep: node, tableRoutes: node.routes.length };

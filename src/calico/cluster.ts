@@ -53,19 +53,12 @@ export interface PodState {
   readonly mtu: number;
 }
 
-export interface BlockAffinity {
-  readonly cidr: Ipv4Prefix;
-  readonly node: string;
-}
-
 export interface ClusterState {
   readonly spec: ClusterSpec;
   readonly pool: IpPool;
   readonly nodes: readonly NodeState[];
   /** In creation order: Deployment by Deployment, replica by replica. */
   readonly pods: readonly PodState[];
-  /** Every claimed block and the node it is affine to, node by node in spec order. */
-  readonly blocks: readonly BlockAffinity[];
 }
 
 /** Calico's veth and tunnel MTU: the host MTU minus the IPIP header, or the host MTU when nothing is encapsulated. */
@@ -91,7 +84,8 @@ function podNetns(digest: Buffer): string {
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = bytes.map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `cni-${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  // Joined, not a template literal: V8 would keep that as a tree of pieces, several times the text's size, per pod.
+  return ['cni', hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
 }
 
 /** The i-th node's PodCIDR, as kube-controller-manager's range allocator hands them out. */
@@ -121,7 +115,9 @@ export function buildCluster(spec: ClusterSpec): ClusterState {
         name,
         namespace: deployment.namespace,
         deployment: deployment.name,
-        labels: { ...deployment.template.labels, 'pod-template-hash': hash },
+        // Not a spread: once a spread site has run a few times, V8 gives each object it makes a hidden class of its
+        // own, some 200 bytes per pod. (One object for all replicas would do, but YAML output would then alias it.)
+        labels: Object.assign({}, deployment.template.labels, { 'pod-template-hash': hash }),
         ip: ipam.assign(node, `k8s-pod-network.${deployment.namespace}.${name}`),
         node,
         hostInterface: vethNameForWorkload(deployment.namespace, name),
@@ -158,13 +154,7 @@ export function buildCluster(spec: ClusterSpec): ClusterState {
     };
   });
 
-  return {
-    spec,
-    pool: spec.pool,
-    nodes,
-    pods,
-    blocks: nodes.flatMap((node) => node.blocks.map((cidr) => ({ cidr, node: node.name }))),
-  };
+  return { spec, pool: spec.pool, nodes, pods };
 }
 
 export function nodeByName(cluster: ClusterState, name: string): NodeState | undefined {
@@ -182,6 +172,5 @@ export function podByIp(cluster: ClusterState, address: Ipv4Address): PodState |
 
 /** The node whose affine block holds the address (not necessarily where a borrowed address is in use). */
 export function nodeOwningBlock(cluster: ClusterState, address: Ipv4Address): NodeState | undefined {
-  const block = cluster.blocks.find((b) => b.cidr.contains(address));
-  return block && nodeByName(cluster, block.node);
+  return cluster.nodes.find((node) => node.blocks.some((block) => block.contains(address)));
 }

@@ -68,9 +68,14 @@ export function maskOf(length: number): number {
   return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
 }
 
+/**
+ * The address is kept as a number, not an Ipv4Address: an agent holds a prefix for every Calico block of the cluster
+ * (100,000 in a large one), and an address object inside each cost nearly as much as the prefix itself.
+ */
 export class Ipv4Prefix {
   private constructor(
-    readonly address: Ipv4Address,
+    /** The address as int32 (`value | 0`): a uint32 above 2^31 would be boxed in a heap number of its own. */
+    private readonly bits: number,
     readonly length: number,
   ) {}
 
@@ -78,7 +83,7 @@ export class Ipv4Prefix {
     if (!Number.isInteger(length) || length < 0 || length > 32) {
       throw new RangeError(`prefix length must be 0..32, got ${length}`);
     }
-    return new Ipv4Prefix(address, length);
+    return new Ipv4Prefix(address.value | 0, length);
   }
 
   /** Accepts `a.b.c.d/len`, and a bare address as a /32 (as `ip route` prints host routes). */
@@ -86,18 +91,28 @@ export class Ipv4Prefix {
     const slash = text.indexOf('/');
     const address = Ipv4Address.tryParse(slash < 0 ? text : text.slice(0, slash));
     if (!address) return undefined;
-    if (slash < 0) return new Ipv4Prefix(address, 32);
+    if (slash < 0) return new Ipv4Prefix(address.value | 0, 32);
     const lengthText = text.slice(slash + 1);
     // Like netip.ParsePrefix: a length is canonical decimal too, so `/08` is as wrong as `08.1.2.3`.
     if (!/^(0|[1-9]\d?)$/.test(lengthText)) return undefined;
     const length = Number(lengthText);
-    return length <= 32 ? new Ipv4Prefix(address, length) : undefined;
+    return length <= 32 ? new Ipv4Prefix(address.value | 0, length) : undefined;
   }
 
   static parse(text: string): Ipv4Prefix {
     const prefix = Ipv4Prefix.tryParse(text);
     if (!prefix) throw new SyntaxError(`not an IPv4 prefix: ${JSON.stringify(text)}`);
     return prefix;
+  }
+
+  /** The address as written, host bits included. */
+  get address(): Ipv4Address {
+    return Ipv4Address.fromUint32(this.addressValue);
+  }
+
+  /** `address.value` without building the address: the uint32 that sorting and lookups want. */
+  get addressValue(): number {
+    return this.bits >>> 0;
   }
 
   get mask(): number {
@@ -115,35 +130,34 @@ export class Ipv4Prefix {
 
   /** The canonical form, with host bits cleared. */
   masked(): Ipv4Prefix {
-    const value = (this.address.value & this.mask) >>> 0;
-    return value === this.address.value ? this : new Ipv4Prefix(Ipv4Address.fromUint32(value), this.length);
+    const bits = this.bits & this.mask;
+    return bits === this.bits ? this : new Ipv4Prefix(bits, this.length);
   }
 
   isMasked(): boolean {
-    return ((this.address.value & this.mask) >>> 0) === this.address.value;
+    return (this.bits & this.mask) === this.bits;
   }
 
   first(): Ipv4Address {
-    return this.masked().address;
+    return Ipv4Address.fromUint32((this.bits & this.mask) >>> 0);
   }
 
   last(): Ipv4Address {
-    return Ipv4Address.fromUint32((this.first().value + this.size - 1) >>> 0);
+    return Ipv4Address.fromUint32((this.bits | ~this.mask) >>> 0);
   }
 
+  /** Takes a uint32 or its int32 view alike: only the bits count. */
   contains(address: Ipv4Address | number): boolean {
     const value = typeof address === 'number' ? address : address.value;
-    return ((value & this.mask) >>> 0) === ((this.address.value & this.mask) >>> 0);
+    return ((value ^ this.bits) & this.mask) === 0;
   }
 
   overlaps(other: Ipv4Prefix): boolean {
-    const shorter = Math.min(this.length, other.length);
-    const mask = maskOf(shorter);
-    return ((this.address.value & mask) >>> 0) === ((other.address.value & mask) >>> 0);
+    return ((this.bits ^ other.bits) & maskOf(Math.min(this.length, other.length))) === 0;
   }
 
   equals(other: Ipv4Prefix): boolean {
-    return this.length === other.length && this.address.equals(other.address);
+    return this.length === other.length && this.bits === other.bits;
   }
 
   toString(): string {

@@ -108,7 +108,7 @@ describe('placement and addresses', () => {
 
   it('gives 50 nodes 50 distinct blocks, each node its pods from its own block after its tunl0 address', () => {
     const cluster = buildCluster(generateSpec({ nodes: 50, podsPerNode: 20 }).spec);
-    const blocks = cluster.blocks.map((block) => block.cidr.toString());
+    const blocks = cluster.nodes.flatMap((node) => node.blocks.map(String));
     expect(new Set(blocks).size).toBe(50);
     for (const node of cluster.nodes) {
       expect(node.blocks).toHaveLength(1);
@@ -124,7 +124,7 @@ describe('placement and addresses', () => {
     [MAX_PODS_PER_NODE, 2],
   ])('%i pods per node: tunl0 and the pods take %i /26 block(s) per node, never another node\'s', (perNode, blocks) => {
     const cluster = buildCluster(generateSpec({ nodes: 6, podsPerNode: perNode }).spec);
-    const all = cluster.blocks.map((block) => block.cidr.toString());
+    const all = cluster.nodes.flatMap((node) => node.blocks.map(String));
     expect(new Set(all).size).toBe(6 * blocks);
     for (const node of cluster.nodes) {
       expect(node.blocks).toHaveLength(blocks);
@@ -141,7 +141,7 @@ describe('placement and addresses', () => {
       const node = cluster.nodes.find((n) => n.name === pod.node)!;
       expect(node.blocks.some((block) => block.contains(pod.ip))).toBe(true);
     }
-    expect(cluster.blocks.every((block) => Ipv4Prefix.parse('10.244.0.0/22').contains(block.cidr.first()))).toBe(true);
+    expect(cluster.nodes.flatMap((node) => node.blocks).every((block) => Ipv4Prefix.parse('10.244.0.0/22').contains(block.first()))).toBe(true);
   });
 });
 

@@ -78,6 +78,24 @@ describe('Ipv4Prefix', () => {
     expect(Ipv4Prefix.parse('0.0.0.0/0').overlaps(neighbour)).toBe(true);
   });
 
+  it('gives the address back as a value and as uint32, host bits and high addresses included', () => {
+    const high = Ipv4Prefix.parse('192.168.77.130/26');
+    expect(high.addressValue).toBe(0xc0a84d82);
+    expect(high.address.equals(Ipv4Address.parse('192.168.77.130'))).toBe(true);
+    expect(high.masked().addressValue).toBe(0xc0a84d80);
+    expect(String(high.last())).toBe('192.168.77.191');
+    expect(Ipv4Prefix.parse('255.255.255.255/32').addressValue).toBe(0xffffffff);
+  });
+
+  it('compares by value, however the prefix was made', () => {
+    const parsed = Ipv4Prefix.parse('192.168.87.192/26');
+    const built = Ipv4Prefix.of(Ipv4Address.fromUint32(0xc0a857c0), 26);
+    expect(parsed.equals(built)).toBe(true);
+    expect(parsed).toEqual(built);
+    expect(parsed.equals(Ipv4Prefix.parse('192.168.87.192/27'))).toBe(false);
+    expect(Ipv4Prefix.parse('192.168.87.193/26').masked()).toEqual(parsed);
+  });
+
   it('handles /0 and /32 at the edges of the shift arithmetic', () => {
     expect(maskOf(0)).toBe(0);
     expect(maskOf(32)).toBe(0xffffffff);

@@ -71,17 +71,26 @@ export class SimulatedPod {
   private readonly transmitPacket: (packet: Buffer) => void;
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly timers: TimerSet;
-  private readonly reassembler: Reassembler;
-  private readonly pathMtu: PathMtuCache;
-  private readonly icmpLimiter: IcmpRateLimiter;
-  private readonly tcp: TcpStack;
-  private readonly kernel: PodKernel;
-  private readonly pingSockets = new Map<number, PingSocket>();
-  private readonly udpSockets = new Map<number, UdpErrorSocket>();
-  private readonly closeHooks = new Set<() => void>();
+  private readonly setTimer: SetTimer;
+  private readonly servesHelloApp: boolean;
   private ipId: number;
   private closed = false;
+
+  /*
+   * Built on first use, by the getters of the same names without `lazy`: a node runs one pod per local workload, most
+   * of them idle, and the maps, sets and closures of these parts were most of what an idle pod cost. None of them
+   * draws a random number or reads the clock when built, so building them late changes nothing a pod does.
+   */
+  private lazyTimers: TimerSet | undefined;
+  private lazyReassembler: Reassembler | undefined;
+  private lazyPathMtu: PathMtuCache | undefined;
+  private lazyIcmpLimiter: IcmpRateLimiter | undefined;
+  private lazyTcp: TcpStack | undefined;
+  private lazyKernel: PodKernel | undefined;
+  /** Only the commands' sockets ever enter these; until one binds, nothing can match. */
+  private pingSockets: Map<number, PingSocket> | undefined;
+  private udpSockets: Map<number, UdpErrorSocket> | undefined;
+  private closeHooks: Set<() => void> | undefined;
 
   /**
    * Packets wait here until the pod finishes what it is doing, as a kernel finishes one softirq before the next:
@@ -105,13 +114,30 @@ export class SimulatedPod {
     this.transmitPacket = options.transmit;
     this.now = options.now ?? systemClock.now;
     this.random = options.random ?? Math.random;
-    const setTimer = options.setTimer ?? systemClock.setTimer;
-    this.timers = new TimerSet((callback, delayMs) => setTimer(() => this.run(callback), delayMs));
+    this.setTimer = options.setTimer ?? systemClock.setTimer;
+    this.servesHelloApp = options.httpApp === 'hello-app';
     this.ipId = Math.floor(this.random() * 0x10000);
-    this.pathMtu = new PathMtuCache(this.mtu, this.now);
-    this.icmpLimiter = new IcmpRateLimiter(this.now);
-    this.reassembler = new Reassembler(this.timers, (first) => this.reassemblyExpired(first));
-    this.tcp = new TcpStack({
+  }
+
+  private get timers(): TimerSet {
+    return (this.lazyTimers ??= new TimerSet((callback, delayMs) => this.setTimer(() => this.run(callback), delayMs)));
+  }
+
+  private get reassembler(): Reassembler {
+    return (this.lazyReassembler ??= new Reassembler(this.timers, (first) => this.reassemblyExpired(first)));
+  }
+
+  private get pathMtu(): PathMtuCache {
+    return (this.lazyPathMtu ??= new PathMtuCache(this.mtu, this.now));
+  }
+
+  private get icmpLimiter(): IcmpRateLimiter {
+    return (this.lazyIcmpLimiter ??= new IcmpRateLimiter(this.now));
+  }
+
+  private get tcp(): TcpStack {
+    if (this.lazyTcp !== undefined) return this.lazyTcp;
+    const tcp = new TcpStack({
       address: this.ip,
       mtu: this.mtu,
       timers: this.timers,
@@ -129,7 +155,14 @@ export class SimulatedPod {
       pathMtu: (destination) => this.pathMtu.mtuTo(destination),
       drop: (reason) => this.drop(reason),
     });
-    this.kernel = {
+    if (this.servesHelloApp) {
+      tcp.listen(HELLO_APP_PORT, (connection) => serveHelloApp(connection, this.name, this.now));
+    }
+    return (this.lazyTcp = tcp);
+  }
+
+  private get kernel(): PodKernel {
+    return (this.lazyKernel ??= {
       address: this.ip,
       timers: this.timers,
       tcp: this.tcp,
@@ -139,13 +172,11 @@ export class SimulatedPod {
       bindPing: (identifier, socket) => this.bindPing(identifier, socket),
       bindUdp: (socket) => this.bindUdp(socket),
       onClose: (interrupt) => {
-        this.closeHooks.add(interrupt);
-        return () => this.closeHooks.delete(interrupt);
+        const hooks = (this.closeHooks ??= new Set());
+        hooks.add(interrupt);
+        return () => hooks.delete(interrupt);
       },
-    };
-    if (options.httpApp === 'hello-app') {
-      this.tcp.listen(HELLO_APP_PORT, (connection) => serveHelloApp(connection, this.name, this.now));
-    }
+    });
   }
 
   /** A snapshot: packets and bytes each way, and every drop by reason. */
@@ -190,10 +221,11 @@ export class SimulatedPod {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const interrupt of [...this.closeHooks]) interrupt();
-    this.closeHooks.clear();
-    this.timers.cancelAll();
-    this.reassembler.clear();
+    // Through the fields, not the getters: closing must not build what was never used.
+    for (const interrupt of [...(this.closeHooks ?? [])]) interrupt();
+    this.closeHooks?.clear();
+    this.lazyTimers?.cancelAll();
+    this.lazyReassembler?.clear();
     this.outbox.length = 0;
   }
 
@@ -273,7 +305,7 @@ export class SimulatedPod {
         });
         return;
       case 'echo-reply': {
-        const socket = this.pingSockets.get(message.identifier);
+        const socket = this.pingSockets?.get(message.identifier);
         if (socket === undefined) return this.drop('icmp-unmatched');
         socket.onEchoReply({
           from: view.src,
@@ -303,13 +335,13 @@ export class SimulatedPod {
       case IP_PROTOCOL.ICMP: {
         const socket =
           quoted.transport[0] === ICMP_TYPE.ECHO_REQUEST
-            ? this.pingSockets.get(quoted.transport.readUInt16BE(4))
+            ? this.pingSockets?.get(quoted.transport.readUInt16BE(4))
             : undefined;
         if (socket === undefined) return this.drop('icmp-unmatched');
         return socket.onError(error, quoted.transport.readUInt16BE(6));
       }
       case IP_PROTOCOL.UDP: {
-        const socket = this.udpSockets.get(quoted.transport.readUInt16BE(0));
+        const socket = this.udpSockets?.get(quoted.transport.readUInt16BE(0));
         if (socket === undefined) return this.drop('icmp-unmatched');
         return socket.onError(error);
       }
@@ -338,7 +370,7 @@ export class SimulatedPod {
       return;
     }
     // A bound probe socket takes the datagram and ignores it, as traceroute's sockets do.
-    if (this.udpSockets.has(datagram.dstPort)) return;
+    if (this.udpSockets?.has(datagram.dstPort)) return;
     this.drop('udp-port-unreachable');
     this.sendError(view, 'port-unreachable');
   }
@@ -414,23 +446,25 @@ export class SimulatedPod {
   }
 
   private bindPing(identifier: number, socket: PingSocket): (() => void) | undefined {
-    if (this.pingSockets.has(identifier)) return undefined;
-    this.pingSockets.set(identifier, socket);
+    const sockets = (this.pingSockets ??= new Map());
+    if (sockets.has(identifier)) return undefined;
+    sockets.set(identifier, socket);
     return () => {
-      if (this.pingSockets.get(identifier) === socket) this.pingSockets.delete(identifier);
+      if (sockets.get(identifier) === socket) sockets.delete(identifier);
     };
   }
 
   private bindUdp(socket: UdpErrorSocket): { port: number; unbind(): void } | undefined {
+    const sockets = (this.udpSockets ??= new Map());
     const start = Math.floor(this.random() * EPHEMERAL_COUNT);
     for (let i = 0; i < EPHEMERAL_COUNT; i++) {
       const port = EPHEMERAL_FIRST + ((start + i) % EPHEMERAL_COUNT);
-      if (this.udpSockets.has(port)) continue;
-      this.udpSockets.set(port, socket);
+      if (sockets.has(port)) continue;
+      sockets.set(port, socket);
       return {
         port,
         unbind: () => {
-          if (this.udpSockets.get(port) === socket) this.udpSockets.delete(port);
+          if (sockets.get(port) === socket) sockets.delete(port);
         },
       };
     }

@@ -99,6 +99,18 @@ describe('TCP against a scripted peer', () => {
     expect(peer.received.map(flags)).toEqual(['SYN|ACK']);
   });
 
+  it('ignores everything once closed, even closed before it ever saw a packet', async () => {
+    const { clock, host, b } = twoPods();
+    const peer = new ScriptedPeer(host, PEER, POD_B);
+    b.close();
+    peer.send({ srcPort: 8080, dstPort: 40000 }, { flags: TCP_FLAG.SYN, sequence: 100, acknowledgment: 0 });
+    await clock.advance(10);
+    expect(peer.received).toEqual([]);
+    expect(b.counters.rxPackets).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    await expect(b.ping(PEER)).rejects.toThrow(/closed/);
+  });
+
   it('stays silent once its request is acknowledged, until curl gives up (client side)', async () => {
     const { clock, host, a } = twoPods();
     const peer = new ScriptedPeer(host, PEER, POD_A);
