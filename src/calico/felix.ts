@@ -10,7 +10,11 @@ import { HOST_IFINDEX, nodeByName, podByName, workloadMtu, type ClusterState, ty
 
 export interface Dataplane {
   readonly links: Link[];
-  readonly routes: Route[];
+  /**
+   * Made anew, one at a time, by each walk over them: a node in a large cluster has 100k routes, which the agent's
+   * route table keeps in far less than the route objects take.
+   */
+  readonly routes: Iterable<Route>;
 }
 
 /** The node's real eth0, when the agent runs on a live interface rather than the spec's defaults. */
@@ -162,18 +166,22 @@ export function nodeDataplane(cluster: ClusterState, nodeName: string, options: 
     ...localPods.map(caliLink),
   ];
 
-  const peers = cluster.nodes.filter((peer) => peer.name !== node.name);
-  const routes: Route[] = [
-    { kind: 'unicast', destination: cluster.spec.network.cidr, dev: 'eth0', scope: 'link', proto: 'kernel', source: node.ip },
-    ...peers.flatMap((peer) =>
-      [...peer.blocks, ...borrowedAddresses(cluster, peer).map(hostRoute)].map((destination) =>
-        remoteRoute(cluster, peer, destination),
-      ),
-    ),
-    ...node.blocks.map((destination): Route => ({ kind: 'blackhole', destination, proto: 'bird' })),
-    ...localPods.map((pod): Route => ({ kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' })),
-  ];
-  return { links, routes };
+  return { links, routes: { [Symbol.iterator]: () => nodeRoutes(cluster, node, localPods) } };
+}
+
+/**
+ * The connected eth0 route, each peer's blocks and borrowed addresses via that peer, this node's blocks as blackholes
+ * and its pods' /32s, made one by one as they are read.
+ */
+function* nodeRoutes(cluster: ClusterState, node: NodeState, localPods: readonly PodState[]): Generator<Route> {
+  yield { kind: 'unicast', destination: cluster.spec.network.cidr, dev: 'eth0', scope: 'link', proto: 'kernel', source: node.ip };
+  for (const peer of cluster.nodes) {
+    if (peer.name === node.name) continue;
+    for (const destination of peer.blocks) yield remoteRoute(cluster, peer, destination);
+    for (const address of borrowedAddresses(cluster, peer)) yield remoteRoute(cluster, peer, hostRoute(address));
+  }
+  for (const destination of node.blocks) yield { kind: 'blackhole', destination, proto: 'bird' };
+  for (const pod of localPods) yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };
 }
 
 /** Inside a pod: what the Calico CNI plugin configures in its namespace. */

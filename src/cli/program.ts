@@ -22,7 +22,7 @@ function gatewayResolver(cluster: ClusterState): (address: Ipv4Address) => strin
 }
 
 /** The order the kernel dumps its table in, which `ip route` and `route` print. */
-function inKernelOrder(routes: readonly Route[]): Route[] {
+function inKernelOrder(routes: Iterable<Route>): Route[] {
   const table = new RouteTable();
   for (const route of routes) table.add(route);
   return table.routes();
@@ -32,7 +32,7 @@ function inKernelOrder(routes: readonly Route[]): Route[] {
 function printNodeView(
   io: Io,
   view: 'addr' | 'route' | 'net-tools-route',
-  dataplane: { links: readonly Link[]; routes: readonly Route[] },
+  dataplane: { links: readonly Link[]; routes: Iterable<Route> },
   options: { output?: string; numeric?: boolean; style: 'iproute2' | 'busybox'; cluster: ClusterState },
 ): void {
   const routes = inKernelOrder(dataplane.routes);

@@ -35,7 +35,10 @@ export interface NodeInfo {
   pods: { name: string; ip: string; hostInterface: string }[];
 }
 
-/** felix's links with their live counters (null for lo, which the dataplane does not model), and the routes. */
+/**
+ * felix's links with their live counters (null for lo, which the dataplane does not model), and the routes of the
+ * dataplane's table in the order `ip route` lists them.
+ */
 export interface DataplaneView {
   links: (Link & { stats: InterfaceStats | null })[];
   routes: readonly Route[];

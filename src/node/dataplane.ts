@@ -8,7 +8,7 @@
  * synchronously. The two scratch views are therefore never read after any callback has run.
  */
 import type { Ipv4Address } from '../routing/address.js';
-import type { Route, UnicastRoute } from '../routing/route.js';
+import type { Route, UnicastNextHop } from '../routing/route.js';
 import { RouteTable } from '../routing/table.js';
 import { fragment } from '../wire/fragment.js';
 import { icmp } from '../wire/icmp.js';
@@ -46,8 +46,11 @@ export interface NodeConfig {
   /** tunl0's /32, the source of what the node sends into the tunnel itself (rules 14, 15). */
   readonly tunnelAddress?: Ipv4Address;
   readonly tunnelMtu: number;
-  /** Felix's routes: the connected eth0 route, remote blocks via tunl0 onlink, own blocks blackhole, pods' /32s. */
-  readonly routes: readonly Route[];
+  /**
+   * Felix's routes: the connected eth0 route, remote blocks via tunl0 onlink, own blocks blackhole, pods' /32s. Read
+   * once, route by route, so a felix that makes them as they are read never has all of them alive at once.
+   */
+  readonly routes: Iterable<Route>;
   /** Felix's allow-list of IPIP sources ("Drop IPIP packets from non-Calico hosts"). */
   readonly clusterNodeIps: readonly Ipv4Address[];
   readonly pods: readonly PodAttachment[];
@@ -222,8 +225,17 @@ export class Dataplane {
       this.podsByName.set(pod.name, port);
       this.podsByInterface.set(port.name, port);
     }
-    for (const route of config.routes) this.routes.add(route);
-    this.subnetBroadcast = this.connectedBroadcast(config.routes);
+    let connected: Route | undefined;
+    for (const route of config.routes) {
+      this.routes.add(route);
+      if (connected === undefined && this.isConnectedSubnet(route)) connected = route;
+    }
+    this.subnetBroadcast = connected?.destination.last().value ?? LIMITED_BROADCAST;
+  }
+
+  /** Every route, in the order `ip route` prints them: made on each call, as the table keeps next hops only. */
+  listRoutes(): Route[] {
+    return this.routes.routes();
   }
 
   /** Host → pod over its cali veth; a pod not attached yet is a veth whose peer is down. */
@@ -311,17 +323,15 @@ export class Dataplane {
     return port;
   }
 
-  /** The directed broadcast of eth0's connected subnet, which the kernel's local table holds as a broadcast route. */
-  private connectedBroadcast(routes: readonly Route[]): number {
-    const connected = routes.find(
-      (route) =>
-        route.kind === 'unicast' &&
-        route.dev === UNDERLAY_INTERFACE &&
-        route.gateway === undefined &&
-        route.destination.length < 31 &&
-        route.destination.contains(this.nodeIp),
+  /** eth0's connected subnet, whose directed broadcast the kernel's local table holds as a broadcast route. */
+  private isConnectedSubnet(route: Route): boolean {
+    return (
+      route.kind === 'unicast' &&
+      route.dev === UNDERLAY_INTERFACE &&
+      route.gateway === undefined &&
+      route.destination.length < 31 &&
+      route.destination.contains(this.nodeIp)
     );
-    return connected?.destination.last().value ?? LIMITED_BROADCAST;
   }
 
   private receiveFromPod(port: PodPort, packet: Buffer): void {
@@ -596,7 +606,7 @@ export class Dataplane {
     return this.preferredSource(route);
   }
 
-  private preferredSource(route: UnicastRoute): number {
+  private preferredSource(route: UnicastNextHop): number {
     if (route.source !== undefined) return route.source.value;
     return route.dev === TUNNEL_INTERFACE && this.tunnelIp !== NONE ? this.tunnelIp : this.nodeIp;
   }

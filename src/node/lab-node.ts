@@ -30,7 +30,6 @@ function runsHelloApp(pod: PodState): boolean {
 export class LabNode {
   readonly node: NodeState;
   readonly links: readonly Link[];
-  readonly routes: readonly Route[];
   readonly localPods: readonly PodState[];
   readonly dataplane: Dataplane;
   private readonly pods = new Map<string, SimulatedPod>();
@@ -49,7 +48,6 @@ export class LabNode {
     // Spec defaults for eth0, not the container's real index and MAC: live views must match `--spec` views.
     const felix = nodeDataplane(cluster, node.name);
     this.links = felix.links;
-    this.routes = felix.routes;
     this.localPods = cluster.pods.filter((pod) => pod.node === node.name);
     const config: NodeConfig = {
       name: node.name,
@@ -74,6 +72,14 @@ export class LabNode {
       this.pods.set(state.name, pod);
       log(`pod ${state.name}: up ${state.ip} ${state.hostInterface}`);
     }
+  }
+
+  /**
+   * The node's routes as `ip route` lists them, made from the dataplane's table on each read: a node in a large
+   * cluster has 100k of them, which nothing keeps as route objects.
+   */
+  get routes(): Route[] {
+    return this.dataplane.listRoutes();
   }
 
   /** The simulated pod of that name on this node. */

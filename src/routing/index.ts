@@ -3,5 +3,14 @@ export type { Link, LinkAddress, LinkAddress6 } from './link.js';
 export { LpmTable } from './lpm.js';
 export { renderIpAddr, renderIpRoute, renderRoute } from './render.js';
 export type { IpAddrOptions, RouteRenderOptions } from './render.js';
-export type { BlackholeRoute, Route, RouteProtocol, RouteScope, UnicastRoute } from './route.js';
+export type {
+  BlackholeNextHop,
+  BlackholeRoute,
+  NextHop,
+  Route,
+  RouteProtocol,
+  RouteScope,
+  UnicastNextHop,
+  UnicastRoute,
+} from './route.js';
 export { RouteTable } from './table.js';

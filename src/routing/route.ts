@@ -7,10 +7,12 @@ import type { Ipv4Address, Ipv4Prefix } from './address.js';
 export type RouteProtocol = 'kernel' | 'boot' | 'static' | 'dhcp' | 'bird' | number;
 export type RouteScope = 'global' | 'link' | 'host';
 
-/** A route that forwards out of a device: `dev D scope link`, or `via GW dev D [onlink]`. */
-export interface UnicastRoute {
+/**
+ * Where a unicast route sends packets: the route less its destination. A route table shares one object among all
+ * the routes that say the same, e.g. every block routed via one peer node.
+ */
+export interface UnicastNextHop {
   readonly kind: 'unicast';
-  readonly destination: Ipv4Prefix;
   readonly gateway?: Ipv4Address;
   readonly dev: string;
   /** Calico's tunnel routes say `onlink`: the gateway is not on tunl0's (empty) subnet. */
@@ -22,12 +24,23 @@ export interface UnicastRoute {
   readonly source?: Ipv4Address;
 }
 
-/** Calico's own block on a node: traffic to unallocated addresses in it is silently discarded. */
-export interface BlackholeRoute {
+/** What a blackhole route does with packets (discards them), less its destination. */
+export interface BlackholeNextHop {
   readonly kind: 'blackhole';
-  readonly destination: Ipv4Prefix;
   readonly proto?: RouteProtocol;
   readonly metric?: number;
+}
+
+export type NextHop = UnicastNextHop | BlackholeNextHop;
+
+/** A route that forwards out of a device: `dev D scope link`, or `via GW dev D [onlink]`. */
+export interface UnicastRoute extends UnicastNextHop {
+  readonly destination: Ipv4Prefix;
+}
+
+/** Calico's own block on a node: traffic to unallocated addresses in it is silently discarded. */
+export interface BlackholeRoute extends BlackholeNextHop {
+  readonly destination: Ipv4Prefix;
 }
 
 export type Route = UnicastRoute | BlackholeRoute;

@@ -29,6 +29,11 @@ function connected(source: string): Route {
   return { kind: 'unicast', destination: prefix('10.0.0.0/24'), dev: 'eth0', scope: 'link', proto: 'kernel', source: ip(source) };
 }
 
+/** felix's routes for a node, in felix's order. */
+function routesOn(cluster: ClusterState, nodeName: string): Route[] {
+  return [...nodeDataplane(cluster, nodeName).routes];
+}
+
 /** The route the kernel would pick: longest prefix first. */
 function lookup(routes: readonly Route[], address: Ipv4Address): Route | undefined {
   return routes
@@ -39,7 +44,7 @@ function lookup(routes: readonly Route[], address: Ipv4Address): Route | undefin
 /** Every pod is reachable from every other node, through the node that runs it. */
 function expectFullReachability(cluster: ClusterState): void {
   for (const node of cluster.nodes) {
-    const { routes } = nodeDataplane(cluster, node.name);
+    const routes = routesOn(cluster, node.name);
     for (const pod of cluster.pods) {
       const route = lookup(routes, pod.ip);
       if (pod.node === node.name) expect(route).toMatchObject({ dev: pod.hostInterface });
@@ -53,7 +58,7 @@ describe('nodeDataplane on seed 1', () => {
   const podsOn = (name: string) => cluster.pods.filter((p) => p.node === name);
 
   it("gives master-node the seed's tunnel routes and its own blackhole", () => {
-    expect(nodeDataplane(cluster, 'master-node').routes).toEqual([
+    expect(routesOn(cluster, 'master-node')).toEqual([
       connected('10.0.0.10'),
       tunnelRoute('192.168.87.192/26', '10.0.0.11'),
       tunnelRoute('192.168.158.0/26', '10.0.0.12'),
@@ -63,7 +68,7 @@ describe('nodeDataplane on seed 1', () => {
 
   it('adds a scope-link route per local pod on a worker', () => {
     const [first, second] = podsOn('worker-node01');
-    expect(nodeDataplane(cluster, 'worker-node01').routes).toEqual([
+    expect(routesOn(cluster, 'worker-node01')).toEqual([
       connected('10.0.0.11'),
       tunnelRoute('192.168.77.128/26', '10.0.0.10'),
       tunnelRoute('192.168.158.0/26', '10.0.0.12'),
@@ -72,6 +77,13 @@ describe('nodeDataplane on seed 1', () => {
       { kind: 'unicast', destination: prefix(`${second.ip}/32`), dev: second.hostInterface, scope: 'link' },
     ]);
     expectFullReachability(cluster);
+  });
+
+  it('makes its routes anew on each walk over them, so they can be read twice', () => {
+    const { routes } = nodeDataplane(cluster, 'worker-node01');
+    const first = [...routes];
+    expect(first).toHaveLength(6);
+    expect([...routes]).toEqual(first);
   });
 
   it('lists lo, tunl0, eth0 and one cali veth per local pod, as ip addr shows them', () => {
@@ -135,7 +147,9 @@ describe('nodeDataplane in other IPIP modes', () => {
   const inMode = (ipipMode: ClusterSpec['pool']['ipipMode']) => buildCluster({ ...seed, pool: { ...seed.pool, ipipMode } });
 
   it('CrossSubnet routes same-subnet peers over eth0 without the tunnel, and keeps tunl0', () => {
-    const { links, routes } = nodeDataplane(inMode('CrossSubnet'), 'master-node');
+    const cluster = inMode('CrossSubnet');
+    const { links } = nodeDataplane(cluster, 'master-node');
+    const routes = routesOn(cluster, 'master-node');
     expect(routes[1]).toEqual({
       kind: 'unicast',
       destination: prefix('192.168.87.192/26'),
@@ -150,7 +164,8 @@ describe('nodeDataplane in other IPIP modes', () => {
 
   it('Never has no tunl0 at all and routes every peer over eth0', () => {
     const cluster = inMode('Never');
-    const { links, routes } = nodeDataplane(cluster, 'master-node');
+    const { links } = nodeDataplane(cluster, 'master-node');
+    const routes = routesOn(cluster, 'master-node');
     expect(links.map((l) => l.name)).toEqual(['lo', 'eth0']);
     expect(routes.filter((r) => r.kind === 'unicast' && r.gateway).every((r) => r.kind === 'unicast' && r.dev === 'eth0' && !r.onlink)).toBe(true);
     // No pods and no tunnel address: master-node holds no block, so it has no blackhole either.
@@ -166,14 +181,14 @@ describe('nodeDataplane with borrowed addresses', () => {
   const worker = cluster.nodes.find((n) => n.name === 'worker-node01')!;
 
   it('routes each borrowed address as a /32 via the node using it, beating the owner blackhole', () => {
-    const { routes } = nodeDataplane(cluster, 'master-node');
+    const routes = routesOn(cluster, 'master-node');
     expect(routes).toContainEqual(tunnelRoute(`${worker.tunnelAddress}/32`, '10.0.0.11'));
     expect(routes).toContainEqual({ kind: 'blackhole', destination: prefix('192.168.0.0/26'), proto: 'bird' });
     expectFullReachability(cluster);
   });
 
   it('routes the owner block, and the other borrowers, from a borrowing node', () => {
-    const { routes } = nodeDataplane(cluster, 'worker-node01');
+    const routes = routesOn(cluster, 'worker-node01');
     expect(routes).toContainEqual(tunnelRoute('192.168.0.0/26', '10.0.0.10'));
     expect(routes.some((r) => r.kind === 'blackhole')).toBe(false);
     const other = cluster.nodes.find((n) => n.name === 'worker-node02')!;

@@ -91,6 +91,20 @@ function firstMismatch(random: Random, table: LpmTable<number>, oracle: LinearSc
   return undefined;
 }
 
+/** Exact-match `get` of every prefix given, present or not; returns the first disagreement. */
+function firstGetMismatch(
+  table: LpmTable<number>,
+  oracle: LinearScan,
+  prefixes: readonly Ipv4Prefix[],
+): string | undefined {
+  for (const prefix of prefixes) {
+    const value = table.get(prefix);
+    const expected = oracle.get(prefix);
+    if (value !== expected) return `get ${prefix}: table ${value}, scan ${expected}`;
+  }
+  return undefined;
+}
+
 describe('LpmTable against a linear scan (seeded, reproducible)', () => {
   it('agrees on every lookup through inserts, replacements and removes', () => {
     const random = mulberry32(SEED);
@@ -110,6 +124,7 @@ describe('LpmTable against a linear scan (seeded, reproducible)', () => {
     expect(oracle.prefixes.length).toBeGreaterThan(10_000);
     expect(table.size).toBe(oracle.prefixes.length);
     expect(firstMismatch(random, table, oracle, 60_000)).toBeUndefined();
+    expect(firstGetMismatch(table, oracle, batch)).toBeUndefined();
     expect([...table.entries()].map(([p, v]) => `${p}=${v}`)).toEqual(oracle.sorted());
 
     // Remove ~40% of what was drawn (some twice, so some removes find nothing), including the default route.
@@ -120,16 +135,20 @@ describe('LpmTable against a linear scan (seeded, reproducible)', () => {
     expect(table.remove(Ipv4Prefix.parse('0.0.0.0/0'))).toBe(oracle.remove(Ipv4Prefix.parse('0.0.0.0/0')));
     expect(table.size).toBe(oracle.prefixes.length);
     expect(firstMismatch(random, table, oracle, 40_000)).toBeUndefined();
+    // The removed ones among them too: they must be gone from the exact-match index as well as from the trie.
+    expect(firstGetMismatch(table, oracle, batch)).toBeUndefined();
 
-    // Churn: new prefixes land in freed slots and chunks while more are removed.
-    for (const prefix of randomPrefixes(random, 3_000, { minLength: 0, maxLength: 32, clusters: 40 })) {
+    // Churn: new prefixes land in freed slots, chunks and ids while more are removed, and some are replaced.
+    const churn = randomPrefixes(random, 3_000, { minLength: 0, maxLength: 32, clusters: 40 });
+    for (const prefix of churn) {
       insert(prefix);
       const victim = oracle.prefixes[randomInt(random, oracle.prefixes.length)];
       expect(table.remove(victim)).toBe(oracle.remove(victim));
+      if (randomInt(random, 4) === 0) insert(oracle.prefixes[randomInt(random, oracle.prefixes.length)]);
     }
     expect(table.size).toBe(oracle.prefixes.length);
     expect(firstMismatch(random, table, oracle, 20_000)).toBeUndefined();
-    for (const prefix of oracle.prefixes.slice(0, 500)) expect(table.get(prefix)).toBe(oracle.get(prefix));
+    expect(firstGetMismatch(table, oracle, [...batch, ...churn])).toBeUndefined();
     expect([...table.entries()].map(([p, v]) => `${p}=${v}`)).toEqual(oracle.sorted());
 
     // Emptied, the table answers nothing and has handed every chunk back.
@@ -138,6 +157,7 @@ describe('LpmTable against a linear scan (seeded, reproducible)', () => {
     }
     expect(table.size).toBe(0);
     expect(firstMismatch(random, table, oracle, 1_000)).toBeUndefined();
+    expect(firstGetMismatch(table, oracle, [...batch, ...churn])).toBeUndefined();
     const internals = table as unknown as { chunksAllocated: number; freeChunks: number[] };
     expect(internals.chunksAllocated).toBeGreaterThan(0);
     expect(internals.freeChunks.length).toBe(internals.chunksAllocated);

@@ -108,12 +108,31 @@ describe('LpmTable', () => {
     expect(table.size).toBe(0);
   });
 
-  it('hands out the prefix it stores, so lookupPrefix allocates nothing', () => {
+  it('gives the matched prefix as a new object equal to the stored one, as it keeps no prefix objects', () => {
     const table = new LpmTable<string>();
-    table.insert(p('192.168.158.0/26'), 'tunl0');
-    const first = table.lookupPrefix(a('192.168.158.2'));
-    expect(first).toBe(table.lookupPrefix(a('192.168.158.3')));
-    expect(String(first)).toBe('192.168.158.0/26');
+    const stored = p('192.168.158.0/26');
+    table.insert(stored, 'tunl0');
+    const matched = table.lookupPrefix(a('192.168.158.2'));
+    expect(matched).not.toBe(stored);
+    expect(matched?.equals(stored)).toBe(true);
+    expect(String(table.lookupPrefix(a('192.168.158.3')))).toBe('192.168.158.0/26');
+  });
+
+  it('finds, replaces and removes a prefix whose every trie slot went to longer prefixes of its level', () => {
+    const table = new LpmTable<string>();
+    // Both /16 halves of the /15 fill all its root slots, so the /15 is in none of them.
+    table.insert(p('10.0.0.0/15'), 'outer');
+    table.insert(p('10.0.0.0/16'), 'low');
+    table.insert(p('10.1.0.0/16'), 'high');
+    expect(table.get(p('10.0.0.0/15'))).toBe('outer');
+    table.insert(p('10.0.0.0/15'), 'outer, replaced');
+    expect(table.size).toBe(3);
+    expect(table.remove(p('10.0.0.0/16'))).toBe(true);
+    expect(table.lookup(a('10.0.1.1'))).toBe('outer, replaced');
+    expect(table.remove(p('10.0.0.0/15'))).toBe(true);
+    expect(table.lookup(a('10.0.1.1'))).toBeUndefined();
+    expect(table.lookup(a('10.1.1.1'))).toBe('high');
+    expect(table.get(p('10.0.0.0/15'))).toBeUndefined();
   });
 
   it('lists entries in kernel dump order: ascending network, longer prefix first on a tie', () => {

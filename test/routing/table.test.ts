@@ -63,4 +63,56 @@ describe('RouteTable', () => {
     expect(table.lookup(addr('192.168.87.198').value)?.kind).toBe('blackhole');
     expect(table.size).toBe(5);
   });
+
+  it('shares one next hop among the routes that agree on all but the destination, grouped or not', () => {
+    const table = new RouteTable();
+    table.add(tunnel('192.168.1.0/26', '10.0.0.11'));
+    table.add(tunnel('192.168.1.64/26', '10.0.0.11'));
+    table.add(tunnel('192.168.2.0/26', '10.0.0.12'));
+    table.add(tunnel('192.168.1.128/26', '10.0.0.11'));
+    table.add(via('192.168.1.192/26', '10.0.0.11', 'tunl0', { proto: 'bird' })); // no onlink: not the same
+    const hop = (ip: string) => table.lookup(addr(ip).value);
+    expect(hop('192.168.1.1')).toBe(hop('192.168.1.65'));
+    expect(hop('192.168.1.1')).toBe(hop('192.168.1.129'));
+    expect(hop('192.168.1.1')).not.toBe(hop('192.168.2.1'));
+    expect(hop('192.168.1.1')).not.toBe(hop('192.168.1.193'));
+    // Each route came with its own gateway object: addresses are compared by value.
+    expect(hop('192.168.1.1')).toEqual({
+      kind: 'unicast',
+      gateway: addr('10.0.0.11'),
+      dev: 'tunl0',
+      scope: 'global',
+      proto: 'bird',
+      onlink: true,
+    });
+  });
+
+  it('lets go of a next hop once no route uses it', () => {
+    const table = node01();
+    const shared = () => (table as unknown as { nextHops: { byKey: Map<string, unknown> } }).nextHops.byKey.size;
+    expect(shared()).toBe(6);
+    table.replace(tunnel('192.168.158.0/26', '10.0.0.10')); // now the same as 192.168.77.128/26's
+    expect(shared()).toBe(5);
+    table.replace(tunnel('192.168.158.0/26', '10.0.0.10')); // the same again: kept
+    expect(shared()).toBe(5);
+    table.remove(prefix('192.168.77.128/26'));
+    expect(shared()).toBe(5);
+    table.remove(prefix('192.168.158.0/26'));
+    expect(shared()).toBe(4);
+    for (const route of table.routes()) table.remove(route.destination);
+    expect(shared()).toBe(0);
+    table.add(tunnel('192.168.158.0/26', '10.0.0.12'));
+    expect(table.routes()).toEqual([tunnel('192.168.158.0/26', '10.0.0.12')]);
+  });
+
+  it('gives back routes equal to those added, keys in their order after kind and destination', () => {
+    const table = node01();
+    const connected = direct('10.0.0.0/24', 'eth0', { proto: 'kernel', source: addr('10.0.0.11') });
+    expect(table.get(prefix('10.0.0.0/24'))).toEqual(connected);
+    expect(table.routes()).toContainEqual(tunnel('192.168.77.128/26', '10.0.0.10'));
+    expect(JSON.stringify(table.get(prefix('10.0.0.0/24')))).toBe(
+      '{"kind":"unicast","destination":"10.0.0.0/24","dev":"eth0","scope":"link",' +
+        '"proto":"kernel","source":"10.0.0.11"}',
+    );
+  });
 });

@@ -62,7 +62,8 @@ describe('configuration', () => {
     expect(build({ tunnelMtu: 67 })).toThrow(RangeError);
     expect(build({ tunnelMtu: 65516 })).toThrow(RangeError);
     expect(build({ pods: [...config.pods, config.pods[0]] })).toThrow(/not unique/);
-    expect(build({ routes: [...config.routes, config.routes[0]] })).toThrow(/exists/);
+    const routes = [...config.routes];
+    expect(build({ routes: [...routes, routes[0]] })).toThrow(/exists/);
     const unmasked = Ipv4Prefix.parse('10.1.2.3/8');
     expect(build({ routes: [{ kind: 'blackhole', destination: unmasked }] })).toThrow(/Invalid prefix/);
   });
