@@ -329,6 +329,36 @@ describe('CaptureSession backpressure', () => {
     }
   }
 
+  it('spends at most its CPU share (after a burst), dropping the records beyond it until time passes', async () => {
+    // A clock where every read takes 2 µs: a timed record costs 2 µs, while little time passes between refills.
+    let nowMs = 0;
+    const now = (): number => (nowMs += 0.002);
+    const tap = new FakeTap();
+    const sink = new MemorySink();
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink, cpuShare: 0.05, now });
+    const emit = (records: number): void => {
+      for (let i = 0; i < records; i++) tap.emit('eth0', OUTER, T0 + BigInt(i));
+    };
+
+    emit(1000);
+    expect(session.stats()).toMatchObject({ captured: 1000, written: 1000, droppedRecords: 0 });
+    emit(10_000);
+    const spent = session.stats();
+    // The 5 ms burst holds about 2,500 records of 2 µs; the few µs that passed meanwhile add almost nothing.
+    expect(spent.written).toBeGreaterThan(2000);
+    expect(spent.written).toBeLessThan(3000);
+    expect(spent.written + spent.droppedRecords).toBe(11_000);
+
+    // 100 ms later, 5 % of it (5 ms, the burst's cap) is there to spend again, from the next timed record on.
+    nowMs += 100;
+    emit(1000);
+    const refilled = session.stats();
+    expect(refilled.droppedRecords - spent.droppedRecords).toBeLessThan(32);
+    expect(refilled.written - spent.written).toBe(1000 - (refilled.droppedRecords - spent.droppedRecords));
+    session.stop();
+    expect(await session.done).toMatchObject({ captured: 12_000, written: refilled.written, droppedRecords: refilled.droppedRecords });
+  });
+
   it('drops capture records, never blocking the tap, and resumes on drain', async () => {
     const tap = new FakeTap();
     const sink = new StalledSink();
