@@ -7,17 +7,15 @@
  * later, many records per write, at most once per FLUSH_INTERVAL_MS. When the sink falls behind, records wait, and
  * once `maxQueuedBytes` wait further records are dropped and counted: forwarding never waits for a reader.
  *
- * Forwarding never waits for the capture's CPU either. The session runs on the thread that forwards, so every
- * record it writes is time a packet does not get: it spends at most `cpuShare` of the time that passes (plus a
- * burst), and drops and counts the records beyond that, as tcpdump loses packets when its ring fills. What a record
- * costs is timed on one record in SAMPLE_EVERY (a clock read costs ~50 ns here, a record ~300), and each flush is
- * timed whole.
+ * Nor does forwarding give up more than a share of its CPU: past the session's CpuBudget (budget.ts), records are
+ * dropped and counted too.
  *
  * Link type: LINKTYPE_RAW (101) on every interface and in both formats, because every tap carries bare IPv4 and
  * that is what `tcpdump -i tunl0 -w` writes on Linux, so our files and the kernel's look alike to Wireshark.
  */
 import { LINKTYPE, pcap, pcapng, type CapturedPacket } from '../../wire/pcapng.js';
 import type { TapEvent } from '../dataplane.js';
+import { CpuBudget, type BudgetClock } from './budget.js';
 import { parseFilter } from './filter.js';
 
 export interface TapSource {
@@ -40,10 +38,10 @@ export interface CaptureOptions {
   sink: NodeJS.WritableStream;
   /** How far the file may run behind the taps before records are dropped; default 4 MiB. */
   maxQueuedBytes?: number;
-  /** The share of the time the session may spend capturing before it drops records; default 5 %. */
+  /** The share of the process's CPU time the session may spend before it drops records; default 5 %. */
   cpuShare?: number;
-  /** A monotonic clock in milliseconds, for tests; default performance.now. */
-  now?: () => number;
+  /** For tests: the clocks the CPU budget reads. */
+  clock?: BudgetClock;
 }
 
 export interface CaptureStats {
@@ -63,13 +61,8 @@ const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
  * the session cannot time: the dataplane handing it each packet, caches the copies evict, a reader of the stream.
  */
 const DEFAULT_CPU_SHARE = 0.05;
-/** Capture time the session may spend at once beyond its share: a short burst (~20k small records) is kept whole. */
-const BURST_NS = 5_000_000;
-const SAMPLE_EVERY = 32;
-/** What a record is assumed to cost until one has been timed. */
-const FIRST_RECORD_COST_NS = 1000;
-/** Weight of each newly timed record in the running cost estimate. */
-const COST_SMOOTHING = 1 / 8;
+/** While records are dropped for the budget, it is refilled this often (otherwise at each flush). */
+const REFILL_INTERVAL_MS = 10;
 /** Records are appended to chunks this big; a record that is bigger gets a chunk of its own size. */
 const CHUNK_BYTES = 64 * 1024;
 /**
@@ -139,13 +132,8 @@ export class CaptureSession {
   private lastFlushAt = Number.NEGATIVE_INFINITY;
   private sinkBlocked = false;
   private lastTimestampNs = 0n;
-  private readonly cpuShare: number;
-  private readonly now: () => number;
-  /** Capture time the session may still spend, in ns; below zero, records are dropped until it refills. */
-  private budgetNs = BURST_NS;
-  private budgetRefilledAt: number;
-  private recordCostNs = FIRST_RECORD_COST_NS;
-  private tapCalls = 0;
+  private readonly budget: CpuBudget;
+  private refillTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private settled = false;
   private readonly unsubscribe: () => void;
@@ -165,9 +153,7 @@ export class CaptureSession {
     if (!filter.ok) throw new SyntaxError(filter.error);
     this.matches = filter.match;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.cpuShare = Math.min(1, options.cpuShare ?? DEFAULT_CPU_SHARE);
-    this.now = options.now ?? (() => performance.now());
-    this.budgetRefilledAt = this.now();
+    this.budget = new CpuBudget(Math.min(1, options.cpuShare ?? DEFAULT_CPU_SHARE), options.clock);
     const describe = options.describeInterface ?? ((name: string) => `${options.nodeName} ${name}`);
     this.format = options.format === 'pcapng' ? pcapngFormat(describe) : pcapFormat();
     this.done = new Promise((resolve, reject) => {
@@ -192,6 +178,7 @@ export class CaptureSession {
     this.stopped = true;
     this.unsubscribe();
     clearTimeout(this.timer);
+    clearTimeout(this.refillTimer);
     if (this.flushTimer !== undefined) {
       // What waits for the interval is all there will be: write it now.
       clearTimeout(this.flushTimer);
@@ -203,30 +190,33 @@ export class CaptureSession {
 
   private readonly onTap = (event: TapEvent): void => {
     if (this.stopped) return;
-    const timedFrom = ++this.tapCalls % SAMPLE_EVERY === 0 ? this.refillBudget() : undefined;
+    if (this.budget.exhausted) {
+      this.refillLater();
+      if (this.matches(event.packet)) {
+        this.counts.captured++;
+        this.counts.droppedRecords++;
+      }
+      return;
+    }
+    const startedAt = this.budget.recordStarts();
     if (!this.matches(event.packet)) return;
     this.counts.captured++;
     // Checked before encoding so that an overloaded capture costs the hot path as little as possible; the queue may
     // thus pass the limit by one record.
-    if (this.pendingBytes >= this.maxQueuedBytes || this.budgetNs < 0) {
+    if (this.pendingBytes >= this.maxQueuedBytes) {
       this.counts.droppedRecords++;
       return;
     }
     this.writeRecord(event);
-    if (timedFrom !== undefined) {
-      const costNs = (this.now() - timedFrom) * 1e6;
-      this.recordCostNs += (costNs - this.recordCostNs) * COST_SMOOTHING;
-    }
-    this.budgetNs -= this.recordCostNs;
+    this.budget.recordEnds(startedAt);
     if (this.counts.written === this.options.count) this.stop();
   };
 
-  /** Adds the share of the time passed since the last refill; returns the time now. */
-  private refillBudget(): number {
-    const now = this.now();
-    this.budgetNs = Math.min(BURST_NS, this.budgetNs + (now - this.budgetRefilledAt) * 1e6 * this.cpuShare);
-    this.budgetRefilledAt = now;
-    return now;
+  private refillLater(): void {
+    this.refillTimer ??= setTimeout(() => {
+      this.refillTimer = undefined;
+      this.budget.refill();
+    }, REFILL_INTERVAL_MS);
   }
 
   private writeRecord(event: TapEvent): void {
@@ -288,7 +278,7 @@ export class CaptureSession {
   private scheduleFlush(now = this.stopped): void {
     if (this.flushScheduled || this.sinkBlocked || this.settled) return;
     this.flushScheduled = true;
-    const wait = now ? 0 : this.lastFlushAt + FLUSH_INTERVAL_MS - this.now();
+    const wait = now ? 0 : this.lastFlushAt + FLUSH_INTERVAL_MS - this.budget.now();
     if (wait > 0) this.flushTimer = setTimeout(this.flush, wait);
     else setImmediate(this.flush);
   }
@@ -296,7 +286,7 @@ export class CaptureSession {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     this.flushTimer = undefined;
-    const startedAt = this.now();
+    const startedAt = this.budget.now();
     this.lastFlushAt = startedAt;
     this.seal();
     if (this.settled || this.queue.length === 0) return;
@@ -312,7 +302,8 @@ export class CaptureSession {
       });
     }
     this.queue = [];
-    this.budgetNs -= (this.now() - startedAt) * 1e6;
+    this.budget.chargeSince(startedAt);
+    this.budget.refill();
     if (!accepted) {
       this.sinkBlocked = true;
       sink.once('drain', this.onDrain);
