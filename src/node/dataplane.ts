@@ -70,10 +70,27 @@ export interface TapEvent {
   interfaceName: string;
   direction: 'rx' | 'tx';
   packet: Buffer;
-  timestampNs: bigint;
+  /** When the packet's trip through the node began: every tap of one trip shows the same time. */
+  readonly timestampNs: bigint;
 }
 
 type TapListener = (event: TapEvent) => void;
+
+/**
+ * The clock is read only when a listener asks for the time, so that a capture dropping records (over its CPU budget)
+ * does not pay for a clock read per packet.
+ */
+class ReusedTapEvent implements TapEvent {
+  interfaceName = '';
+  direction: TapEvent['direction'] = 'rx';
+  packet: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly tripTime: () => bigint) {}
+
+  get timestampNs(): bigint {
+    return this.tripTime();
+  }
+}
 
 interface TapSubscription {
   readonly listener: TapListener;
@@ -170,10 +187,10 @@ export class Dataplane {
   private readonly log: (line: string) => void;
   private taps: readonly TapSubscription[] = [];
   /** One event object for every tap: a capture of every interface makes several per packet. */
-  private readonly tapEvent: TapEvent = { interfaceName: '', direction: 'rx', packet: Buffer.alloc(0), timestampNs: 0n };
+  private readonly tapEvent = new ReusedTapEvent(() => (this.tripTimeNs ??= this.now()));
   /**
    * One clock read per packet's trip through the node, shared by every tap of that trip (rx on cali, tx on tunl0,
-   * tx on eth0 happen within the same call), so an active capture adds one BigInt clock read per packet, not per hop.
+   * tx on eth0 happen within the same call), so a capture adds at most one BigInt clock read per packet, not per hop.
    */
   private tripTimeNs: bigint | undefined;
   private localListeners: readonly ((packet: Buffer) => void)[] = [];
@@ -671,13 +688,11 @@ export class Dataplane {
     const listeners = port.taps;
     if (listeners.length === 0) return;
     const event = this.tapEvent;
-    const timestampNs = (this.tripTimeNs ??= this.now());
     for (const listener of listeners) {
       // Set for each listener: one that calls back into the dataplane may have had the event reused meanwhile.
       event.interfaceName = port.name;
       event.direction = direction;
       event.packet = packet;
-      event.timestampNs = timestampNs;
       try {
         listener(event);
       } catch (error) {
