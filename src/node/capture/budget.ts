@@ -1,10 +1,11 @@
 /**
  * How much CPU a capture may take from forwarding. A capture runs on the thread that forwards, so every record it
  * writes is time a packet does not get. It may spend `share` of the CPU time this process uses (forwarding
- * included), plus half of the time the event loop sits idle, which no packet was waiting for; a short burst beyond
- * that is kept whole. Past it, the capture drops records (and counts them) until the budget refills, as tcpdump loses
- * packets when its ring fills: at full forwarding speed the capture keeps what its share pays for, and on a quiet
- * node it keeps everything.
+ * included), and a short burst beyond that. Past it, the capture drops records (and counts them) until the budget
+ * refills, as tcpdump loses packets when its ring fills: at full forwarding speed the capture keeps what its share
+ * pays for. On a node with headroom, whose event loop waited for work most of the time, it may also use half of that
+ * waiting, which no packet needed: there it keeps everything. Not on a busy node: with requests in flight, the loop
+ * also waits between packets a closed loop sends back, and time spent capturing then delays the next ones.
  *
  * CPU time rather than wall time, because a node that shares its CPU with others gets less than the time that
  * passes, and a share of the time that passes would then be a larger share of what forwarding gets.
@@ -34,6 +35,8 @@ export const systemClock: BudgetClock = {
 const BURST_NS = 5_000_000;
 /** Of the time the loop waits idle, what a capture may use: all of it would leave no slack for the next packets. */
 const IDLE_SHARE = 0.5;
+/** A node whose loop waited for at least this share of the time has headroom. */
+const HEADROOM = 0.5;
 /** A clock read costs ~50 ns here and a record ~300: one record in this many is timed. */
 const SAMPLE_EVERY = 32;
 /** What a record is assumed to cost until one has been timed. */
@@ -48,6 +51,7 @@ export class CpuBudget {
   private records = 0;
   private cpuMsAtRefill: number;
   private idleMsAtRefill: number;
+  private refilledAt: number;
 
   constructor(
     private readonly share: number,
@@ -55,6 +59,7 @@ export class CpuBudget {
   ) {
     this.cpuMsAtRefill = clock.cpuMs();
     this.idleMsAtRefill = clock.idleMs();
+    this.refilledAt = clock.now();
   }
 
   get exhausted(): boolean {
@@ -84,12 +89,16 @@ export class CpuBudget {
     return this.clock.now();
   }
 
-  /** Adds the share of what the process has spent, and of the loop's idle time, since the last refill. */
+  /** Adds the share of what the process has spent since the last refill, and of the loop's idle time if it had headroom. */
   refill(): void {
+    const now = this.clock.now();
     const cpuMs = this.clock.cpuMs();
     const idleMs = this.clock.idleMs();
-    const earnedMs = (cpuMs - this.cpuMsAtRefill) * this.share + (idleMs - this.idleMsAtRefill) * IDLE_SHARE;
+    const idle = idleMs - this.idleMsAtRefill;
+    const headroom = idle >= (now - this.refilledAt) * HEADROOM;
+    const earnedMs = (cpuMs - this.cpuMsAtRefill) * this.share + (headroom ? idle * IDLE_SHARE : 0);
     this.remainingNs = Math.min(BURST_NS, this.remainingNs + earnedMs * 1e6);
+    this.refilledAt = now;
     this.cpuMsAtRefill = cpuMs;
     this.idleMsAtRefill = idleMs;
   }
