@@ -196,13 +196,11 @@ async function compare(underlay: Underlay, captured: Captured, target: boolean):
       { name: 'the same, no capture', value: baselineRate },
       target ? { text: `>= ${TARGET_RATIO.toFixed(2)}x`, pass: rate / baselineRate >= TARGET_RATIO } : undefined,
     ),
-    resultOf(
-      `capture records dropped (${captured}, ${underlay.name}): the writer fell behind`,
-      'records',
-      dropped,
-      { name: 'records captured', value: records },
-      { text: '0', pass: dropped === 0 },
-    ),
+    // At full speed a capture is meant to drop records rather than take more than its share of the CPU.
+    resultOf(`capture records dropped (${captured}, ${underlay.name}): over the CPU share, or the writer behind`, 'records', dropped, {
+      name: 'records captured',
+      value: records,
+    }),
   ];
 }
 

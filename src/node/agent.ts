@@ -178,7 +178,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     mkdirSync(path.dirname(options.socketPath), { recursive: true });
     // A socket file left by an agent that was killed would make listen() fail with EADDRINUSE.
     rmSync(options.socketPath, { force: true });
-    const local = createServer(handler);
+    const local = createServer(handler.local);
     servers.push(local);
     await listen(local, { path: options.socketPath });
   } catch (error) {

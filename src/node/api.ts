@@ -5,7 +5,9 @@
  * (body size, counts, durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
  */
 import { createHash } from 'node:crypto';
+import { createWriteStream, openSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
 import { podByName, type ClusterState, type SpecDocument } from '../calico/index.js';
 import { Ipv4Address, type Link, type Route } from '../routing/index.js';
 import { CaptureSession, parseFilter, type CaptureStats } from './capture/index.js';
@@ -272,7 +274,7 @@ class Captures {
   private readonly open = new Map<string, { session: CaptureSession; info: Omit<CaptureInfo, 'stats'> }>();
   private nextId = 1;
 
-  start(context: ApiContext, body: Body): Streamed {
+  start(context: ApiContext, body: Body, local: boolean): Streamed {
     const labNode = context.labNode;
     const words = field(
       body,
@@ -288,6 +290,11 @@ class Captures {
     const format = field(body, 'format', (v): v is 'pcapng' | 'pcap' => v === 'pcapng' || v === 'pcap', '"pcapng" or "pcap"') ?? 'pcapng';
     const count = optionalInteger(body, 'count', 1, CAPTURE_MAX_COUNT);
     const durationMs = optionalInteger(body, 'durationMs', 1, CAPTURE_MAX_MS) ?? CAPTURE_MAX_MS;
+    const file = field(body, 'file', (v): v is string => typeof v === 'string' && path.isAbsolute(v), 'an absolute path');
+    // A path names a file on this node: only a client on this node (the unix socket) may have the agent write one.
+    if (file !== undefined && !local) {
+      throw new ApiError(403, 'file: the agent writes files only for a client on its unix socket; read the stream instead');
+    }
 
     const id = String(this.nextId++);
     const info = { id, interfaces, filter, format, startedAt: new Date().toISOString() };
@@ -296,6 +303,7 @@ class Captures {
       if (this.open.size >= LIMITS.captures) {
         throw new ApiError(503, `${LIMITS.captures} captures are running already: stop one first (GET /v1/captures lists them)`);
       }
+      const sink = file === undefined ? response : openCaptureFile(file);
       // The session only writes from a later turn of the event loop, after the headers.
       const session = new CaptureSession(labNode.dataplane, {
         interfaces,
@@ -305,9 +313,11 @@ class Captures {
         format,
         nodeName: labNode.node.name,
         describeInterface: (name) => describeCaptureInterface(labNode, name),
-        sink: response,
+        sink,
       });
       this.open.set(id, { session, info });
+      // A file sink does not see the client go: its hanging up stops the capture all the same.
+      response.on('close', () => session.stop());
       response.writeHead(200, {
         'content-type': CAPTURE_CONTENT_TYPES[format],
         [CAPTURE_HEADER.id]: id,
@@ -315,14 +325,19 @@ class Captures {
         trailer: CAPTURE_HEADER.stats,
       });
       response.flushHeaders();
-      session.done.then(
-        (stats) => {
+      session.done
+        .then(async (stats) => {
+          // The trailer says the file is complete: every byte is in it and it is closed.
+          if (sink !== response) await new Promise<void>((resolve, reject) => sink.end(resolve).once('error', reject));
           if (response.destroyed) return;
           response.addTrailers({ [CAPTURE_HEADER.stats]: JSON.stringify(stats) });
           response.end();
-        },
-        () => response.destroy(),
-      ).finally(() => this.open.delete(id));
+        })
+        .catch(() => {
+          if (sink !== response) sink.destroy();
+          response.destroy();
+        })
+        .finally(() => this.open.delete(id));
     });
   }
 
@@ -353,6 +368,21 @@ class Captures {
   }
 }
 
+/**
+ * The agent writes the file itself when the client runs on this node, rather than streaming it to a client that
+ * writes it: at full forwarding rate a second process copying every record costs the CPU forwarding runs on.
+ * Opened at once, so that a path that cannot be written is refused before anything is captured.
+ */
+function openCaptureFile(file: string): ReturnType<typeof createWriteStream> {
+  let fd: number;
+  try {
+    fd = openSync(file, 'w');
+  } catch (error) {
+    throw new ApiError(400, `cannot write ${file}: ${(error as Error).message}`);
+  }
+  return createWriteStream('', { fd });
+}
+
 /** An interface name, or a pod of this node standing for its cali interface (as `-i POD` means). */
 function captureInterface(labNode: LabNode, word: string): string {
   const names = labNode.links.filter((link) => link.name !== 'lo').map((link) => link.name);
@@ -380,10 +410,14 @@ function describeCaptureInterface(labNode: LabNode, name: string): string {
   return pod ? `${node.name} ${name} ↔ pod ${pod.namespace}/${pod.name} (${pod.ip})` : `${node.name} ${name}`;
 }
 
-type Handler = (body: Body, parameter: string) => unknown;
+/** `local`: the request came over the node's unix socket, from a process on this node. */
+type Handler = (body: Body, parameter: string, local: boolean) => unknown;
 
-export interface ApiHandler {
-  (request: IncomingMessage, response: ServerResponse): void;
+type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** Serves the lab address; `local` serves the unix socket, where requests may ask for what only this node may. */
+export interface ApiHandler extends RequestListener {
+  readonly local: RequestListener;
   /** Stops every capture: each stream ends with what it captured so far. */
   close(): void;
 }
@@ -478,7 +512,7 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     'POST /v1/traceroute': (body) => traceroute(context, body),
     'POST /v1/inject': (body) => inject(context, body),
     'POST /v1/reload': () => reload(),
-    'POST /v1/captures': (body) => captures.start(context, body),
+    'POST /v1/captures': (body, _parameter, local) => captures.start(context, body, local),
     'GET /v1/captures': () => captures.list(),
     'GET /v1/captures/*': (_body: Body, id: string) => captures.get(id),
     'DELETE /v1/captures/*': (_body: Body, id: string) => captures.stop(id),
@@ -503,7 +537,7 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     throw new ApiError(404, `no such endpoint: ${request.method} ${path}`);
   };
 
-  const handler = (request: IncomingMessage, response: ServerResponse): void => {
+  const handle = (request: IncomingMessage, response: ServerResponse, local: boolean): void => {
     let target: { route: Handler; parameter: string };
     try {
       target = dispatch(request);
@@ -514,9 +548,11 @@ export function createApiHandler(context: ApiContext): ApiHandler {
       return;
     }
     readBody(request)
-      .then((body) => target.route(body, target.parameter))
+      .then((body) => target.route(body, target.parameter, local))
       .then((value) => (value instanceof Streamed ? value.start(response) : send(response, 200, value)))
       .catch((error: unknown) => fail(response, error));
   };
-  return Object.assign(handler, { close: () => captures.stopAll() });
+  const handler: RequestListener = (request, response) => handle(request, response, false);
+  const local: RequestListener = (request, response) => handle(request, response, true);
+  return Object.assign(handler, { local, close: () => captures.stopAll() });
 }

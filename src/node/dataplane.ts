@@ -65,18 +65,38 @@ export interface UnderlayTx {
 
 /**
  * What a capture on an interface sees: eth0 the outer packets exactly as sent and received, tunl0 the inner ones
- * after decapsulation / before encapsulation, a cali interface the pod's side. `packet` is only valid during the
- * listener call (the dataplane goes on to change some of these bytes in place): copy it to keep it.
+ * after decapsulation / before encapsulation, a cali interface the pod's side. The event and its `packet` are only
+ * valid during the listener call (the dataplane reuses the one and changes some bytes of the other in place):
+ * copy what is to be kept.
  */
 export interface TapEvent {
   interfaceName: string;
   direction: 'rx' | 'tx';
   packet: Buffer;
-  timestampNs: bigint;
+  /** When the packet's trip through the node began: every tap of one trip shows the same time. */
+  readonly timestampNs: bigint;
+}
+
+type TapListener = (event: TapEvent) => void;
+
+/**
+ * The clock is read only when a listener asks for the time, so that a capture dropping records (over its CPU budget)
+ * does not pay for a clock read per packet.
+ */
+class ReusedTapEvent implements TapEvent {
+  interfaceName = '';
+  direction: TapEvent['direction'] = 'rx';
+  packet: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly tripTime: () => bigint) {}
+
+  get timestampNs(): bigint {
+    return this.tripTime();
+  }
 }
 
 interface TapSubscription {
-  readonly listener: (event: TapEvent) => void;
+  readonly listener: TapListener;
   /** undefined: every interface. */
   readonly interfaces: ReadonlySet<string> | undefined;
 }
@@ -102,12 +122,15 @@ interface DevicePort {
   readonly kind: 'underlay' | 'tunnel';
   readonly name: string;
   readonly stats: InterfaceStats;
+  /** The tap listeners that selected this interface, kept per port so that an untapped hop costs one length check. */
+  taps: readonly TapListener[];
 }
 
 interface PodPort {
   readonly kind: 'pod';
   readonly name: string;
   readonly stats: InterfaceStats;
+  taps: readonly TapListener[];
   readonly podName: string;
   readonly ip: number;
   deliver?: (packet: Buffer) => void;
@@ -165,11 +188,12 @@ export class Dataplane {
   private readonly tunnelHeader: TunnelHeader;
   private readonly now: () => bigint;
   private readonly log: (line: string) => void;
-  // Copy-on-write, so a listener may unsubscribe while an event is being dispatched.
   private taps: readonly TapSubscription[] = [];
+  /** One event object for every tap: a capture of every interface makes several per packet. */
+  private readonly tapEvent = new ReusedTapEvent(() => (this.tripTimeNs ??= this.now()));
   /**
    * One clock read per packet's trip through the node, shared by every tap of that trip (rx on cali, tx on tunl0,
-   * tx on eth0 happen within the same call), so an active capture adds one BigInt clock read per packet, not per hop.
+   * tx on eth0 happen within the same call), so a capture adds at most one BigInt clock read per packet, not per hop.
    */
   private tripTimeNs: bigint | undefined;
   private localListeners: readonly ((packet: Buffer) => void)[] = [];
@@ -306,21 +330,28 @@ export class Dataplane {
    * Calls `listener` for every packet seen on `interfaces` (default: every interface). The selection is made here,
    * before any event exists, so that a capture of eth0 costs the other interfaces' hops nothing.
    */
-  onTap(listener: (event: TapEvent) => void, interfaces?: Iterable<string>): () => void {
+  onTap(listener: TapListener, interfaces?: Iterable<string>): () => void {
     const subscription: TapSubscription = { listener, interfaces: interfaces === undefined ? undefined : new Set(interfaces) };
-    this.taps = [...this.taps, subscription];
-    return () => {
-      this.taps = this.taps.filter((candidate) => candidate !== subscription);
-    };
+    this.setTaps([...this.taps, subscription]);
+    return () => this.setTaps(this.taps.filter((candidate) => candidate !== subscription));
+  }
+
+  /** Copy-on-write, so that a listener may unsubscribe while an event is being dispatched. */
+  private setTaps(taps: readonly TapSubscription[]): void {
+    this.taps = taps;
+    for (const port of this.ports.values()) {
+      port.taps = taps.filter(({ interfaces }) => interfaces === undefined || interfaces.has(port.name)).map(({ listener }) => listener);
+    }
   }
 
   stats(): DataplaneStats {
     return this.counters.snapshot();
   }
 
-  private addPort<P extends Port>(port: P): P {
-    this.ports.set(port.name, port);
-    return port;
+  private addPort<P extends Port>(port: Omit<P, 'taps'>): P {
+    const added = { ...port, taps: [] } as unknown as P;
+    this.ports.set(added.name, added);
+    return added;
   }
 
   /** eth0's connected subnet, whose directed broadcast the kernel's local table holds as a broadcast route. */
@@ -660,15 +691,18 @@ export class Dataplane {
   }
 
   private isTapped(port: Port): boolean {
-    for (const { interfaces } of this.taps) if (interfaces === undefined || interfaces.has(port.name)) return true;
-    return false;
+    return port.taps.length > 0;
   }
 
   private tap(port: Port, direction: TapEvent['direction'], packet: Buffer): void {
-    let event: TapEvent | undefined;
-    for (const { listener, interfaces } of this.taps) {
-      if (interfaces !== undefined && !interfaces.has(port.name)) continue;
-      event ??= { interfaceName: port.name, direction, packet, timestampNs: (this.tripTimeNs ??= this.now()) };
+    const listeners = port.taps;
+    if (listeners.length === 0) return;
+    const event = this.tapEvent;
+    for (const listener of listeners) {
+      // Set for each listener: one that calls back into the dataplane may have had the event reused meanwhile.
+      event.interfaceName = port.name;
+      event.direction = direction;
+      event.packet = packet;
       try {
         listener(event);
       } catch (error) {

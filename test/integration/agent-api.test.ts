@@ -3,7 +3,11 @@
  * node's API served on a unix socket in a temporary directory, and the CLI's client talking to it. This is where
  * the API's refusals are checked (404, 405, 400, 413), which the container tests only touch in passing.
  */
-import { request, type IncomingMessage } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClusterState, PodState } from '../../src/calico/index.js';
 import { AgentClient, AgentError } from '../../src/cli/commands/agent-client.js';
@@ -177,6 +181,42 @@ describe('captures', () => {
     expect(file.readUInt32LE(0)).toBe(0xa1b23c4d);
     expect(stats.bytesWritten).toBe(file.length);
     expect(await client.get('/v1/captures')).toEqual([]);
+  });
+
+  test('asked over the unix socket, the agent writes the file itself and closes it before the trailer', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-capture-'));
+    try {
+      const file = path.join(directory, 'ping.pcapng');
+      const response = await client.open('POST', '/v1/captures', { interfaces: [podA.name], count: 3, file });
+      await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
+      const { file: streamed, stats } = await readStream(response);
+      expect(streamed.length).toBe(0);
+      const written = readFileSync(file);
+      expect(stats).toEqual({ captured: 3, written: 3, droppedRecords: 0, bytesWritten: written.length });
+      expect(decode(written).packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
+
+      const relative = await refusal(client.open('POST', '/v1/captures', { file: 'ping.pcapng' }));
+      expect([relative.status, relative.message]).toEqual([400, 'worker-node01: file: expected an absolute path, got "ping.pcapng"']);
+      const unwritable = await refusal(client.open('POST', '/v1/captures', { file: path.join(directory, 'no', 'such.pcapng') }));
+      expect(unwritable.status).toBe(400);
+      expect(unwritable.message).toContain(`cannot write ${path.join(directory, 'no', 'such.pcapng')}: ENOENT`);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test('over the lab address, a file is refused: only a process on the node may have the agent write one', async () => {
+    const server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const remote = new AgentClient({ host: '127.0.0.1', port }, 'worker-node01');
+      const refused = await refusal(remote.open('POST', '/v1/captures', { file: path.join(tmpdir(), 'never.pcapng') }));
+      expect(refused.status).toBe(403);
+      expect(refused.message).toContain('the agent writes files only for a client on its unix socket');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('a bad filter, an unknown interface, a pod of another node and too many captures are refused', async () => {

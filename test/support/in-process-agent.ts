@@ -50,7 +50,7 @@ export async function startInProcessAgent(specPath: string, nodeName: string): P
   });
   const directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-api-'));
   const socketPath = path.join(directory, 'agent.sock');
-  const server = createServer(handler);
+  const server = createServer(handler.local);
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return {
     spec,

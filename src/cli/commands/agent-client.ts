@@ -47,6 +47,11 @@ export class AgentClient {
     private readonly timeoutMs?: number,
   ) {}
 
+  /** Whether the agent is this node's own, over its unix socket: then it can read and write this machine's files. */
+  get isLocal(): boolean {
+    return 'socketPath' in this.target;
+  }
+
   get(path: string): Promise<unknown> {
     return this.request('GET', path);
   }

@@ -119,6 +119,8 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   const agent = agentFor(cluster, targetNode(cluster, options), commandLine);
   const file = toStdout ? undefined : (options.write ?? defaultFile(agent.nodeName, interfaces, options.format));
   const fd = file === undefined ? undefined : createFile(file);
+  // This node's agent writes the file itself: one process handling every record, not two.
+  const agentWrites = file !== undefined && agent.isLocal;
   let response: IncomingMessage;
   try {
     response = await agent.open('POST', '/v1/captures', {
@@ -127,6 +129,7 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
       count: options.count,
       durationMs: options.duration,
       format: options.format,
+      ...(agentWrites && { file: path.resolve(file) }),
     });
   } catch (error) {
     if (fd !== undefined) {
@@ -138,9 +141,10 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   const where = file ?? 'stdout';
   const captured = String(response.headers[CAPTURE_HEADER.interfaces]).split(',').join(', ');
   io.err(`ipip-lab: capturing on ${agent.nodeName} ${captured}, writing ${where} (Ctrl-C stops)\n`);
-  const output = fd === undefined ? process.stdout : createWriteStream('', { fd });
+  if (agentWrites) closeSync(fd!);
+  const output = fd === undefined ? process.stdout : agentWrites ? undefined : createWriteStream('', { fd });
   const result = await stream(io, agent, response, output);
-  if (output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));
+  if (output !== undefined && output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));
 
   if (result.stats === undefined) {
     io.err(`ipip-lab: the capture on ${agent.nodeName} ended early: ${result.problem ?? 'the agent closed the stream'}\n`);
@@ -177,10 +181,11 @@ function stdinIsAPipe(): boolean {
 
 /**
  * Copies the capture to `output` as it arrives (pipe() waits for a slow reader, and the agent then drops records
- * rather than packets) until the agent ends it: by count or duration, or because this process asked it to stop on
- * a signal, when the reader went away or when docker exec's client did. Shows progress on stderr meanwhile.
+ * rather than packets), or waits while the agent writes the file itself (`output` undefined), until the agent ends
+ * it: by count or duration, or because this process asked it to stop on a signal, when the reader went away or when
+ * docker exec's client did. Shows progress on stderr meanwhile.
  */
-function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: Writable): Promise<StreamResult> {
+function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: Writable | undefined): Promise<StreamResult> {
   const id = String(response.headers[CAPTURE_HEADER.id]);
   const result: StreamResult = {};
   let stopping = false;
@@ -200,14 +205,17 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
   const watchStdin = stdinIsAPipe();
   if (watchStdin) process.stdin.on('end', clientGone).resume();
 
-  output.on('error', (error: NodeJS.ErrnoException) => {
-    result.outputError ??= error;
-    // Keep reading, into nothing, until the agent has stopped and sent its figures.
-    response.unpipe(output);
-    response.resume();
-    stop();
-  });
-  response.pipe(output, { end: false });
+  if (output === undefined) response.resume();
+  else {
+    output.on('error', (error: NodeJS.ErrnoException) => {
+      result.outputError ??= error;
+      // Keep reading, into nothing, until the agent has stopped and sent its figures.
+      response.unpipe(output);
+      response.resume();
+      stop();
+    });
+    response.pipe(output, { end: false });
+  }
 
   const terminal = process.stderr.isTTY === true;
   let progressShown = false;

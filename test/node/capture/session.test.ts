@@ -329,6 +329,55 @@ describe('CaptureSession backpressure', () => {
     }
   }
 
+  it('spends at most its share of the CPU (after a burst), dropping the records beyond it until the CPU time grows', async () => {
+    // Every clock read takes 2 µs, so a timed record costs 2 µs; the process's CPU time moves only when told to.
+    let nowMs = 0;
+    let cpuMs = 0;
+    const clock = { now: () => (nowMs += 0.002), cpuMs: () => cpuMs, idleMs: () => 0 };
+    const tap = new FakeTap();
+    const sink = new MemorySink();
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink, cpuShare: 0.05, clock });
+    const emit = (records: number): void => {
+      for (let i = 0; i < records; i++) tap.emit('eth0', OUTER, T0 + BigInt(i));
+    };
+
+    emit(1000);
+    expect(session.stats()).toMatchObject({ captured: 1000, written: 1000, droppedRecords: 0 });
+    emit(10_000);
+    const spent = session.stats();
+    // The 5 ms burst holds about 2,500 records of 2 µs.
+    expect(spent.written).toBeGreaterThan(2000);
+    expect(spent.written).toBeLessThan(3000);
+    expect(spent.written + spent.droppedRecords).toBe(11_000);
+
+    // Once the process has used 100 ms more, 5 % of it (5 ms, the burst's cap) is there to spend again.
+    cpuMs += 100;
+    await vi.waitFor(() => {
+      emit(1);
+      expect(session.stats().written).toBeGreaterThan(spent.written);
+    });
+    const resumed = session.stats();
+    emit(1000);
+    expect(session.stats()).toMatchObject({ written: resumed.written + 1000, droppedRecords: resumed.droppedRecords });
+    session.stop();
+    expect(await session.done).toMatchObject({ captured: resumed.captured + 1000, written: resumed.written + 1000 });
+  });
+
+  it('keeps every record on a node that is mostly idle: half the time the loop waits is the capture\'s', async () => {
+    let nowMs = 0;
+    let idleMs = 0;
+    const clock = { now: () => (nowMs += 0.002), cpuMs: () => 0, idleMs: () => idleMs };
+    const tap = new FakeTap();
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink: new MemorySink(), clock });
+    for (let burst = 0; burst < 5; burst++) {
+      for (let i = 0; i < 2000; i++) tap.emit('eth0', OUTER, T0 + BigInt(i));
+      idleMs += 20;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    session.stop();
+    expect(await session.done).toMatchObject({ captured: 10_000, written: 10_000, droppedRecords: 0 });
+  });
+
   it('drops capture records, never blocking the tap, and resumes on drain', async () => {
     const tap = new FakeTap();
     const sink = new StalledSink();
