@@ -87,11 +87,11 @@ class ReusedTapEvent implements TapEvent {
   interfaceName = '';
   direction: TapEvent['direction'] = 'rx';
   packet: Buffer = Buffer.alloc(0);
+  declare readonly timestampNs: bigint;
 
-  constructor(private readonly tripTime: () => bigint) {}
-
-  get timestampNs(): bigint {
-    return this.tripTime();
+  constructor(tripTime: () => bigint) {
+    // An own, enumerable getter: a listener that copies the event with `{ ...event }` gets the time too.
+    Object.defineProperty(this, 'timestampNs', { get: tripTime, enumerable: true });
   }
 }
 
