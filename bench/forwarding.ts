@@ -83,7 +83,8 @@ interface AgentConfiguration {
   readonly capturing?: AgentConfiguration;
 }
 
-const CAPTURE_COMMAND = ['ipip-lab', 'capture', '-i', 'any', '-w', '/dev/null'];
+/** $IPIP_LAB_BENCH_CAPTURE replaces `-i any`, e.g. `-i eth0` or `-i any -f udp`, to see what another capture costs. */
+const CAPTURE_COMMAND = ['ipip-lab', 'capture', ...(process.env.IPIP_LAB_BENCH_CAPTURE ?? '-i any').split(/\s+/).filter(Boolean), '-w', '/dev/null'];
 const TARGET_CAPTURE_RATIO = 0.9;
 
 interface BlastReport {

@@ -34,7 +34,11 @@ export interface CaptureOptions {
   nodeName: string;
   /** The pcapng if_description of an interface; defaults to "NODE IFNAME". */
   describeInterface?: (name: string) => string;
-  /** The session writes to it but never ends it: the caller does, after `done`. Its errors reject `done`. */
+  /**
+   * The session writes to it but never ends it: the caller does, after `done`. Its errors reject `done`. The session
+   * fills a buffer again once the sink has called back for it, so the sink must be done with the bytes by then, as
+   * a file stream or a socket is.
+   */
   sink: NodeJS.WritableStream;
   /** How far the file may run behind the taps before records are dropped; default 4 MiB. */
   maxQueuedBytes?: number;
@@ -70,6 +74,21 @@ const CHUNK_BYTES = 64 * 1024;
  * per interval rather than one per turn of the event loop, while a live Wireshark still sees packets without delay.
  */
 const FLUSH_INTERVAL_MS = 10;
+
+/** A buffer records are appended to, and how many of its parts the sink has yet to write. */
+interface Chunk {
+  readonly bytes: Buffer;
+  /** Over exactly `bytes`, made once: DataView setters are what writeRecord is fast with. */
+  readonly view: DataView;
+  unwritten: number;
+  /** Records go on in another chunk; this one is reused once the sink has written all of it. */
+  full: boolean;
+}
+
+function newChunk(length: number): Chunk {
+  const bytes = Buffer.allocUnsafe(length);
+  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), unwritten: 0, full: false };
+}
 
 /** What differs between the two file formats; queueing, clamping and stopping are shared. */
 interface FileFormat {
@@ -118,13 +137,17 @@ export class CaptureSession {
   private readonly maxQueuedBytes: number;
   private readonly interfaceIds = new Map<string, number>();
   private readonly counts: CaptureStats = { captured: 0, written: 0, droppedRecords: 0, bytesWritten: 0 };
-  /** Chunks full of records, waiting for the next flush. */
-  private queue: Buffer[] = [];
-  /** Records are appended at `chunkEnd`; `chunk[chunkStart, chunkEnd)` is not yet queued or written. */
-  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-  private chunkView = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.byteLength);
+  /** Parts of chunks full of records, waiting for the next flush. */
+  private queue: { bytes: Buffer; chunk: Chunk }[] = [];
+  /** Records are appended at `chunkEnd`; `chunk.bytes[chunkStart, chunkEnd)` is not yet queued or written. */
+  private chunk = newChunk(CHUNK_BYTES);
   private chunkStart = 0;
   private chunkEnd = 0;
+  /**
+   * Chunks whose bytes the sink has taken, to fill again: a busy capture goes through hundreds of MB/s, and fresh
+   * buffers for all of it would make V8 collect the whole heap again and again for their external memory.
+   */
+  private readonly spareChunks: Chunk[] = [];
   /** Queued here plus handed to the sink and not yet acknowledged by its write callback. */
   private pendingBytes = 0;
   private flushScheduled = false;
@@ -237,24 +260,33 @@ export class CaptureSession {
     };
     const length = this.format.recordLength(record);
     this.reserve(length);
-    this.format.writeRecord(this.chunk, this.chunkEnd, record, this.chunkView);
+    this.format.writeRecord(this.chunk.bytes, this.chunkEnd, record, this.chunk.view);
     this.appended(length);
     this.counts.written++;
   }
 
   private enqueue(block: Buffer): void {
     this.reserve(block.length);
-    block.copy(this.chunk, this.chunkEnd);
+    block.copy(this.chunk.bytes, this.chunkEnd);
     this.appended(block.length);
   }
 
   /** Makes room for `length` bytes at `chunkEnd`. */
   private reserve(length: number): void {
-    if (this.chunkEnd + length <= this.chunk.length) return;
+    if (this.chunkEnd + length <= this.chunk.bytes.length) return;
     this.seal();
-    this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
-    this.chunkView = new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.byteLength);
+    this.chunk.full = true;
+    this.recycleIfWritten(this.chunk);
+    this.chunk = (length <= CHUNK_BYTES && this.spareChunks.pop()) || newChunk(Math.max(CHUNK_BYTES, length));
     this.chunkStart = this.chunkEnd = 0;
+  }
+
+  private recycleIfWritten(chunk: Chunk): void {
+    // One bigger than CHUNK_BYTES was made for one large record; the pending limit bounds how many are spare.
+    if (!chunk.full || chunk.unwritten > 0 || chunk.bytes.length !== CHUNK_BYTES) return;
+    if (this.spareChunks.length * CHUNK_BYTES > this.maxQueuedBytes) return;
+    chunk.full = false;
+    this.spareChunks.push(chunk);
   }
 
   private appended(length: number): void {
@@ -266,11 +298,12 @@ export class CaptureSession {
 
   /**
    * Queues what the chunk holds. The sink keeps that part until its write completes, and records go on after it:
-   * a chunk is never written over, only left behind when full.
+   * a chunk is written over only once it has been filled and the sink has written every part of it.
    */
   private seal(): void {
     if (this.chunkEnd === this.chunkStart) return;
-    this.queue.push(this.chunk.subarray(this.chunkStart, this.chunkEnd));
+    this.queue.push({ bytes: this.chunk.bytes.subarray(this.chunkStart, this.chunkEnd), chunk: this.chunk });
+    this.chunk.unwritten++;
     this.chunkStart = this.chunkEnd;
   }
 
@@ -294,11 +327,13 @@ export class CaptureSession {
     // All of it, even past the sink's high-water mark: maxQueuedBytes bounds what is pending either way, and a
     // writable with several chunks buffered writes them with one writev.
     let accepted = true;
-    for (const chunk of this.queue) {
-      accepted = sink.write(chunk, (error) => {
-        this.pendingBytes -= chunk.length;
-        if (error) this.onSinkError(error);
-        else this.settleIfFlushed();
+    for (const { bytes, chunk } of this.queue) {
+      accepted = sink.write(bytes, (error) => {
+        this.pendingBytes -= bytes.length;
+        chunk.unwritten--;
+        if (error) return this.onSinkError(error);
+        this.recycleIfWritten(chunk);
+        this.settleIfFlushed();
       });
     }
     this.queue = [];
