@@ -5,6 +5,7 @@
  * four run at once, since each mostly waits for V8 to give memory back.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { MemoryReport } from './memory-probe.js';
@@ -17,9 +18,19 @@ const SETTLE_MS = 30_000;
 const TARGET_MB = 80;
 const MB = 1024 * 1024;
 
+/** The V8 flags the agent runs with: those its command's first line gives node. */
+function agentNodeFlags(): string[] {
+  const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const shebang = readFileSync(main, 'utf8').split('\n', 1)[0];
+  const flags = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang)?.[1];
+  if (flags === undefined) throw new Error(`memory bench: cannot read the agent's node flags from ${main}: ${shebang}`);
+  return flags.split(' ').filter(Boolean);
+}
+
 async function probe(args: string[]): Promise<MemoryReport> {
   const script = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, ...args, '--settle-ms', String(SETTLE_MS)]);
+  const flags = ['--expose-gc', ...agentNodeFlags()];
+  const { stdout } = await promisify(execFile)(process.execPath, [...flags, script, ...args, '--settle-ms', String(SETTLE_MS)]);
   return JSON.parse(stdout) as MemoryReport;
 }
 
