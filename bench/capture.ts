@@ -6,11 +6,11 @@
  *
  * Two underlays between the nodes:
  * - a loopback UDP socket per node, so that every packet crossing the underlay costs a send and a receive through
- *   the event loop and the copy the agent's raw-socket underlay makes: forwarding as the agent does it, at the rate
- *   the issue's budget applies to (at most 10 % slower, ratio >= 0.90). The agent's raw socket costs more per packet
- *   (one poll per send), so this rate is higher than the agent's and the ratio no better than the agent's;
+ *   the event loop and the copy the agent's raw-socket underlay makes. Issue 5's budget (at most 10 % slower) is held
+ *   to the agent itself, in its container, by bench/forwarding.ts; these figures show the session's own cost, with
+ *   two nodes (and two sessions) in one process;
  * - a synchronous in-memory wire: the dataplane alone, no I/O at all, so the capture's whole CPU cost shows against
- *   the cheapest forwarding there is. No target: it is the worst case, reported so that it can be watched.
+ *   the cheapest forwarding there is: the worst case, reported so that it can be watched.
  * The capture's writer runs on the same thread as forwarding, as in the agent, so its cost is in both figures; drops
  * are reported beside them, since a session that dropped records would look cheaper than one that kept up.
  */
@@ -29,7 +29,6 @@ const SPEC = fileURLToPath(new URL('../../containers/cni-overview/cluster.yaml',
 const ROUNDS = 11;
 /** Never a lab address: the benchmark's underlay stays on this machine's loopback. */
 const LOOPBACK = '127.0.0.1';
-const TARGET_RATIO = 0.9;
 /** Each ping is forwarded four times: request and reply, each by both nodes. */
 const FORWARDS_PER_PING = 4;
 /** What is captured on both nodes, and how many records that makes per ping (request and reply, each node). */
@@ -165,7 +164,7 @@ async function timedCapturing(underlay: Underlay, captured: Captured): Promise<{
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-async function compare(underlay: Underlay, captured: Captured, target: boolean): Promise<BenchResult[]> {
+async function compare(underlay: Underlay, captured: Captured): Promise<BenchResult[]> {
   // Warm-up: both paths compiled before anything is timed.
   await timed(underlay);
   await timedCapturing(underlay, captured);
@@ -189,13 +188,10 @@ async function compare(underlay: Underlay, captured: Captured, target: boolean):
   const baselineRate = median(plain);
   const rate = median(capturing);
   return [
-    resultOf(
-      `forwarding over the ${underlay.name}, pcapng capture of ${captured} on both nodes`,
-      'packets/s',
-      rate,
-      { name: 'the same, no capture', value: baselineRate },
-      target ? { text: `>= ${TARGET_RATIO.toFixed(2)}x`, pass: rate / baselineRate >= TARGET_RATIO } : undefined,
-    ),
+    resultOf(`forwarding over the ${underlay.name}, pcapng capture of ${captured} on both nodes`, 'packets/s', rate, {
+      name: 'the same, no capture',
+      value: baselineRate,
+    }),
     // At full speed a capture is meant to drop records rather than take more than its share of the CPU.
     resultOf(`capture records dropped (${captured}, ${underlay.name}): over the CPU share, or the writer behind`, 'records', dropped, {
       name: 'records captured',
@@ -208,9 +204,9 @@ export async function benchCapture(): Promise<BenchResult[]> {
   const loopback = await loopbackUnderlay(20_000, 32);
   const memory = memoryUnderlay(50_000, 256);
   const results = [
-    ...(await compare(loopback, 'every interface', true)),
-    ...(await compare(loopback, 'eth0', true)),
-    ...(await compare(memory, 'every interface', false)),
+    ...(await compare(loopback, 'every interface')),
+    ...(await compare(loopback, 'eth0')),
+    ...(await compare(memory, 'every interface')),
   ];
   loopback.close();
   memory.close();
