@@ -335,7 +335,7 @@ function describeLoss(loss: Loss): string {
  */
 function droppedRecords(summary: string): { captured: number; dropped: number } {
   const captured = /(\d+) packets captured/.exec(summary);
-  const dropped = /(\d+) packets dropped because the writer fell behind/.exec(summary);
+  const dropped = /(\d+) packets dropped because the capture fell behind/.exec(summary);
   if (!captured || !dropped) throw new Error(`cannot read the capture's summary: ${summary.trim()}`);
   return { captured: Number(captured[1]), dropped: Number(dropped[1]) };
 }

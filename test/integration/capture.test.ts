@@ -150,7 +150,7 @@ describe('other views', () => {
     expect(result.exitCode).toBe(0);
     const name = /writing (\/captures\/worker-node01-eth0-\d{8}T\d{6}Z\.pcap) \(Ctrl-C stops\)/.exec(result.stderr)?.[1];
     expect(name, result.stderr).toBeDefined();
-    expect(result.stderr).toContain(`2 packets captured\n2 packets written to ${name}\n0 packets dropped because the writer fell behind\n`);
+    expect(result.stderr).toContain(`2 packets captured\n2 packets written to ${name}\n0 packets dropped because the capture fell behind (forwarding comes first)\n`);
     const copy = await node01.exec(['base64', '-w', '0', name!]);
     const file = saved(Buffer.from(copy.stdout, 'base64'), 'pcap');
     const RAW_IP = '7';

@@ -98,7 +98,7 @@ function summary(stats: CaptureStats, where: string): string {
   return (
     `${stats.captured} packets captured\n` +
     `${stats.written} packets written to ${where}\n` +
-    `${stats.droppedRecords} packets dropped because the writer fell behind\n`
+    `${stats.droppedRecords} packets dropped because the capture fell behind (forwarding comes first)\n`
   );
 }
 

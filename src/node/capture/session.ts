@@ -42,7 +42,7 @@ export interface CaptureOptions {
   sink: NodeJS.WritableStream;
   /** How far the file may run behind the taps before records are dropped; default 4 MiB. */
   maxQueuedBytes?: number;
-  /** The share of the process's CPU time the session may spend before it drops records; default 5 %. */
+  /** The share of the process's CPU time the session may spend before it drops records; default 1 %. */
   cpuShare?: number;
   /** For tests: the clocks the CPU budget reads. */
   clock?: BudgetClock;
