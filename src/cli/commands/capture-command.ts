@@ -118,9 +118,10 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   const commandLine = ['capture', ...interfaces.flatMap((name) => ['-i', name]), ...(options.write ? ['-w', options.write] : [])].join(' ');
   const agent = agentFor(cluster, targetNode(cluster, options), commandLine);
   const file = toStdout ? undefined : (options.write ?? defaultFile(agent.nodeName, interfaces, options.format));
-  const fd = file === undefined ? undefined : createFile(file);
-  // This node's agent writes the file itself: one process handling every record, not two.
+  // This node's agent writes the file itself (one process handling every record, not two), and refuses a path it
+  // cannot write before capturing; otherwise the file is made here, before the agent is asked.
   const agentWrites = file !== undefined && agent.isLocal;
+  const fd = file === undefined || agentWrites ? undefined : createFile(file);
   let response: IncomingMessage;
   try {
     response = await agent.open('POST', '/v1/captures', {
@@ -141,8 +142,7 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   const where = file ?? 'stdout';
   const captured = String(response.headers[CAPTURE_HEADER.interfaces]).split(',').join(', ');
   io.err(`ipip-lab: capturing on ${agent.nodeName} ${captured}, writing ${where} (Ctrl-C stops)\n`);
-  if (agentWrites) closeSync(fd!);
-  const output = fd === undefined ? process.stdout : agentWrites ? undefined : createWriteStream('', { fd });
+  const output = agentWrites ? undefined : fd === undefined ? process.stdout : createWriteStream('', { fd });
   const result = await stream(io, agent, response, output);
   if (output !== undefined && output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));
 
