@@ -229,11 +229,13 @@ export class Dataplane {
       kind: 'underlay',
       name: UNDERLAY_INTERFACE,
       stats: this.counters.interface(UNDERLAY_INTERFACE),
+      taps: [],
     });
     this.tunl0 = this.addPort<DevicePort>({
       kind: 'tunnel',
       name: TUNNEL_INTERFACE,
       stats: this.counters.interface(TUNNEL_INTERFACE),
+      taps: [],
     });
     for (const pod of config.pods) {
       if (this.ports.has(pod.hostInterface) || this.podsByName.has(pod.name)) {
@@ -243,6 +245,7 @@ export class Dataplane {
         kind: 'pod',
         name: pod.hostInterface,
         stats: this.counters.interface(pod.hostInterface),
+      taps: [],
         podName: pod.name,
         ip: pod.ip.value,
       });
@@ -348,10 +351,9 @@ export class Dataplane {
     return this.counters.snapshot();
   }
 
-  private addPort<P extends Port>(port: Omit<P, 'taps'>): P {
-    const added = { ...port, taps: [] } as unknown as P;
-    this.ports.set(added.name, added);
-    return added;
+  private addPort<P extends Port>(port: P): P {
+    this.ports.set(port.name, port);
+    return port;
   }
 
   /** eth0's connected subnet, whose directed broadcast the kernel's local table holds as a broadcast route. */
@@ -710,6 +712,5 @@ export class Dataplane {
       }
     }
   }
-
 }
 
