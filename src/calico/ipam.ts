@@ -17,7 +17,7 @@ export interface IpPool {
 }
 
 export interface IpamOptions {
-  /** Calico IPAMConfig maxBlocksPerHost; defaults to 20, the limit shared/CALICO-FACTS.md documents. */
+  /** Calico IPAMConfig maxBlocksPerHost; defaults to 20, the limit Calico documents for IPAMConfig. */
   readonly maxBlocksPerHost?: number;
   /** When true, a host whose blocks are full never borrows addresses from other hosts' blocks. */
   readonly strictAffinity?: boolean;

@@ -26,6 +26,7 @@ import {
 } from './api.js';
 import { LabNode } from './lab-node.js';
 import { openUnderlay, UnderlayUnavailableError, type OpenedUnderlay, type UnderlayKind } from './underlay/index.js';
+import { NeighbourPins, type IpBatchRunner } from './underlay/neighbours.js';
 
 export interface AgentOptions {
   /** The spec the cluster was built from, served to CLIs so they see the agent's own cluster. */
@@ -42,6 +43,11 @@ export interface AgentOptions {
   underlay?: UnderlayKind;
   /** Opens the raw IPIP socket; tests pass a fake. */
   openUnderlay?: typeof openUnderlay;
+  /**
+   * Runs iproute2 to make the peers' neighbour entries managed and exempt from the host's limit (neighbours.ts);
+   * without it the agent leaves them to the kernel. Tests of an agent on the test machine itself pass none.
+   */
+  pinNeighbours?: IpBatchRunner;
   /** Re-reads the spec when asked to reload (`kubectl apply` rewrote it); without it the agent refuses reloads. */
   readSpec?: () => SpecDocument;
 }
@@ -131,6 +137,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { underlay } = opened;
   nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open, ${opened.description}`);
 
+  const neighbours = options.pinNeighbours && new NeighbourPins(device, nodeLog, options.pinNeighbours);
+  const peersOf = (state: ClusterState) => state.nodes.filter((peer) => !peer.ip.equals(node.ip)).map((peer) => peer.ip);
+  void neighbours?.pin(peersOf(cluster));
+
   const servers: Server[] = [];
   let handler: ApiHandler | undefined;
   let spec = options.spec;
@@ -153,6 +163,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     labNode?.close();
     labNode = fresh;
     spec = document;
+    void neighbours?.pin(peersOf(next));
     nodeLog(`reloaded the spec: ${fresh.localPods.length} pods here`);
     return { node: node.name, specDigest: specDigest(document), pods: fresh.localPods.map((pod) => pod.name) };
   };

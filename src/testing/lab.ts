@@ -22,7 +22,11 @@ import {
 import { loadSpecFile } from './spec-file.js';
 
 export interface LabOptions {
-  /** Path to the cluster spec (YAML); its `network.cidr` becomes the Docker network's subnet. */
+  /**
+   * The cluster spec: the name of a seed lab the package ships (`'cni-overview'`, the first course's three nodes
+   * with its hello-world pods, or `'networking'`, the kind cluster), or a path to a spec of your own (YAML, relative
+   * to the working directory). Its `network.cidr` becomes the Docker network's subnet.
+   */
   spec: string;
   /** Names the Docker resources (`ipip-lab-test-<name>-<node>`); default: the spec's metadata.name. */
   name?: string;
@@ -45,6 +49,13 @@ export interface LabOptions {
    * eth0's ARP timers). Default: Docker's.
    */
   sysctls?: Readonly<Record<string, string>>;
+  /**
+   * Grants each node container NET_ADMIN, which its agent uses for one thing only: to make its peers' ARP entries
+   * managed, so that they do not count against the host's neighbour limit, which every container shares (past 1024
+   * entries by default the kernel drops packets). `false` runs the nodes with Docker's default capabilities, as a
+   * lab of a few nodes can. Default: true.
+   */
+  netAdmin?: boolean;
 }
 
 export interface ExecResult {
@@ -400,6 +411,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
         const container = await new PinnedContainer(image, networkName, node.ip.toString(), options.sysctls)
           .withName(`${networkName}-${node.name}`)
           .withHostname(node.name)
+          .withAddedCapabilities(...(options.netAdmin === false ? [] : ['NET_ADMIN']))
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
           .withCommand(['node', '--name', node.name, ...agentArgsFor(options, node.name)])

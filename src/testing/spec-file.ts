@@ -12,6 +12,7 @@ import {
   workloadManifests,
   type ClusterState,
 } from '../calico/index.js';
+import { projectRoot } from './docker.js';
 
 export interface LoadedSpec {
   cluster: ClusterState;
@@ -19,8 +20,31 @@ export interface LoadedSpec {
   bundled: string;
 }
 
-export function loadSpecFile(specPath: string): LoadedSpec {
-  const text = readFileSync(specPath, 'utf8');
+/** The seed labs the package ships, by the names a test may give `startLab` instead of a path. */
+export const SEED_LABS = ['cni-overview', 'networking'] as const;
+export type SeedLab = (typeof SEED_LABS)[number];
+
+/** The spec file of a seed lab inside the installed package (or the repository): its cluster, with the course's pods. */
+export function seedSpecPath(name: SeedLab): string {
+  return path.join(projectRoot(), 'containers', name, 'cluster.yaml');
+}
+
+/** A seed lab's name, or a path to a spec, relative to the working directory. */
+export function resolveSpecPath(spec: string): string {
+  return (SEED_LABS as readonly string[]).includes(spec) ? seedSpecPath(spec as SeedLab) : spec;
+}
+
+export function loadSpecFile(spec: string): LoadedSpec {
+  const specPath = resolveSpecPath(spec);
+  let text: string;
+  try {
+    text = readFileSync(specPath, 'utf8');
+  } catch (error) {
+    throw new Error(
+      `cannot read the spec ${specPath} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
+        `give a path to a cluster spec, or the name of a seed lab (${SEED_LABS.join(', ')})`,
+    );
+  }
   const readRelative = (relative: string): string => readFileSync(path.resolve(path.dirname(specPath), relative), 'utf8');
   // Validate first, so a bad spec fails here with the message that names its field and file.
   const document = readSpecDocument(specPath, text, readRelative);

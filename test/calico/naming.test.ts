@@ -8,7 +8,7 @@ import {
   vethNameForWorkload,
 } from '../../src/calico/naming.js';
 
-// Pod names and cali interfaces printed by the real clusters in shared/seeds.
+// Pod names and cali interfaces printed by the real clusters in the course walkthroughs (docs/).
 const SEED_POD_NAMES = [
   'hello-world-54575d5b77-db9tv',
   'hello-world-54575d5b77-rz8vs',

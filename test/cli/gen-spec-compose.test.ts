@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateSpec } from '../../src/calico/index.js';
-import { composeFileFor, NODE_ARP_SYSCTLS } from '../../src/cli/commands/gen-spec-compose.js';
+import { composeFileFor } from '../../src/cli/commands/gen-spec-compose.js';
 
 const LAYOUT = { specFile: './lab.yaml', buildContext: '..', command: 'ipip-lab gen-spec --nodes N' };
 
@@ -26,10 +26,11 @@ describe('composeFileFor', () => {
     expect(script).toContain('GET /v1/node');
   });
 
-  it("shortens every node's ARP timers on eth0, the containers' share of the host's one ARP table", () => {
-    const { value } = composeFor(3);
-    expect(value.services['kind-worker2'].sysctls).toEqual(NODE_ARP_SYSCTLS);
-    expect(Object.keys(NODE_ARP_SYSCTLS).every((key) => key.startsWith('net.ipv4.neigh.eth0.'))).toBe(true);
+  it("grants every node NET_ADMIN and nothing more, for its peers' managed ARP entries", () => {
+    const { text, value } = composeFor(3);
+    expect(value.services['kind-worker2'].cap_add).toEqual(['NET_ADMIN']);
+    expect(value.services['kind-worker2'].privileged).toBeUndefined();
+    expect(text).toMatch(/# To keep the peers' ARP entries out of the host's shared limit.*\n\s+cap_add:/);
   });
 
   it.each([

@@ -1,6 +1,6 @@
 /**
  * Issue 3's acceptance on real containers and real packets: the seed's three nodes on an internal Docker network,
- * IPIP over raw sockets between them, checked against the kernel captures in ../shared/vectors.
+ * IPIP over raw sockets between them, checked against the kernel captures in test/fixtures/vectors.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { PodState } from '../../src/calico/index.js';

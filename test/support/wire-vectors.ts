@@ -1,11 +1,11 @@
 /**
- * The kernel captures in `<repo>/../shared/vectors`, read with the wire layer's own pcapng reader. They are Ethernet
+ * The kernel captures in `test/fixtures/vectors` (see its README), read with the wire layer's own pcapng reader. They are Ethernet
  * captures of the lab bridge, so frames are returned with the 14-byte Ethernet header stripped.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { LINKTYPE, pcapng } from '../../src/wire/index.js';
 
-export const VECTORS_DIR = new URL('../../../shared/vectors/', import.meta.url);
+export const VECTORS_DIR = new URL('../fixtures/vectors/', import.meta.url);
 
 const ETHERNET_HEADER_LENGTH = 14;
 const ETHERTYPE_IPV4 = 0x0800;

@@ -1,5 +1,5 @@
 /**
- * The wire layer against real Linux 6.1 captures of Calico-style tunl0 nodes (shared/vectors, README rules 1-17).
+ * The wire layer against real Linux 6.1 captures of Calico-style tunl0 nodes (test/fixtures/vectors, README rules 1-17).
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';

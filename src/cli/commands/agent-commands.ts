@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
 import { AgentConfigError, startAgent } from '../../node/agent.js';
+import { runIpBatch } from '../../node/underlay/neighbours.js';
 import { DEFAULT_UNDERLAY, UNDERLAY_KINDS, type UnderlayKind } from '../../node/underlay/index.js';
 import type { DataplaneView, NodeStatsResponse, ToolResponse } from '../../node/api.js';
 import { clusterOf, loadCluster, readSpecFile, resolveSpecPath } from '../cluster-source.js';
@@ -81,6 +82,14 @@ function stopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+interface NodeCommandOptions extends CommonOptions {
+  name: string;
+  apiPort?: number;
+  socket: string;
+  underlay?: UnderlayKind;
+  pinNeighbours: boolean;
+}
+
 function registerNode(program: Command, io: Io): void {
   program
     .command('node')
@@ -97,10 +106,17 @@ function registerNode(program: Command, io: Io): void {
           `default: ${DEFAULT_UNDERLAY}, or raw-socket where the addon is not built`,
       ).choices(UNDERLAY_KINDS),
     )
+    .option(
+      '--no-pin-neighbours',
+      "leave the peers' ARP entries to the kernel's usual aging instead of making them managed (needs no NET_ADMIN)",
+    )
     .addOption(specOption())
     .addHelpText(
       'after',
       '\nThe agent moves real IPIP packets (IP protocol 4) with a raw socket, so it needs CAP_NET_RAW (Docker grants it).\n' +
+        "With NET_ADMIN it also makes its peers' ARP entries managed (ip neigh ... managed extern_learn): the kernel\n" +
+        "keeps them fresh and does not count them against the host's neighbour limit, which all containers share, so\n" +
+        'large labs do not overflow it. Without NET_ADMIN it says so once and works as before.\n' +
         'Both underlays put the same bytes on the wire. native is this project\'s addon (native/, built by npm install):\n' +
         'it receives and sends up to 64 packets per system call (recvmmsg/sendmmsg). raw-socket is the npm package of\n' +
         'that name: one packet per event, for comparison, or where the addon did not build (the agent logs the fallback).\n' +
@@ -108,7 +124,7 @@ function registerNode(program: Command, io: Io): void {
         'an --underlay that is not installed here.\n' +
         '\nExample (what docker-compose.yml runs in each node container):\n  ipip-lab node --name worker-node01 --spec /etc/ipip-lab/cluster.yaml',
     )
-    .action(async (options: CommonOptions & { name: string; apiPort?: number; socket: string; underlay?: UnderlayKind }) => {
+    .action(async (options: NodeCommandOptions) => {
       const log = (line: string): void => io.out(`${line}\n`);
       const specPath = resolveSpecPath(options.spec);
       const spec = readSpecFile(specPath);
@@ -124,6 +140,7 @@ function registerNode(program: Command, io: Io): void {
           apiPort: options.apiPort ?? agentApiPort(),
           socketPath: options.socket,
           underlay: options.underlay,
+          ...(options.pinNeighbours && { pinNeighbours: runIpBatch }),
           system: localSystemInfo(),
           log,
         });

@@ -22,16 +22,11 @@ const SEED_PATH = '/etc/ipip-lab-seed.yaml';
 const API_PORT = 9440;
 
 /**
- * Every node container shares the host kernel's one ARP table, where real nodes each have their own: Linux keeps at
- * most 1024 entries for the whole machine by default (net.ipv4.neigh.default.gc_thresh3) and cannot reclaim one while
- * it is REACHABLE (15 to 45 s after use) or was updated in the last 5 s. Fifty nodes that all talk to each other need
- * 2,450 entries; with these timers on each node's eth0 an entry is free again seconds after its last use, so the
- * table holds bursts of all-pairs traffic. Sustained all-pairs traffic needs a larger table on the host (README).
+ * NET_ADMIN lets each agent make its peers' ARP entries managed (src/node/underlay/neighbours.ts): every node
+ * container shares the host kernel's one neighbour table, whose limit of 1024 entries by default fifty nodes talking
+ * to each other (2,450 entries) would overflow, and managed entries do not count against it.
  */
-export const NODE_ARP_SYSCTLS: Readonly<Record<string, string>> = {
-  'net.ipv4.neigh.eth0.base_reachable_time_ms': '2000',
-  'net.ipv4.neigh.eth0.delay_first_probe_time': '1',
-};
+export const NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN'];
 
 /**
  * Each check is a `docker exec` (tens of milliseconds of the Docker daemons' CPU), so a larger lab checks each node less
@@ -90,7 +85,7 @@ function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayo
       // The long form: a path with a colon in it would split the short one.
       { type: 'bind', source: layout.specFile, target: SEED_PATH, read_only: true },
     ],
-    sysctls: { ...NODE_ARP_SYSCTLS },
+    cap_add: [...NODE_CAPABILITIES],
     healthcheck: {
       test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
       interval: healthInterval(spec.nodes.length),
@@ -100,7 +95,7 @@ function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayo
   }) as YAMLMap;
   defaults.anchor = 'node';
   commentKey(defaults, 'pull_policy', ' Built once, by the first service (its build section), not once per node in parallel.');
-  commentKey(defaults, 'sysctls', " The node containers share the host's ARP table: free its entries soon after use.");
+  commentKey(defaults, 'cap_add', " To keep the peers' ARP entries out of the host's shared limit, which a large lab would fill.");
   commentKey(defaults, 'healthcheck', " The agent's API answers over bash's /dev/tcp; bigger labs are checked less often.");
   return defaults;
 }

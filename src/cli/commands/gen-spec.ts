@@ -46,9 +46,10 @@ control plane's taint and spread by hostname, so every node runs exactly --pods-
 ${MAX_PODS_PER_NODE}, kubelet's default --max-pods). The same options always give the same file.
 
 Fifty nodes with 20 pods each run on 2 CPUs: each agent holds about 70 MB, and the Compose lab is healthy in
-about a minute. Its node containers share the host's ARP table (1024 entries by default, for the whole
-machine); the Compose file shortens each node's ARP timers so that traffic between all pairs of nodes fits
-when it comes a few pairs at a time. For heavier traffic between all pairs, enlarge the table on the host:
+about a minute. Its node containers share the host's one neighbour (ARP) table, whose limit (1024 entries
+by default, for the whole machine) fifty nodes that all talk to each other would overflow. So the Compose
+file grants each node NET_ADMIN, with which its agent makes its peers' entries managed: the kernel keeps them
+fresh and does not count them against that limit (Linux 5.16 or later). Without that, enlarge the table:
   sysctl -w net.ipv4.neigh.default.gc_thresh2=4096 net.ipv4.neigh.default.gc_thresh3=8192
 
 Examples:

@@ -1,8 +1,9 @@
 /**
  * A pod simulated in userspace: the IPv4 stack of a Linux pod (eth0 with a /32 and everything routed to the host)
  * reduced to what a Calico lab exercises, and the commands run inside it. On the wire it must be indistinguishable
- * from the pods of /work/shared/vectors: TTL 64, echo replies without DF copying the request's TOS, ICMP errors with
- * TOS 0xc0 quoting up to 576 bytes, TCP with DF and MSS = MTU − 40, reassembly that drops overlapping datagrams.
+ * from the pods of the kernel captures in test/fixtures/vectors: TTL 64, echo replies without DF copying the
+ * request's TOS, ICMP errors with TOS 0xc0 quoting up to 576 bytes, TCP with DF and MSS = MTU − 40, reassembly that
+ * drops overlapping datagrams.
  */
 import { fragment } from '../../wire/fragment.js';
 import { ICMP_TYPE, UNREACHABLE_CODE, icmp, type IcmpMessage } from '../../wire/icmp.js';

@@ -1,8 +1,7 @@
 /**
- * The pod against real Linux pods captured in /work/shared/vectors: fed the packets a real pod received, it must
+ * The pod against real Linux pods captured in test/fixtures/vectors: fed the packets a real pod received, it must
  * answer with the same ICMP bytes and the same IP header rules.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { joinFragments } from '../../../src/wire/fragment.js';
 import { decapsulate } from '../../../src/wire/ipip.js';
@@ -12,14 +11,14 @@ import { TCP_FLAG, tcp, tcpMss } from '../../../src/wire/tcp.js';
 import { SimulatedPod } from '../../../src/node/pod/pod.js';
 import { formatPing } from '../../../src/node/pod/report-text.js';
 import { mulberry32 } from '../../support/random.js';
+import { readVector } from '../../support/wire-vectors.js';
 import { FakeClock, ip, oneFailedProbeText } from './harness.js';
 
-const VECTORS = '/work/shared/vectors';
 const ETHERNET_HEADER = 14;
 
 /** The inner packets of a capture, by frame number (1-based, as in the README tables). */
 function innerFrames(file: string): Buffer[] {
-  const capture = pcapng.decode(readFileSync(`${VECTORS}/${file}`));
+  const capture = pcapng.decode(readVector(file));
   if (!capture.ok) throw new Error(capture.reason);
   return capture.value.packets.map(({ data }) => {
     const decapsulated = decapsulate(Buffer.from(data.subarray(ETHERNET_HEADER)));
