@@ -45,3 +45,4 @@ export {
 } from './ipip.js';
 export { LINKTYPE, pcap, pcapng, type Capture, type CaptureInterface, type CapturedPacket } from './pcapng.js';
 export { ipv4FromString, ipv4ToString } from './ipv4-text.js';
+export { IPV4_MIN_MTU, IpIdCounter, LINUX_DEFAULT_TTL } from './linux-defaults.js';
