@@ -279,7 +279,8 @@ describe('CaptureSession records', () => {
     }
     const tap = new FakeTap();
     const sink = new SlowSink();
-    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink });
+    // The whole CPU: this test is about buffers, and a loaded machine must not make the budget drop records.
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink, cpuShare: 1 });
     // 3,000 records of ~1.5 KB: some 70 chunks' worth, so the same few buffers are filled again and again.
     const big = Buffer.concat([OUTER, Buffer.alloc(1400)]);
     const sent: Buffer[] = [];
@@ -475,7 +476,8 @@ describe('CaptureSession streaming', () => {
       ]);
 
     const tap = new FakeTap();
-    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink: tshark.stdin });
+    // The whole CPU: this test is about the stream, and a loaded machine must not make the budget drop a record.
+    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink: tshark.stdin, cpuShare: 1 });
     tap.emit('eth0', OUTER, T0);
     // tshark prints the first packet while the capture is still running: the stream is live, not a file at the end.
     await printed(1);
