@@ -8,7 +8,8 @@ import { Ipv4Address, Ipv4Prefix } from '../routing/address.js';
 import { Ipam, type IpPool } from './ipam.js';
 import { podName, podNameSuffix, podTemplateHash, vethNameForWorkload } from './naming.js';
 import { nodeLabels, nodeRoles, nodeTaints, schedule, type Taint } from './scheduler.js';
-import { IPIP_OVERHEAD, NODE_POD_CIDR_LENGTH, type ClusterSpec, type Container, type NodeRole } from './spec.js';
+import { IPIP_OVERHEAD } from '../wire/ipip.js';
+import { NODE_POD_CIDR_LENGTH, type ClusterSpec, type Container, type NodeRole } from './spec.js';
 
 /** Interface indexes on a node by default: lo, tunl0, eth0, then one cali veth per pod. */
 export const HOST_IFINDEX = { lo: 1, tunl0: 2, eth0: 3 } as const;

@@ -6,6 +6,8 @@
  */
 import { parseAllDocuments, parseDocument } from 'yaml';
 import { Ipv4Address, Ipv4Prefix } from '../routing/address.js';
+import { IPIP_OVERHEAD } from '../wire/ipip.js';
+import { IPV4_MIN_MTU } from '../wire/linux-defaults.js';
 import type { IpipMode, IpPool } from './ipam.js';
 import { unschedulableReason } from './scheduler.js';
 
@@ -100,8 +102,6 @@ export const DEFAULT_KUBERNETES_VERSION = 'v1.21.4';
 export const DEFAULT_POOL_NAME = 'default-ipv4-ippool';
 export const DEFAULT_BLOCK_SIZE = 26;
 export const DEFAULT_MTU = 1500;
-/** The IPIP header Calico subtracts from the host MTU for tunl0 and the pods. */
-export const IPIP_OVERHEAD = 20;
 /** kube-controller-manager's default --node-cidr-mask-size for IPv4. */
 export const NODE_POD_CIDR_LENGTH = 24;
 
@@ -112,8 +112,8 @@ const TAINT_EFFECTS: readonly TaintEffect[] = ['NoSchedule', 'PreferNoSchedule',
 const PROTOCOLS: readonly ContainerPort['protocol'][] = ['TCP', 'UDP', 'SCTP'];
 const MIN_BLOCK_SIZE = 20;
 const MAX_BLOCK_SIZE = 32;
-/** The tunnel MTU (mtu - 20) must still carry IPv4's minimum datagram of 68 bytes. */
-const MIN_MTU = 68 + IPIP_OVERHEAD;
+/** The tunnel MTU (mtu - 20) must still carry IPv4's minimum datagram. */
+const MIN_MTU = IPV4_MIN_MTU + IPIP_OVERHEAD;
 const MAX_MTU = 65535;
 /** Room for at least two hosts besides the network and broadcast addresses. */
 const MAX_NETWORK_LENGTH = 30;

@@ -9,7 +9,7 @@ import {
   type NodeState,
   type SpecDocument,
 } from '../calico/index.js';
-import type { AgentSystemInfo, NodeInfo } from '../node/api.js';
+import type { AgentSystemInfo } from '../node/api-protocol.js';
 import { agentFor, agentSocketPath, AgentClient } from './commands/agent-client.js';
 import { localSystemInfo } from './environment.js';
 import { UsageError } from './errors.js';
@@ -78,7 +78,7 @@ function liveView(cluster: ClusterState): ClusterView {
   const cache = new Map<string, Promise<NodeFacts>>();
   const ask = async (node: NodeState): Promise<NodeFacts> => {
     try {
-      const info = (await agentFor(cluster, node, 'get nodes', AGENT_TIMEOUT_MS).get('/v1/node')) as NodeInfo;
+      const info = await agentFor(cluster, node, 'get nodes', AGENT_TIMEOUT_MS).request('GET /v1/node');
       return { status: 'Ready', startedAt: Date.parse(info.startedAt), system: info.system };
     } catch {
       return { status: 'NotReady', system: localSystemInfo() };
@@ -98,8 +98,7 @@ function liveView(cluster: ClusterState): ClusterView {
 export async function openClusterView(specOption: string | undefined): Promise<ClusterView> {
   if (specOption === undefined && existsSync(agentSocketPath())) {
     const local = new AgentClient({ socketPath: agentSocketPath() }, 'this node', AGENT_TIMEOUT_MS);
-    const document = (await local.get('/v1/spec')) as SpecDocument;
-    return liveView(clusterOf(document));
+    return liveView(clusterOf(await local.request('GET /v1/spec')));
   }
   return specView(loadCluster(resolveSpecPath(specOption)));
 }

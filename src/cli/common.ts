@@ -1,5 +1,6 @@
 /** What every command shares: where its text goes, the --spec and -o json options, and JSON printing. */
 import { InvalidArgumentError, Option } from 'commander';
+import type { Range } from '../node/api-protocol.js';
 
 /** Where a command's text goes; tests pass their own to capture it. */
 export interface Io {
@@ -48,8 +49,8 @@ export function printJson(io: Io, value: unknown): void {
   io.out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** A commander argument parser for an integer option within [min, max]. */
-export function integer(name: string, min: number, max: number): (text: string) => number {
+/** A commander argument parser for an integer option within the range. */
+export function integer(name: string, { min, max }: Range): (text: string) => number {
   return (text) => {
     const value = Number(text);
     if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
@@ -57,8 +58,8 @@ export function integer(name: string, min: number, max: number): (text: string) 
   };
 }
 
-/** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds. */
-export function seconds(name: string, minMs: number, maxMs: number): (text: string) => number {
+/** Seconds as ping and curl take them (`-i 0.2`, `-m 5`), to whole milliseconds within the range. */
+export function seconds(name: string, { min: minMs, max: maxMs }: Range): (text: string) => number {
   return (text) => {
     const ms = Math.round(Number(text) * 1000);
     if (!/^\d*\.?\d+$/.test(text) || ms < minMs || ms > maxMs) {

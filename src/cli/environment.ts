@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import type { AgentSystemInfo } from '../node/api.js';
+import type { AgentSystemInfo } from '../node/api-protocol.js';
 
 export const IPIP_LAB_VERSION = '0.1.0';
 

@@ -17,7 +17,7 @@ import {
   type ClusterState,
   type SpecDocument,
 } from '../calico/index.js';
-import { specDigest, type ReloadResult } from '../node/api.js';
+import { specDigest } from '../node/api-protocol.js';
 import { readSpecFile, resolveSpecPath } from './cluster-source.js';
 import { agentFor, agentSocketPath, AgentError } from './commands/agent-client.js';
 import type { Io } from './common.js';
@@ -140,10 +140,7 @@ function writeAtomically(file: string, text: string): void {
  */
 async function reloadAgents(io: Io, cluster: ClusterState, expected: string): Promise<boolean> {
   const results = await Promise.allSettled(
-    cluster.nodes.map(async (node) => {
-      const agent = agentFor(cluster, node, 'apply -f FILE', RELOAD_TIMEOUT_MS);
-      return (await agent.post('/v1/reload', {})) as ReloadResult;
-    }),
+    cluster.nodes.map((node) => agentFor(cluster, node, 'apply -f FILE', RELOAD_TIMEOUT_MS).request('POST /v1/reload')),
   );
   let consistent = true;
   results.forEach((result, i) => {

@@ -5,7 +5,7 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { SpecError, type ClusterState, type NodeState, type PodState } from '../calico/index.js';
-import { openClusterView } from './cluster-source.js';
+import { openClusterView, type ClusterView } from './cluster-source.js';
 import { processIo, type Io } from './common.js';
 import { ExitStatus, UsageError } from './errors.js';
 import { runManifestCommand } from './kubectl-apply.js';
@@ -199,6 +199,38 @@ function printObjects(io: Io, output: string, kind: Resource, objects: readonly 
 
 const OUTPUTS = ['', 'wide', 'json', 'yaml', 'name'];
 
+/** Which objects of the cluster `get` lists. */
+interface GetScope {
+  readonly allNamespaces: boolean;
+  readonly namespace: string;
+}
+
+/** What `get` does with one kind of object: which it lists, and how it prints them as rows and as API objects. */
+interface ResourceKind<T extends NodeState | PodState> {
+  readonly resource: Resource;
+  candidates(cluster: ClusterState, scope: GetScope): readonly T[];
+  /** The nodes whose facts the rows need. */
+  nodesOf(chosen: readonly T[], cluster: ClusterState): readonly NodeState[];
+  table(cluster: ClusterState, chosen: readonly T[], context: ViewContext, wide: boolean, scope: GetScope): string;
+  object(cluster: ClusterState, item: T, context: ViewContext): unknown;
+}
+
+const NODE_KIND: ResourceKind<NodeState> = {
+  resource: 'nodes',
+  candidates: (cluster) => cluster.nodes,
+  nodesOf: (chosen) => chosen,
+  table: (cluster, chosen, context, wide) => renderGetNodes({ ...cluster, nodes: [...chosen] }, context, wide),
+  object: nodeObject,
+};
+
+const POD_KIND: ResourceKind<PodState> = {
+  resource: 'pods',
+  candidates: (cluster, { allNamespaces, namespace }) => cluster.pods.filter((p) => allNamespaces || p.namespace === namespace),
+  nodesOf: (_chosen, cluster) => cluster.nodes,
+  table: (_cluster, chosen, context, wide, { allNamespaces }) => renderGetPods(chosen, context, wide, { allNamespaces }),
+  object: (cluster, pod) => podObject(cluster, pod),
+};
+
 async function get(io: Io, args: KubectlArgs, spec: string | undefined): Promise<void> {
   const [, word, ...names] = args.words;
   const kind = resource(word, 'get');
@@ -208,35 +240,44 @@ async function get(io: Io, args: KubectlArgs, spec: string | undefined): Promise
   }
   const selector = single(args, 'selector');
   const matches = selector === undefined ? () => true : labelSelector(selector);
-  const allNamespaces = args.booleans.has('all-namespaces');
-  const namespace = single(args, 'namespace') ?? 'default';
+  const scope = { allNamespaces: args.booleans.has('all-namespaces'), namespace: single(args, 'namespace') ?? 'default' };
   const view = await openClusterView(spec);
-  const { cluster } = view;
+  const request: GetRequest = { names, output, matches, scope };
+  await (kind === 'nodes' ? getObjects(io, view, NODE_KIND, request) : getObjects(io, view, POD_KIND, request));
+}
 
-  const candidates = kind === 'nodes' ? cluster.nodes : cluster.pods.filter((p) => allNamespaces || p.namespace === namespace);
-  const chosen = (names.length > 0 ? named<NodeState | PodState>(candidates, kind, names) : candidates).filter((item) =>
-    matches(item.labels),
-  );
+interface GetRequest {
+  readonly names: readonly string[];
+  readonly output: string;
+  readonly matches: (labels: Readonly<Record<string, string>>) => boolean;
+  readonly scope: GetScope;
+}
+
+async function getObjects<T extends NodeState | PodState>(
+  io: Io,
+  view: ClusterView,
+  resourceKind: ResourceKind<T>,
+  { names, output, matches, scope }: GetRequest,
+): Promise<void> {
+  const { cluster } = view;
+  const kind = resourceKind.resource;
+  const candidates = resourceKind.candidates(cluster, scope);
+  const chosen = (names.length > 0 ? named(candidates, kind, names) : candidates).filter((item) => matches(item.labels));
 
   if (chosen.length === 0 && (output === '' || output === 'wide')) {
     // kubectl says this on stderr, so a pipe sees no rows.
-    io.err(kind === 'nodes' || allNamespaces ? 'No resources found\n' : `No resources found in ${namespace} namespace.\n`);
+    io.err(kind === 'nodes' || scope.allNamespaces ? 'No resources found\n' : `No resources found in ${scope.namespace} namespace.\n`);
     return;
   }
-  const context = await gatherViewContext(view, kind === 'nodes' ? (chosen as NodeState[]) : cluster.nodes);
+  const context = await gatherViewContext(view, resourceKind.nodesOf(chosen, cluster));
   if (output === '' || output === 'wide') {
-    const wide = output === 'wide';
-    if (kind === 'nodes') {
-      io.out(renderGetNodes({ ...cluster, nodes: chosen as NodeState[] }, context, wide));
-    } else {
-      io.out(renderGetPods(chosen as PodState[], context, wide, { allNamespaces }));
-      if (allNamespaces) io.err('(ipip-lab emulates the pod network only: no kube-system pods such as calico-node, coredns or kube-proxy)\n');
+    io.out(resourceKind.table(cluster, chosen, context, output === 'wide', scope));
+    if (kind === 'pods' && scope.allNamespaces) {
+      io.err('(ipip-lab emulates the pod network only: no kube-system pods such as calico-node, coredns or kube-proxy)\n');
     }
     return;
   }
-  const objects = chosen.map((item) =>
-    kind === 'nodes' ? nodeObject(cluster, item as NodeState, context) : podObject(cluster, item as PodState),
-  );
+  const objects = chosen.map((item) => resourceKind.object(cluster, item, context));
   printObjects(io, output, kind, objects, names.length === 1);
 }
 

@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { nodeDataplane, podDataplane, SpecError, type ClusterState } from '../calico/index.js';
 import {
+  compareRoutesInKernelOrder,
   renderIpAddr,
   renderIpRoute,
   renderRoute,
-  RouteTable,
   type Ipv4Address,
   type Link,
   type Route,
@@ -21,13 +21,6 @@ function gatewayResolver(cluster: ClusterState): (address: Ipv4Address) => strin
   return (address) => cluster.nodes.find((n) => n.ip.equals(address))?.name;
 }
 
-/** The order the kernel dumps its table in, which `ip route` and `route` print. */
-function inKernelOrder(routes: Iterable<Route>): Route[] {
-  const table = new RouteTable();
-  for (const route of routes) table.add(route);
-  return table.routes();
-}
-
 /** `ip addr` / `ip route` and `route [-n]` over one set of links and routes, in text or JSON. */
 function printNodeView(
   io: Io,
@@ -35,7 +28,8 @@ function printNodeView(
   dataplane: { links: readonly Link[]; routes: Iterable<Route> },
   options: { output?: string; numeric?: boolean; style: 'iproute2' | 'busybox'; cluster: ClusterState },
 ): void {
-  const routes = inKernelOrder(dataplane.routes);
+  // The order the kernel dumps its table in, which `ip route` and `route` print.
+  const routes = [...dataplane.routes].sort(compareRoutesInKernelOrder);
   if (options.output === 'json') {
     printJson(io, view === 'addr' ? dataplane.links : routes);
     return;

@@ -4,104 +4,54 @@
  * traceroute, place raw bytes on an interface, and capture interfaces (a pcapng stream). Every request is bounded
  * (body size, counts, durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream, openSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { podByName, type ClusterState, type SpecDocument } from '../calico/index.js';
-import { Ipv4Address, type Link, type Route } from '../routing/index.js';
-import { CaptureSession, parseFilter, type CaptureStats } from './capture/index.js';
-import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE, type DataplaneStats, type InterfaceStats } from './dataplane.js';
+import { Ipv4Address } from '../routing/index.js';
+import {
+  CAPTURE_DEFAULTS,
+  CAPTURE_ENDPOINT,
+  CAPTURE_HEADER,
+  CAPTURE_LIMITS,
+  CURL_LIMITS,
+  MAX_BODY_BYTES,
+  MAX_RUNNING_CAPTURES,
+  PING_DEFAULTS,
+  PING_LIMITS,
+  PING_RUN_MAX_MS,
+  TRACEROUTE_LIMITS,
+  type AgentSystemInfo,
+  type CaptureInfo,
+  type CurlRequest,
+  type Endpoint,
+  type NodeInfo,
+  type PingRequest,
+  type Range,
+  type ReloadResult,
+  type ResponseOf,
+  type TracerouteRequest,
+} from './api-protocol.js';
+import { CaptureSession, parseFilter } from './capture/index.js';
+import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './dataplane.js';
 import type { LabNode } from './lab-node.js';
 import { formatCurl, formatPing, formatTraceroute, type SimulatedPod } from './pod/index.js';
 
-export const DEFAULT_API_PORT = 9440;
-export const DEFAULT_AGENT_SOCKET = '/run/ipip-lab/agent.sock';
-export const MAX_BODY_BYTES = 64 * 1024;
-
-/** What kubectl's node columns need from the machine the agent runs on. */
-export interface AgentSystemInfo {
-  readonly osImage: string;
-  readonly kernelVersion: string;
-  readonly containerRuntime: string;
-  readonly architecture: string;
-}
-
-export interface NodeInfo {
-  name: string;
-  ip: string;
-  tunnelAddress: string | null;
-  apiPort: number;
-  startedAt: string;
-  system: AgentSystemInfo;
-  pods: { name: string; ip: string; hostInterface: string }[];
-}
-
-/**
- * felix's links with their live counters (null for lo, which the dataplane does not model), and the routes of the
- * dataplane's table in the order `ip route` lists them.
- */
-export interface DataplaneView {
-  links: (Link & { stats: InterfaceStats | null })[];
-  routes: readonly Route[];
-}
-
-export interface NodeStatsResponse extends DataplaneStats {
-  node: string;
-  /** Packets the kernel refused to send from the raw socket. */
-  underlaySendErrors: number;
-}
-
-/** A running capture, as `GET /v1/captures[/ID]` shows it; its final stats are the `x-capture-stats` trailer. */
-export interface CaptureInfo {
-  id: string;
-  /** The interfaces captured (pods resolved to their cali interface), or `any`. */
-  interfaces: string[] | 'any';
-  filter: string;
-  format: 'pcapng' | 'pcap';
-  startedAt: string;
-  stats: CaptureStats;
-}
-
-/** The longest capture an agent runs; one asked for with no duration stops then, so a forgotten one ends. */
-export const CAPTURE_MAX_MS = 60 * 60_000;
-export const CAPTURE_MAX_COUNT = 10_000_000;
-
-/** Response headers of `POST /v1/captures`; they arrive once the capture is armed, before any packet. */
-export const CAPTURE_HEADER = {
-  id: 'x-capture-id',
-  /** Comma-separated, as in CaptureInfo. */
-  interfaces: 'x-capture-interfaces',
-  /** A trailer: the CaptureStats JSON, sent after the last packet. */
-  stats: 'x-capture-stats',
-} as const;
-
-/** Formatted like the real tool's output, plus the structured report the text was made from. */
-export interface ToolResponse<Report> {
-  text: string;
-  report: Report;
-}
-
-/** What `POST /v1/reload` answers: the node now runs the spec with this digest, with these pods. */
-export interface ReloadResult {
-  node: string;
-  specDigest: string;
-  pods: string[];
-}
+// For the modules that knew these as the server's (the agent, the harness, the container tests).
+export {
+  CAPTURE_HEADER,
+  MAX_BODY_BYTES,
+  specDigest,
+  type AgentSystemInfo,
+  type CaptureInfo,
+  type DataplaneView,
+  type NodeInfo,
+  type NodeStatsResponse,
+  type ReloadResult,
+} from './api-protocol.js';
 
 /** The re-read spec cannot become this node without a restart (the node left the spec or moved). */
 export class ReloadRefused extends Error {}
-
-/**
- * Identifies a spec document by content, not path: agents that reloaded from one shared file report the same digest,
- * and an agent that read another copy (a lab whose nodes do not share the spec) reports a different one.
- */
-export function specDigest(document: SpecDocument): string {
-  const files = Object.keys(document.files)
-    .sort()
-    .map((name) => [name, document.files[name]]);
-  return createHash('sha256').update(JSON.stringify([document.text, files])).digest('hex');
-}
 
 export interface ApiContext {
   /** Read on every request: a reload replaces it. */
@@ -129,17 +79,6 @@ class ApiError extends Error {
   }
 }
 
-const LIMITS = {
-  pingCount: 100,
-  pingSize: 65_507,
-  intervalMinMs: 10,
-  intervalMaxMs: 10_000,
-  /** A ping or traceroute holds an HTTP request open: keep the whole run bounded. */
-  runMaxMs: 120_000,
-  timeoutMaxMs: 30_000,
-  captures: 8,
-} as const;
-
 type Body = Record<string, unknown>;
 
 function field<T>(body: Body, name: string, check: (value: unknown) => value is T, expected: string): T | undefined {
@@ -155,7 +94,7 @@ function requiredString(body: Body, name: string): string {
   return value;
 }
 
-function optionalInteger(body: Body, name: string, min: number, max: number): number | undefined {
+function optionalInteger(body: Body, name: string, { min, max }: Range): number | undefined {
   return field(
     body,
     name,
@@ -200,42 +139,42 @@ function nodeInfo(context: ApiContext): NodeInfo {
   };
 }
 
-async function ping(context: ApiContext, body: Body): Promise<ToolResponse<unknown>> {
+async function ping(context: ApiContext, body: Body): Promise<ResponseOf<'POST /v1/ping'>> {
   const pod = localPod(context, requiredString(body, 'from'));
   const to = resolveDestination(context.labNode.cluster, requiredString(body, 'to'));
-  const count = optionalInteger(body, 'count', 1, LIMITS.pingCount) ?? 4;
-  const intervalMs = optionalInteger(body, 'intervalMs', LIMITS.intervalMinMs, LIMITS.intervalMaxMs) ?? 1000;
-  const timeoutMs = optionalInteger(body, 'timeoutMs', 1, LIMITS.timeoutMaxMs);
-  if (count * intervalMs + (timeoutMs ?? 0) > LIMITS.runMaxMs) {
-    throw new ApiError(400, `count × intervalMs must stay under ${LIMITS.runMaxMs / 1000} s`);
+  const count = optionalInteger(body, 'count', PING_LIMITS.count) ?? PING_DEFAULTS.count;
+  const intervalMs = optionalInteger(body, 'intervalMs', PING_LIMITS.intervalMs) ?? PING_DEFAULTS.intervalMs;
+  const timeoutMs = optionalInteger(body, 'timeoutMs', PING_LIMITS.timeoutMs);
+  if (count * intervalMs + (timeoutMs ?? 0) > PING_RUN_MAX_MS) {
+    throw new ApiError(400, `count × intervalMs must stay under ${PING_RUN_MAX_MS / 1000} s`);
   }
   const report = await pod.ping(to.value, {
     count,
     intervalMs,
-    size: optionalInteger(body, 'size', 0, LIMITS.pingSize),
+    size: optionalInteger(body, 'size', PING_LIMITS.size),
     df: optionalBoolean(body, 'df'),
-    ttl: optionalInteger(body, 'ttl', 1, 255),
-    tos: optionalInteger(body, 'tos', 0, 255),
+    ttl: optionalInteger(body, 'ttl', PING_LIMITS.ttl),
+    tos: optionalInteger(body, 'tos', PING_LIMITS.tos),
     timeoutMs,
-  });
+  } satisfies Omit<PingRequest, 'from' | 'to'>);
   return { text: formatPing(report), report };
 }
 
-async function curl(context: ApiContext, body: Body): Promise<ToolResponse<unknown>> {
+async function curl(context: ApiContext, body: Body): Promise<ResponseOf<'POST /v1/curl'>> {
   const pod = localPod(context, requiredString(body, 'from'));
   const url = requiredString(body, 'url');
-  const timeoutMs = optionalInteger(body, 'timeoutMs', 1, LIMITS.timeoutMaxMs);
-  const report = await pod.curl(url, { timeoutMs });
+  const timeoutMs = optionalInteger(body, 'timeoutMs', CURL_LIMITS.timeoutMs);
+  const report = await pod.curl(url, { timeoutMs } satisfies Omit<CurlRequest, 'from' | 'url'>);
   return { text: formatCurl(report), report };
 }
 
-async function traceroute(context: ApiContext, body: Body): Promise<ToolResponse<unknown>> {
+async function traceroute(context: ApiContext, body: Body): Promise<ResponseOf<'POST /v1/traceroute'>> {
   const pod = localPod(context, requiredString(body, 'from'));
   const to = resolveDestination(context.labNode.cluster, requiredString(body, 'to'));
   const report = await pod.traceroute(to.value, {
-    maxHops: optionalInteger(body, 'maxHops', 1, 64),
-    timeoutMs: optionalInteger(body, 'timeoutMs', 1, 5_000),
-  });
+    maxHops: optionalInteger(body, 'maxHops', TRACEROUTE_LIMITS.maxHops),
+    timeoutMs: optionalInteger(body, 'timeoutMs', TRACEROUTE_LIMITS.timeoutMs),
+  } satisfies Omit<TracerouteRequest, 'from' | 'to'>);
   return { text: formatTraceroute(report), report };
 }
 
@@ -243,7 +182,7 @@ function interfaceNames(context: ApiContext): string[] {
   return context.labNode.links.filter((link) => link.name !== 'lo').map((link) => link.name);
 }
 
-function inject(context: ApiContext, body: Body): { ok: true } {
+function inject(context: ApiContext, body: Body): ResponseOf<'POST /v1/inject'> {
   const name = requiredString(body, 'interface');
   const names = interfaceNames(context);
   if (!names.includes(name)) {
@@ -287,9 +226,11 @@ class Captures {
     const filter = field(body, 'filter', (v): v is string => typeof v === 'string', 'a capture filter') ?? '';
     const compiled = parseFilter(filter);
     if (!compiled.ok) throw new ApiError(400, compiled.error);
-    const format = field(body, 'format', (v): v is 'pcapng' | 'pcap' => v === 'pcapng' || v === 'pcap', '"pcapng" or "pcap"') ?? 'pcapng';
-    const count = optionalInteger(body, 'count', 1, CAPTURE_MAX_COUNT);
-    const durationMs = optionalInteger(body, 'durationMs', 1, CAPTURE_MAX_MS) ?? CAPTURE_MAX_MS;
+    const format =
+      field(body, 'format', (v): v is 'pcapng' | 'pcap' => v === 'pcapng' || v === 'pcap', '"pcapng" or "pcap"') ??
+      CAPTURE_DEFAULTS.format;
+    const count = optionalInteger(body, 'count', CAPTURE_LIMITS.count);
+    const durationMs = optionalInteger(body, 'durationMs', CAPTURE_LIMITS.durationMs) ?? CAPTURE_DEFAULTS.durationMs;
     const file = field(body, 'file', (v): v is string => typeof v === 'string' && path.isAbsolute(v), 'an absolute path');
     // A path names a file on this node: only a client on this node (the unix socket) may have the agent write one.
     if (file !== undefined && !local) {
@@ -300,8 +241,8 @@ class Captures {
     const info = { id, interfaces, filter, format, startedAt: new Date().toISOString() };
     return new Streamed((response) => {
       // Counted here, where the capture starts, so that requests read at the same time cannot all pass.
-      if (this.open.size >= LIMITS.captures) {
-        throw new ApiError(503, `${LIMITS.captures} captures are running already: stop one first (GET /v1/captures lists them)`);
+      if (this.open.size >= MAX_RUNNING_CAPTURES) {
+        throw new ApiError(503, `${MAX_RUNNING_CAPTURES} captures are running already: stop one first (GET /v1/captures lists them)`);
       }
       const sink = file === undefined ? response : openCaptureFile(file);
       // The session only writes from a later turn of the event loop, after the headers.
@@ -411,7 +352,10 @@ function describeCaptureInterface(labNode: LabNode, name: string): string {
 }
 
 /** `local`: the request came over the node's unix socket, from a process on this node. */
-type Handler = (body: Body, parameter: string, local: boolean) => unknown;
+type Handler<Answer = unknown> = (body: Body, parameter: string, local: boolean) => Answer | Promise<Answer>;
+
+/** Every endpoint of the contract, answering what the contract says it answers. */
+type Routes = { [E in Endpoint]: Handler<ResponseOf<E>> } & { [CAPTURE_ENDPOINT]: Handler<Streamed> };
 
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -495,14 +439,14 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     'GET /v1/node': () => nodeInfo(context),
     'GET /v1/cluster': () => node().cluster,
     'GET /v1/spec': () => context.spec,
-    'GET /v1/dataplane': (): DataplaneView => {
+    'GET /v1/dataplane': () => {
       const counters = node().dataplane.stats().interfaces;
       return {
         links: node().links.map((link) => ({ ...link, stats: counters[link.name] ?? null })),
         routes: node().routes,
       };
     },
-    'GET /v1/stats': (): NodeStatsResponse => ({
+    'GET /v1/stats': () => ({
       node: node().node.name,
       ...node().dataplane.stats(),
       underlaySendErrors: context.underlaySendErrors(),
@@ -512,11 +456,11 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     'POST /v1/traceroute': (body) => traceroute(context, body),
     'POST /v1/inject': (body) => inject(context, body),
     'POST /v1/reload': () => reload(),
-    'POST /v1/captures': (body, _parameter, local) => captures.start(context, body, local),
+    [CAPTURE_ENDPOINT]: (body, _parameter, local) => captures.start(context, body, local),
     'GET /v1/captures': () => captures.list(),
     'GET /v1/captures/*': (_body: Body, id: string) => captures.get(id),
     'DELETE /v1/captures/*': (_body: Body, id: string) => captures.stop(id),
-  } satisfies Record<string, Handler>));
+  } satisfies Routes));
 
   const fail = (response: ServerResponse, error: unknown): void => {
     if (error instanceof ApiError) send(response, error.status, { error: error.message });

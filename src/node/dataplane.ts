@@ -8,29 +8,22 @@
  * synchronously. The two scratch views are therefore never read after any callback has run.
  */
 import type { Ipv4Address } from '../routing/address.js';
-import type { Route, UnicastNextHop } from '../routing/route.js';
+import type { Route } from '../routing/route.js';
 import { RouteTable } from '../routing/table.js';
 import { fragment } from '../wire/fragment.js';
-import { icmp } from '../wire/icmp.js';
 import { IPIP_OVERHEAD, decapsulateEcn, encapsulate, type TunnelHeader } from '../wire/ipip.js';
 import { ipv4ToString } from '../wire/ipv4-text.js';
 import { IPV4_MAX_TOTAL_LENGTH, IP_PROTOCOL, Ipv4View } from '../wire/ipv4.js';
-import { udp } from '../wire/udp.js';
+import { IPV4_MIN_MTU, IpIdCounter } from '../wire/linux-defaults.js';
 import { Counters, type DataplaneDropReason, type DataplaneStats, type InterfaceStats } from './counters.js';
-import {
-  NET_UNREACHABLE,
-  PORT_UNREACHABLE,
-  PROTOCOL_UNREACHABLE,
-  TTL_EXCEEDED,
-  echoReply,
-  icmpErrorPacket,
-  mayAnswerWithError,
-  setSource,
-  type NodeIcmpError,
-} from './reply-stack.js';
+import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './interface-names.js';
+import { LocalStack } from './local-stack.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+import { NET_UNREACHABLE, TTL_EXCEEDED, type NodeIcmpError } from './reply-stack.js';
+import { TapHub, type TapListener, type TapPoint } from './tap-hub.js';
 
-export const UNDERLAY_INTERFACE = 'eth0';
-export const TUNNEL_INTERFACE = 'tunl0';
+export { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './interface-names.js';
+export type { TapEvent } from './tap-hub.js';
 
 export interface PodAttachment {
   readonly name: string;
@@ -63,44 +56,6 @@ export interface UnderlayTx {
   send(packet: Buffer, destination: number): void;
 }
 
-/**
- * What a capture on an interface sees: eth0 the outer packets exactly as sent and received, tunl0 the inner ones
- * after decapsulation / before encapsulation, a cali interface the pod's side. The event and its `packet` are only
- * valid during the listener call (the dataplane reuses the one and changes some bytes of the other in place):
- * copy what is to be kept.
- */
-export interface TapEvent {
-  interfaceName: string;
-  direction: 'rx' | 'tx';
-  packet: Buffer;
-  /** When the packet's trip through the node began: every tap of one trip shows the same time. */
-  readonly timestampNs: bigint;
-}
-
-type TapListener = (event: TapEvent) => void;
-
-/**
- * The clock is read only when a listener asks for the time, so that a capture dropping records (over its CPU budget)
- * does not pay for a clock read per packet.
- */
-class ReusedTapEvent implements TapEvent {
-  interfaceName = '';
-  direction: TapEvent['direction'] = 'rx';
-  packet: Buffer = Buffer.alloc(0);
-  declare readonly timestampNs: bigint;
-
-  constructor(tripTime: () => bigint) {
-    // An own, enumerable getter: a listener that copies the event with `{ ...event }` gets the time too.
-    Object.defineProperty(this, 'timestampNs', { get: tripTime, enumerable: true });
-  }
-}
-
-interface TapSubscription {
-  readonly listener: TapListener;
-  /** undefined: every interface. */
-  readonly interfaces: ReadonlySet<string> | undefined;
-}
-
 export interface DataplaneOptions {
   /** Nanoseconds since the Unix epoch, for tap timestamps. */
   now?: () => bigint;
@@ -118,37 +73,45 @@ export {
   type InterfaceStats,
 } from './counters.js';
 
-interface DevicePort {
+interface DevicePort extends TapPoint {
   readonly kind: 'underlay' | 'tunnel';
-  readonly name: string;
   readonly stats: InterfaceStats;
-  /** The tap listeners that selected this interface, kept per port so that an untapped hop costs one length check. */
-  taps: readonly TapListener[];
 }
 
-interface PodPort {
+interface PodPort extends TapPoint {
   readonly kind: 'pod';
-  readonly name: string;
   readonly stats: InterfaceStats;
-  taps: readonly TapListener[];
   readonly podName: string;
   readonly ip: number;
   deliver?: (packet: Buffer) => void;
+  /** Names the pod in the line a throwing `deliver` is logged with; made once, so that a delivery builds no string. */
+  readonly deliveryFailing: string;
 }
 
 type Port = DevicePort | PodPort;
 
-/** The outer source of a packet that did not come out of the tunnel, and the address of an absent tunl0. */
-const NONE = -1;
-const UNSPECIFIED = 0;
+/**
+ * What a send does to the TTL. Only a forwarded packet's is decremented, and once: the pieces of a fragmented packet
+ * and an encapsulated packet's outer send get it already decremented.
+ */
+type TtlChange = 'decrement-ttl' | 'keep-ttl';
+
+/** `inbound` undefined: the node's own packet, which keeps its TTL. */
+function ttlChangeOf(inbound: Port | undefined): TtlChange {
+  return inbound === undefined ? 'keep-ttl' : 'decrement-ttl';
+}
+
+/**
+ * Whether a packet is its sender's buffer, which the dataplane copies before changing a byte. Only a pod's is: every
+ * other one the dataplane made itself (a decapsulated copy, the node's own packets).
+ */
+function isBorrowed(inbound: Port | undefined): boolean {
+  return inbound?.kind === 'pod';
+}
+
 const LIMITED_BROADCAST = 0xffffffff;
-/** The smallest MTU IPv4 allows (RFC 791): a 60-byte header plus one 8-byte fragment unit. */
-const MIN_MTU = 68;
 /** Beyond this an encapsulated packet would not fit IPv4's 16-bit total length. */
 const MAX_TUNNEL_MTU = IPV4_MAX_TOTAL_LENGTH - IPIP_OVERHEAD;
-/** Linux's `net_ratelimit()` for messages packets cause: a burst of 10 per 5 s, then a count of what was held back. */
-const LOG_BURST = 10;
-const LOG_INTERVAL_NS = 5_000_000_000n;
 
 function isMulticast(address: number): boolean {
   return address >>> 28 === 0xe;
@@ -175,7 +138,6 @@ export class Dataplane {
   private readonly counters = new Counters();
   private readonly routes = new RouteTable();
   private readonly nodeIp: number;
-  private readonly tunnelIp: number;
   private readonly subnetBroadcast: number;
   private readonly tunnelMtu: number;
   private readonly underlayMtu: number;
@@ -186,25 +148,13 @@ export class Dataplane {
   private readonly podsByName = new Map<string, PodPort>();
   private readonly podsByInterface = new Map<string, PodPort>();
   private readonly tunnelHeader: TunnelHeader;
-  private readonly now: () => bigint;
-  private readonly log: (line: string) => void;
-  private taps: readonly TapSubscription[] = [];
-  /** One event object for every tap: a capture of every interface makes several per packet. */
-  private readonly tapEvent = new ReusedTapEvent(() => (this.tripTimeNs ??= this.now()));
-  /**
-   * One clock read per packet's trip through the node, shared by every tap of that trip (rx on cali, tx on tunl0,
-   * tx on eth0 happen within the same call), so a capture adds at most one BigInt clock read per packet, not per hop.
-   */
-  private tripTimeNs: bigint | undefined;
-  private localListeners: readonly ((packet: Buffer) => void)[] = [];
   /** The node's IP ID counter, shared by outer headers and its own packets (the vectors show consecutive IDs). */
-  private nextIpId = Math.floor(Math.random() * 0x10000);
+  private readonly ipIds = new IpIdCounter(Math.floor(Math.random() * 0x10000));
+  private readonly log: RateLimitedLog;
+  private readonly taps: TapHub;
+  private readonly local: LocalStack;
   private readonly view = new Ipv4View(Buffer.alloc(0));
   private readonly outer = new Ipv4View(Buffer.alloc(0));
-  /** Anyone who can send to the node can make it log: `logPacket` keeps that to what the kernel would print. */
-  private logWindowStart: bigint | undefined;
-  private logsInWindow = 0;
-  private logsSuppressed = 0;
 
   constructor(
     readonly config: NodeConfig,
@@ -212,18 +162,17 @@ export class Dataplane {
     options: DataplaneOptions = {},
   ) {
     const { tunnelMtu } = config;
-    if (!Number.isInteger(tunnelMtu) || tunnelMtu < MIN_MTU || tunnelMtu > MAX_TUNNEL_MTU) {
-      throw new RangeError(`${config.name}: tunnel MTU ${tunnelMtu} is outside ${MIN_MTU}..${MAX_TUNNEL_MTU}`);
+    if (!Number.isInteger(tunnelMtu) || tunnelMtu < IPV4_MIN_MTU || tunnelMtu > MAX_TUNNEL_MTU) {
+      throw new RangeError(`${config.name}: tunnel MTU ${tunnelMtu} is outside ${IPV4_MIN_MTU}..${MAX_TUNNEL_MTU}`);
     }
     this.nodeIp = config.nodeIp.value;
-    this.tunnelIp = config.tunnelAddress?.value ?? NONE;
     this.tunnelMtu = tunnelMtu;
     this.underlayMtu = tunnelMtu + IPIP_OVERHEAD;
     this.allowList =
       config.enforceIpipSourceAllowList === false ? undefined : new Set(config.clusterNodeIps.map((ip) => ip.value));
     this.tunnelHeader = { src: this.nodeIp, dst: 0, id: 0 };
-    this.now = options.now ?? defaultNow();
-    this.log = options.log ?? (() => {});
+    const now = options.now ?? defaultNow();
+    this.log = new RateLimitedLog(options.log ?? (() => {}), now);
 
     this.eth0 = this.addPort<DevicePort>({
       kind: 'underlay',
@@ -245,9 +194,10 @@ export class Dataplane {
         kind: 'pod',
         name: pod.hostInterface,
         stats: this.counters.interface(pod.hostInterface),
-      taps: [],
+        taps: [],
         podName: pod.name,
         ip: pod.ip.value,
+        deliveryFailing: `${config.name}: delivery to ${pod.name}`,
       });
       this.podsByName.set(pod.name, port);
       this.podsByInterface.set(port.name, port);
@@ -258,6 +208,9 @@ export class Dataplane {
       if (connected === undefined && this.isConnectedSubnet(route)) connected = route;
     }
     this.subnetBroadcast = connected?.destination.last().value ?? LIMITED_BROADCAST;
+    this.taps = new TapHub([...this.ports.values()], now, this.log, config.name);
+    const addresses = { name: config.name, nodeIp: this.nodeIp, tunnelAddress: config.tunnelAddress?.value };
+    this.local = new LocalStack(addresses, this.routes, this.ipIds, this.log);
   }
 
   /** Every route, in the order `ip route` prints them: made on each call, as the table keeps next hops only. */
@@ -274,8 +227,7 @@ export class Dataplane {
 
   /** Pod → host: received on the pod's cali interface. */
   fromPod(podName: string, packet: Buffer): void {
-    this.counters.received++;
-    this.tripTimeNs = undefined;
+    this.beginTrip('received');
     const port = this.podsByName.get(podName);
     if (port === undefined) return this.drop('unknown-pod');
     this.receiveFromPod(port, packet);
@@ -283,8 +235,7 @@ export class Dataplane {
 
   /** Received on eth0 by the raw IPIP socket, outer header included. */
   fromUnderlay(packet: Buffer): void {
-    this.counters.received++;
-    this.tripTimeNs = undefined;
+    this.beginTrip('received');
     this.receiveFromUnderlay(packet);
   }
 
@@ -293,58 +244,37 @@ export class Dataplane {
    * decapsulated (from no particular node), on a cali interface or pod name as if sent by that pod.
    */
   inject(interfaceName: string, packet: Buffer): void {
-    this.counters.received++;
-    this.tripTimeNs = undefined;
+    this.beginTrip('received');
     if (interfaceName === UNDERLAY_INTERFACE) return this.receiveFromUnderlay(packet);
-    if (interfaceName === TUNNEL_INTERFACE) return this.receiveOnTunnel(packet, 0, NONE, 0);
+    // From no node: no outer source, and an outer TOS of 0 (Not-ECT), which leaves the inner ECN as it is.
+    if (interfaceName === TUNNEL_INTERFACE) return this.receiveOnTunnel(packet, 0, undefined, 0);
     const port = this.podsByInterface.get(interfaceName) ?? this.podsByName.get(interfaceName);
     if (port === undefined) return this.drop('unknown-interface');
     this.receiveFromPod(port, packet);
   }
 
   /**
-   * The node's own stack sending `packet` (a complete IPv4 packet, sent with its own TTL and never decremented).
-   * A source of 0.0.0.0 is filled in as the kernel does for an unbound socket: the route's source, which towards a
-   * remote pod is the tunl0 address (rule 14).
+   * The node's own stack sending `packet` (a complete IPv4 packet, sent with its own TTL and never decremented), its
+   * source filled in when it is 0.0.0.0 (`LocalStack.bindSource`).
    */
   sendFromNode(packet: Buffer): void {
-    this.counters.originated++;
-    this.tripTimeNs = undefined;
+    this.beginTrip('originated');
     const checked = new Ipv4View(packet);
     const invalid = checked.validate();
     if (invalid !== undefined) return this.drop(invalid);
     const own = new Ipv4View(Buffer.from(checked.packet));
-    if (own.src === UNSPECIFIED) {
-      const source = this.sourceTowards(own.dst);
-      if (source !== undefined) setSource(own, source);
-    }
-    this.route(own, undefined, true, NONE);
+    this.local.bindSource(own);
+    this.route(own);
   }
 
   /** Every packet the node's own stack takes in (echo replies for its pings included); valid during the call. */
   onLocal(listener: (packet: Buffer) => void): () => void {
-    this.localListeners = [...this.localListeners, listener];
-    return () => {
-      this.localListeners = this.localListeners.filter((candidate) => candidate !== listener);
-    };
+    return this.local.onPacket(listener);
   }
 
-  /**
-   * Calls `listener` for every packet seen on `interfaces` (default: every interface). The selection is made here,
-   * before any event exists, so that a capture of eth0 costs the other interfaces' hops nothing.
-   */
+  /** Calls `listener` for every packet seen on `interfaces` (default: every interface); see `TapHub.subscribe`. */
   onTap(listener: TapListener, interfaces?: Iterable<string>): () => void {
-    const subscription: TapSubscription = { listener, interfaces: interfaces === undefined ? undefined : new Set(interfaces) };
-    this.setTaps([...this.taps, subscription]);
-    return () => this.setTaps(this.taps.filter((candidate) => candidate !== subscription));
-  }
-
-  /** Copy-on-write, so that a listener may unsubscribe while an event is being dispatched. */
-  private setTaps(taps: readonly TapSubscription[]): void {
-    this.taps = taps;
-    for (const port of this.ports.values()) {
-      port.taps = taps.filter(({ interfaces }) => interfaces === undefined || interfaces.has(port.name)).map(({ listener }) => listener);
-    }
+    return this.taps.subscribe(listener, interfaces);
   }
 
   stats(): DataplaneStats {
@@ -373,7 +303,7 @@ export class Dataplane {
     const invalid = view.validate();
     if (invalid !== undefined) return this.drop(invalid, port);
     if (view.src !== port.ip) return this.drop('spoofed-source', port);
-    this.route(view, port, false, NONE);
+    this.route(view, port);
   }
 
   private receiveFromUnderlay(packet: Buffer): void {
@@ -394,18 +324,19 @@ export class Dataplane {
   }
 
   /**
-   * tunl0's receive half (ip_tunnel_rcv): `bytes[offset…]` is the inner packet, `peer` the outer source (NONE for an
-   * injected one), `outerTos` the outer TOS byte for the RFC 6040 table (rule 10). The outer DSCP goes nowhere.
+   * tunl0's receive half (ip_tunnel_rcv): `bytes[offset…]` is the inner packet, `peer` the outer source (undefined
+   * for an injected one), `outerTos` the outer TOS byte for the RFC 6040 table (rule 10). The outer DSCP goes nowhere.
    */
-  private receiveOnTunnel(bytes: Buffer, offset: number, peer: number, outerTos: number): void {
+  private receiveOnTunnel(bytes: Buffer, offset: number, peer: number | undefined, outerTos: number): void {
     const inner = this.view.attach(bytes, offset);
     const invalid = inner.validate();
     if (invalid !== undefined) return this.drop(invalid, this.tunl0);
     if (inner.protocol === IP_PROTOCOL.IPIP) return this.drop('nested-ipip', this.tunl0);
     const innerEcn = inner.ecn;
     const ecn = decapsulateEcn(outerTos & 3, innerEcn);
-    if (ecn.kind === 'drop' || ecn.nonEctLogged) {
-      this.logPacket(`ip_tunnel: non-ECT from ${ipv4ToString(peer)} with TOS=0x${outerTos.toString(16)}`);
+    // Only a received packet's outer ECN can drop or log: an injected packet's is Not-ECT, and it has no peer to name.
+    if (peer !== undefined && (ecn.kind === 'drop' || ecn.nonEctLogged)) {
+      this.log.write(`ip_tunnel: non-ECT from ${ipv4ToString(peer)} with TOS=0x${outerTos.toString(16)}`);
     }
     if (ecn.kind === 'drop') return this.drop('ecn-non-ect-ce', this.tunl0);
     if (ecn.nonEctLogged) this.counters.event('non-ect-logged');
@@ -418,8 +349,8 @@ export class Dataplane {
     this.receive(this.tunl0, packet);
 
     const view = this.view.attach(packet);
-    if (peer !== NONE && !this.routesBackThrough(view.src, peer)) this.counters.event('asymmetric-inner-source');
-    this.route(view, this.tunl0, true, peer);
+    if (peer !== undefined && !this.routesBackThrough(view.src, peer)) this.counters.event('asymmetric-inner-source');
+    this.route(view, this.tunl0, peer);
   }
 
   /** True when replies to `source` would be tunnelled to `peer`: the usual case for pod traffic between nodes. */
@@ -429,15 +360,16 @@ export class Dataplane {
   }
 
   /**
-   * The routing decision (ip_route_input + ip_forward, or ip_route_output for the node's own packets when `inbound`
-   * is undefined). `view` is at offset 0 of its buffer; `owned` says the bytes are the dataplane's to change and
-   * exactly `totalLength` long; `peer` is the outer source of a decapsulated packet.
+   * The routing decision: ip_route_input + ip_forward for a packet received on `inbound`, ip_route_output for the
+   * node's own (no `inbound`). `peer` is the outer source of a decapsulated packet. `view` is at offset 0 of its
+   * buffer; only a pod's packet is the sender's buffer (see `isBorrowed`), any other is the dataplane's to change
+   * and exactly `totalLength` long.
    */
-  private route(view: Ipv4View, inbound: Port | undefined, owned: boolean, peer: number): void {
+  private route(view: Ipv4View, inbound?: Port, peer?: number): void {
     const dst = view.dst;
     if (inbound !== undefined && this.isMartianSource(view.src)) return this.drop('martian-source', inbound);
     // Local addresses win over every route, the blackholed block included (rule 13, 9b).
-    if (this.isLocal(dst)) return this.deliverLocally(view, inbound);
+    if (this.local.owns(dst)) return this.deliverLocally(view, inbound);
     if (dst === LIMITED_BROADCAST || dst === this.subnetBroadcast || isMulticast(dst)) {
       return this.consume(view.packet);
     }
@@ -460,7 +392,7 @@ export class Dataplane {
     if (view.totalLength > mtu && view.dontFragment) {
       return this.reject(view, inbound, 'frag-needed', { kind: 'fragmentation-needed', nextHopMtu: mtu });
     }
-    this.transmit(view, egress, nextHop, owned, forwarding);
+    this.transmit(view, inbound, egress, nextHop);
   }
 
   private mtuOf(egress: Port): number {
@@ -475,27 +407,24 @@ export class Dataplane {
     }
   }
 
-  /** Out of `egress`, TTL decremented when `forwarding` (the DF and TTL checks are behind us). */
-  private transmit(view: Ipv4View, egress: Port, nextHop: number, owned: boolean, forwarding: boolean): void {
-    if (egress.kind === 'pod') return this.deliverToPod(egress, view, owned, forwarding);
+  /** Out of `egress`, TTL decremented when forwarding (the DF and TTL checks are behind us). */
+  private transmit(view: Ipv4View, inbound: Port | undefined, egress: Port, nextHop: number): void {
+    if (egress.kind === 'pod') return this.deliverToPod(egress, view, inbound);
     const length = view.totalLength;
     const exact = view.buffer.length === length ? view.buffer : view.buffer.subarray(0, length);
     if (length <= this.mtuOf(egress)) {
-      const sent =
-        egress === this.tunl0
-          ? this.sendEncapsulated(exact, nextHop, forwarding)
-          : this.sendPlain(forwarding && !owned ? exactCopy(exact, length) : exact, nextHop, forwarding);
-      return this.forwarded(sent);
+      // Encapsulating copies the packet anyway; a plain send decrements the TTL in place, never in a pod's buffer.
+      const packet = egress === this.eth0 && isBorrowed(inbound) ? exactCopy(exact, length) : exact;
+      return this.forwarded(this.sendOut(egress, packet, nextHop, ttlChangeOf(inbound)));
     }
     // Rule 7: fragment the inner packet (never the outer one), each piece its own IPIP packet.
-    const whole = owned ? exact : exactCopy(exact, length);
-    if (forwarding) view.attach(whole).decrementTtl();
+    const whole = isBorrowed(inbound) ? exactCopy(exact, length) : exact;
+    if (inbound !== undefined) view.attach(whole).decrementTtl();
     const pieces = fragment(whole, this.mtuOf(egress));
     if (!pieces.ok) return this.drop(pieces.reason);
     let sent = true;
     for (const piece of pieces.value) {
-      const pieceSent =
-        egress === this.tunl0 ? this.sendEncapsulated(piece, nextHop, false) : this.sendPlain(piece, nextHop, false);
+      const pieceSent = this.sendOut(egress, piece, nextHop, 'keep-ttl');
       sent &&= pieceSent;
     }
     this.forwarded(sent);
@@ -506,35 +435,40 @@ export class Dataplane {
     else this.drop('tx-error');
   }
 
+  private sendOut(egress: DevicePort, packet: Buffer, nextHop: number, ttl: TtlChange): boolean {
+    return egress === this.tunl0 ? this.sendEncapsulated(packet, nextHop, ttl) : this.sendPlain(packet, nextHop, ttl);
+  }
+
   /**
-   * tunl0's transmit half (rules 1-6): outer header from wire's `encapsulate`, the node's next IP ID. When
-   * forwarding, the decrement is applied after encapsulating, to the inner header and to the outer one that
-   * inherited its TTL: the same bytes as decrement-then-encapsulate, without touching the sender's buffer.
+   * tunl0's transmit half (rules 1-6): outer header from wire's `encapsulate`, the node's next IP ID. A decrement is
+   * applied after encapsulating, to the inner header and to the outer one that inherited its TTL: the same bytes as
+   * decrement-then-encapsulate, without touching the sender's buffer.
    */
-  private sendEncapsulated(inner: Buffer, gateway: number, forwarding: boolean): boolean {
+  private sendEncapsulated(inner: Buffer, gateway: number, ttl: TtlChange): boolean {
     const packet = Buffer.allocUnsafe(IPIP_OVERHEAD + inner.length);
     this.tunnelHeader.dst = gateway;
-    this.tunnelHeader.id = this.ipId();
+    this.tunnelHeader.id = this.ipIds.next();
     encapsulate(inner, this.tunnelHeader, packet, 0);
-    if (forwarding) {
+    if (ttl === 'decrement-ttl') {
       this.view.attach(packet, IPIP_OVERHEAD).decrementTtl();
       this.view.attach(packet).decrementTtl();
     }
     this.tunl0.stats.txPackets++;
     this.tunl0.stats.txBytes += inner.length;
-    if (this.isTapped(this.tunl0)) this.tap(this.tunl0, 'tx', packet.subarray(IPIP_OVERHEAD));
-    return this.sendPlain(packet, gateway, false);
+    if (this.taps.isTapped(this.tunl0)) this.taps.emit(this.tunl0, 'tx', packet.subarray(IPIP_OVERHEAD));
+    return this.sendPlain(packet, gateway, 'keep-ttl');
   }
 
-  /** Out of eth0 as is, `packet` being exactly the bytes to send and, when `forwarding`, the dataplane's own. */
-  private sendPlain(packet: Buffer, nextHop: number, forwarding: boolean): boolean {
-    if (forwarding) this.view.attach(packet).decrementTtl();
-    this.tap(this.eth0, 'tx', packet);
+  /** Out of eth0 as is, `packet` being exactly the bytes to send and, when its TTL is to change, the dataplane's own. */
+  private sendPlain(packet: Buffer, nextHop: number, ttl: TtlChange): boolean {
+    if (ttl === 'decrement-ttl') this.view.attach(packet).decrementTtl();
+    this.taps.emit(this.eth0, 'tx', packet);
+    // Not `log.call`: the underlay takes the next hop too, and the line names it.
     try {
       this.underlay.send(packet, nextHop);
     } catch (error) {
       this.eth0.stats.txDropped++;
-      this.logPacket(`${this.config.name}: underlay send to ${ipv4ToString(nextHop)} failed: ${String(error)}`);
+      this.log.failure(`${this.config.name}: underlay send to ${ipv4ToString(nextHop)}`, error);
       return false;
     }
     this.eth0.stats.txPackets++;
@@ -542,21 +476,18 @@ export class Dataplane {
     return true;
   }
 
-  private deliverToPod(pod: PodPort, view: Ipv4View, owned: boolean, forwarding: boolean): void {
+  private deliverToPod(pod: PodPort, view: Ipv4View, inbound: Port | undefined): void {
     const deliver = pod.deliver;
     if (deliver === undefined) {
       pod.stats.txDropped++;
       return this.drop('pod-not-attached');
     }
     const length = view.totalLength;
-    const packet = owned ? view.buffer : exactCopy(view.buffer, length);
-    if (forwarding) view.attach(packet).decrementTtl();
-    this.tap(pod, 'tx', packet);
-    try {
-      deliver(packet);
-    } catch (error) {
+    const packet = isBorrowed(inbound) ? exactCopy(view.buffer, length) : view.buffer;
+    if (inbound !== undefined) view.attach(packet).decrementTtl();
+    this.taps.emit(pod, 'tx', packet);
+    if (!this.log.call(deliver, packet, pod.deliveryFailing)) {
       pod.stats.txDropped++;
-      this.logPacket(`${this.config.name}: delivery to ${pod.podName} failed: ${String(error)}`);
       return this.drop('tx-error');
     }
     pod.stats.txPackets++;
@@ -564,88 +495,29 @@ export class Dataplane {
     this.counters.delivered++;
   }
 
-  /**
-   * The node's own stack (ip_local_deliver): it answers echo requests, refuses UDP with port unreachable and other
-   * protocols with protocol unreachable, runs no TCP and does not reassemble.
-   */
   private deliverLocally(view: Ipv4View, inbound: Port | undefined): void {
-    if (view.isFragment) return this.drop('fragment-to-node', inbound);
-    const packet = view.packet;
-    let answer: Buffer | undefined;
-    switch (view.protocol) {
-      case IP_PROTOCOL.ICMP: {
-        const message = icmp.decode(view.payload);
-        if (!message.ok) return this.drop(message.reason, inbound);
-        if (message.value.kind === 'echo-request') answer = echoReply(view, message.value, this.ipId());
-        break;
-      }
-      case IP_PROTOCOL.UDP: {
-        const datagram = udp.decode(view.payload, { src: view.src, dst: view.dst });
-        if (!datagram.ok) return this.drop(datagram.reason, inbound);
-        answer = this.errorAbout(view, PORT_UNREACHABLE, view.dst);
-        break;
-      }
-      case IP_PROTOCOL.TCP:
-        return this.drop('tcp-to-node', inbound);
-      default:
-        answer = this.errorAbout(view, PROTOCOL_UNREACHABLE, view.dst);
-    }
-    this.consume(packet);
-    if (answer !== undefined) this.originate(answer);
+    const delivery = this.local.deliver(view);
+    if (!delivery.ok) return this.drop(delivery.reason, inbound);
+    this.consume(view.packet);
+    if (delivery.answer !== undefined) this.originate(delivery.answer);
   }
 
   private consume(packet: Buffer): void {
     this.counters.consumed++;
-    for (const listener of this.localListeners) {
-      try {
-        listener(packet);
-      } catch (error) {
-        this.logPacket(`${this.config.name}: local listener failed: ${String(error)}`);
-      }
-    }
+    this.local.takeIn(packet);
   }
 
   /** Drops a packet the node was forwarding and tells its sender why; the node's own packets get no ICMP. */
   private reject(view: Ipv4View, inbound: Port | undefined, reason: DataplaneDropReason, error: NodeIcmpError): void {
-    const answer = inbound === undefined ? undefined : this.errorAbout(view, error);
+    const answer = inbound === undefined ? undefined : this.local.errorAbout(view, error);
     this.drop(reason, inbound);
     if (answer !== undefined) this.originate(answer);
   }
 
-  /**
-   * The ICMP error about `offending`, unless `icmp_send()` would stay silent. Its source is the offending packet's
-   * destination when that is one of the node's addresses, else the route-selected source towards its sender (rule 15).
-   */
-  private errorAbout(offending: Ipv4View, error: NodeIcmpError, localSource?: number): Buffer | undefined {
-    if (!mayAnswerWithError(offending)) return undefined;
-    const source = localSource ?? this.sourceTowards(offending.src);
-    if (source === undefined) return undefined;
-    return icmpErrorPacket(offending, error, source, this.ipId());
-  }
-
+  /** An answer the node's stack made while handling a packet: part of that packet's trip. */
   private originate(packet: Buffer): void {
     this.counters.originated++;
-    this.route(new Ipv4View(packet), undefined, true, NONE);
-  }
-
-  /**
-   * The source the kernel picks for a packet to `destination` (`fib_select` / `inet_select_addr`): a route's `src`,
-   * else tunl0's address out of tunl0, else the node IP, the first global address of an address-less cali veth.
-   */
-  private sourceTowards(destination: number): number | undefined {
-    if (this.isLocal(destination)) return destination;
-    const route = this.routes.lookup(destination);
-    if (route?.kind !== 'unicast') return undefined;
-    return this.preferredSource(route);
-  }
-
-  private preferredSource(route: UnicastNextHop): number {
-    if (route.source !== undefined) return route.source.value;
-    return route.dev === TUNNEL_INTERFACE && this.tunnelIp !== NONE ? this.tunnelIp : this.nodeIp;
-  }
-
-  private isLocal(address: number): boolean {
-    return address === this.nodeIp || address === this.tunnelIp;
+    this.route(new Ipv4View(packet));
   }
 
   /** `ip_route_input_slow` and `fib_validate_source`: no packet may come from these. */
@@ -655,62 +527,24 @@ export class Dataplane {
       isMulticast(address) ||
       address === LIMITED_BROADCAST ||
       address === this.subnetBroadcast ||
-      this.isLocal(address)
+      this.local.owns(address)
     );
   }
 
-  /** A line a packet caused, rate limited as `net_ratelimit()` does: a flood of such packets cannot flood the log. */
-  private logPacket(line: string): void {
-    const now = this.now();
-    if (this.logWindowStart === undefined || now - this.logWindowStart >= LOG_INTERVAL_NS) {
-      if (this.logsSuppressed > 0) this.log(`net_ratelimit: ${this.logsSuppressed} callbacks suppressed`);
-      this.logWindowStart = now;
-      this.logsInWindow = 0;
-      this.logsSuppressed = 0;
-    }
-    if (this.logsInWindow < LOG_BURST) {
-      this.logsInWindow++;
-      this.log(line);
-    } else {
-      this.logsSuppressed++;
-    }
-  }
-
-  private ipId(): number {
-    this.nextIpId = (this.nextIpId + 1) & 0xffff;
-    return this.nextIpId;
+  /** Where every packet's trip through the node begins: counted once, and a new time for its taps. */
+  private beginTrip(origin: 'received' | 'originated'): void {
+    this.counters[origin]++;
+    this.taps.beginTrip();
   }
 
   private receive(port: Port, packet: Buffer): void {
     port.stats.rxPackets++;
     port.stats.rxBytes += packet.length;
-    this.tap(port, 'rx', packet);
+    this.taps.emit(port, 'rx', packet);
   }
 
   private drop(reason: DataplaneDropReason, inbound?: Port): void {
     this.counters.drop(reason);
     if (inbound !== undefined) inbound.stats.rxDropped++;
   }
-
-  private isTapped(port: Port): boolean {
-    return port.taps.length > 0;
-  }
-
-  private tap(port: Port, direction: TapEvent['direction'], packet: Buffer): void {
-    const listeners = port.taps;
-    if (listeners.length === 0) return;
-    const event = this.tapEvent;
-    for (const listener of listeners) {
-      // Set for each listener: one that calls back into the dataplane may have had the event reused meanwhile.
-      event.interfaceName = port.name;
-      event.direction = direction;
-      event.packet = packet;
-      try {
-        listener(event);
-      } catch (error) {
-        this.logPacket(`${this.config.name}: tap listener failed: ${String(error)}`);
-      }
-    }
-  }
 }
-

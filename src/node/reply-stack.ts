@@ -1,10 +1,10 @@
 /**
- * The few packets a node's own IP stack writes, built the way Linux builds them: ICMP errors (`icmp_send()`), echo
- * replies (`icmp_reply()`), and the source address the stack fills in for a socket bound to no address. Bytes only:
- * the dataplane decides when to answer and routes what these return.
+ * The few packets a Linux host's own IP stack writes, built the way Linux builds them, for the node's stack and every
+ * pod's alike: ICMP errors (`icmp_send()`), echo replies (`icmp_reply()`), and the source address the stack fills in
+ * for a socket bound to no address. Bytes only: the callers decide when to answer and route what these return.
  */
-import { updateChecksum } from '../wire/checksum.js';
 import {
+  IcmpView,
   TIME_EXCEEDED_CODE,
   UNREACHABLE_CODE,
   destinationUnreachable,
@@ -15,19 +15,24 @@ import {
   type ErrorOptions,
   type IcmpMessage,
 } from '../wire/icmp.js';
+import { IP_PROTOCOL, Ipv4View, dscpOf, ecnOf, ipv4 } from '../wire/ipv4.js';
+import { LINUX_DEFAULT_TTL } from '../wire/linux-defaults.js';
+import { TcpView } from '../wire/tcp.js';
+import { UdpView } from '../wire/udp.js';
 
 type EchoMessage = Extract<IcmpMessage, { identifier: number }>;
-import { IP_PROTOCOL, Ipv4View, ipv4 } from '../wire/ipv4.js';
 
-/** `net.ipv4.ip_default_ttl`, the TTL of everything the node itself sends (vectors rules 2, 12, 14). */
-export const NODE_TTL = 64;
-
+/** An ICMP error a host's own stack sends; the node's and the pods' stacks send the same few. */
 export type NodeIcmpError =
-  | { readonly kind: 'time-exceeded' }
+  | { readonly kind: 'time-exceeded'; readonly code: number }
   | { readonly kind: 'unreachable'; readonly code: number }
   | { readonly kind: 'fragmentation-needed'; readonly nextHopMtu: number };
 
-export const TTL_EXCEEDED: NodeIcmpError = Object.freeze({ kind: 'time-exceeded' });
+export const TTL_EXCEEDED: NodeIcmpError = Object.freeze({ kind: 'time-exceeded', code: TIME_EXCEEDED_CODE.TTL });
+export const REASSEMBLY_TIMEOUT: NodeIcmpError = Object.freeze({
+  kind: 'time-exceeded',
+  code: TIME_EXCEEDED_CODE.REASSEMBLY,
+});
 export const NET_UNREACHABLE: NodeIcmpError = Object.freeze({ kind: 'unreachable', code: UNREACHABLE_CODE.NET });
 export const PROTOCOL_UNREACHABLE: NodeIcmpError = Object.freeze({
   kind: 'unreachable',
@@ -42,24 +47,32 @@ const LINUX_QUOTE: ErrorOptions = Object.freeze({ quote: 'linux' });
 const ICMP_ERROR_TYPES: ReadonlySet<number> = new Set([3, 4, 5, 11, 12]);
 const NR_ICMP_TYPES = 18;
 
+// One view reused for every offending ICMP message: nothing runs between attaching it and reading its type.
+const offendingIcmp = new IcmpView(Buffer.alloc(0));
+
 /**
  * `icmp_send()`'s refusals that depend on the offending packet alone: nothing about a fragment other than the first,
- * nothing about an ICMP error, and (the kernel's own addition) nothing about an ICMP type it does not know. Sources
- * that are not unicast never get this far: the input route already dropped them as martians.
+ * nothing about an ICMP error, and (the kernel's own addition) nothing about an ICMP type it does not know. Like the
+ * kernel, it reads only the type byte, so a message too short for a whole header is still judged by it. Sources that
+ * are not unicast never get this far: a node's input route drops them as martians, a pod checks `isUnicastHost`.
  */
 export function mayAnswerWithError(offending: Ipv4View): boolean {
   if (offending.fragmentOffset !== 0) return false;
   if (offending.protocol !== IP_PROTOCOL.ICMP) return true;
-  const typeAt = offending.offset + offending.headerLength;
-  if (typeAt >= offending.offset + offending.totalLength) return false;
-  const type = offending.buffer[typeAt];
+  const message = offendingIcmp.attach(
+    offending.buffer,
+    offending.offset + offending.headerLength,
+    offending.offset + offending.totalLength,
+  );
+  if (message.byteLength === 0) return false;
+  const type = message.type;
   return type <= NR_ICMP_TYPES && !ICMP_ERROR_TYPES.has(type);
 }
 
 function errorMessage(offending: Buffer, error: NodeIcmpError): Buffer {
   switch (error.kind) {
     case 'time-exceeded':
-      return timeExceeded(offending, TIME_EXCEEDED_CODE.TTL, LINUX_QUOTE);
+      return timeExceeded(offending, error.code, LINUX_QUOTE);
     case 'unreachable':
       return destinationUnreachable(offending, error.code, LINUX_QUOTE);
     case 'fragmentation-needed':
@@ -72,12 +85,12 @@ function errorMessage(offending: Buffer, error: NodeIcmpError): Buffer {
  * with precedence "internetwork control" (0xc0 for a TOS 0 packet), DF clear, the given source and ID.
  */
 export function icmpErrorPacket(offending: Ipv4View, error: NodeIcmpError, source: number, id: number): Buffer {
-  const tos = icmpErrorTos((offending.dscp << 2) | offending.ecn);
+  const tos = icmpErrorTos(offending.tos);
   return ipv4.encode({
-    dscp: tos >> 2,
-    ecn: tos & 3,
+    dscp: dscpOf(tos),
+    ecn: ecnOf(tos),
     identification: id,
-    ttl: NODE_TTL,
+    ttl: LINUX_DEFAULT_TTL,
     protocol: IP_PROTOCOL.ICMP,
     src: source,
     dst: offending.src,
@@ -85,13 +98,13 @@ export function icmpErrorPacket(offending: Ipv4View, error: NodeIcmpError, sourc
   });
 }
 
-/** The answer to an echo request addressed to the node: same TOS as the request (ECN included), DF clear, TTL 64. */
+/** The answer to an echo request addressed to the host: same TOS as the request (ECN included), DF clear, TTL 64. */
 export function echoReply(request: Ipv4View, echo: EchoMessage, id: number): Buffer {
   return ipv4.encode({
     dscp: request.dscp,
     ecn: request.ecn,
     identification: id,
-    ttl: NODE_TTL,
+    ttl: LINUX_DEFAULT_TTL,
     protocol: IP_PROTOCOL.ICMP,
     src: request.dst,
     dst: request.src,
@@ -99,8 +112,9 @@ export function echoReply(request: Ipv4View, echo: EchoMessage, id: number): Buf
   });
 }
 
-/** Where the transport checksum sits in the segment, for the protocols whose checksum covers the IP source. */
-const PSEUDO_HEADER_CHECKSUM_AT: Readonly<Record<number, number>> = { [IP_PROTOCOL.UDP]: 6, [IP_PROTOCOL.TCP]: 16 };
+// Reused like `offendingIcmp`: setSource runs no callback while it holds them.
+const udpSegment = new UdpView(Buffer.alloc(0));
+const tcpSegment = new TcpView(Buffer.alloc(0));
 
 /**
  * Gives a packet the source address the stack chose for it, keeping the IP checksum and, in the segment that holds
@@ -110,17 +124,15 @@ export function setSource(packet: Ipv4View, source: number): void {
   const before = packet.src;
   packet.src = source;
   packet.fillChecksum();
-  const checksumAt = PSEUDO_HEADER_CHECKSUM_AT[packet.protocol];
-  if (checksumAt === undefined || packet.fragmentOffset !== 0) return;
-  const field = packet.offset + packet.headerLength + checksumAt;
-  if (field + 2 > packet.offset + packet.totalLength) return;
-  const checksum = packet.buffer.readUInt16BE(field);
-  const isUdp = packet.protocol === IP_PROTOCOL.UDP;
-  if (isUdp && checksum === 0) return;
-  const updated = updateChecksum(
-    updateChecksum(checksum, before >>> 16, source >>> 16),
-    before & 0xffff,
-    source & 0xffff,
-  );
-  packet.buffer.writeUInt16BE(isUdp && updated === 0 ? 0xffff : updated, field);
+  if (packet.fragmentOffset !== 0) return;
+  const start = packet.offset + packet.headerLength;
+  const end = packet.offset + packet.totalLength;
+  const segment =
+    packet.protocol === IP_PROTOCOL.UDP
+      ? udpSegment.attach(packet.buffer, start, end)
+      : packet.protocol === IP_PROTOCOL.TCP
+        ? tcpSegment.attach(packet.buffer, start, end)
+        : undefined;
+  if (segment === undefined || segment.validate() !== undefined) return;
+  segment.updateChecksumForAddress(before, source);
 }

@@ -13,4 +13,4 @@ export type {
   UnicastNextHop,
   UnicastRoute,
 } from './route.js';
-export { RouteTable } from './table.js';
+export { compareRoutesInKernelOrder, RouteTable } from './table.js';

@@ -343,6 +343,11 @@ export class LpmTable<T> {
   }
 }
 
+/** Orders prefixes as `entries()` lists them, for prefixes that are not in a table. */
+export function comparePrefixesInKernelOrder(a: Ipv4Prefix, b: Ipv4Prefix): number {
+  return kernelOrderKey(networkOf(a), a.length) - kernelOrderKey(networkOf(b), b.length);
+}
+
 /**
  * One number per entry that sorts in kernel dump order, so a plain numeric sort of a Float64Array (no comparator
  * calls) orders a whole table: the network, then the length reversed. 38 bits, well within a double's integers.

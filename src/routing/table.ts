@@ -1,5 +1,5 @@
 import { Ipv4Address, type Ipv4Prefix } from './address.js';
-import { LpmTable } from './lpm.js';
+import { comparePrefixesInKernelOrder, LpmTable } from './lpm.js';
 import type { BlackholeNextHop, NextHop, Route, UnicastNextHop } from './route.js';
 
 /**
@@ -60,6 +60,11 @@ export class RouteTable {
   routes(): Route[] {
     return Array.from(this.byDestination.entries(), ([destination, nextHop]) => routeTo(destination, nextHop));
   }
+}
+
+/** Orders routes as `RouteTable.routes()` lists them, without building a table to sort a list. */
+export function compareRoutesInKernelOrder(a: Route, b: Route): number {
+  return comparePrefixesInKernelOrder(a.destination, b.destination);
 }
 
 /**

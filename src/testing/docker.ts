@@ -4,10 +4,9 @@
  * leaves nothing that the next run of the same lab does not remove first.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GenericContainer, getContainerRuntimeClient } from 'testcontainers';
+import { packageRoot } from '../package-root.js';
 import { Ipv4Prefix } from '../routing/index.js';
 
 export const DEFAULT_IMAGE = 'ipip-lab-node:dev';
@@ -15,17 +14,6 @@ export const LAB_LABEL = 'ipip-lab.lab';
 export const RESOURCE_PREFIX = 'ipip-lab-test-';
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 const BUILD_OUTPUT_BYTES = 64 * 1024 * 1024;
-
-/** The directory holding containers/Dockerfile: the repository (or installed package) this module came from. */
-export function projectRoot(): string {
-  let directory = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(directory, 'containers', 'Dockerfile'))) {
-    const parent = path.dirname(directory);
-    if (parent === directory) throw new Error('cannot find containers/Dockerfile above the ipip-lab testing module');
-    directory = parent;
-  }
-  return directory;
-}
 
 const builds = new Map<string, Promise<void>>();
 
@@ -37,7 +25,7 @@ const builds = new Map<string, Promise<void>>();
 export function buildImage(tag: string = DEFAULT_IMAGE): Promise<void> {
   let build = builds.get(tag);
   if (!build) {
-    const root = projectRoot();
+    const root = packageRoot();
     build = new Promise<void>((resolve, reject) => {
       execFile(
         'docker',

@@ -12,7 +12,7 @@ import {
   workloadManifests,
   type ClusterState,
 } from '../calico/index.js';
-import { projectRoot } from './docker.js';
+import { packageRoot } from '../package-root.js';
 
 export interface LoadedSpec {
   cluster: ClusterState;
@@ -26,7 +26,7 @@ export type SeedLab = (typeof SEED_LABS)[number];
 
 /** The spec file of a seed lab inside the installed package (or the repository): its cluster, with the course's pods. */
 export function seedSpecPath(name: SeedLab): string {
-  return path.join(projectRoot(), 'containers', name, 'cluster.yaml');
+  return path.join(packageRoot(), 'containers', name, 'cluster.yaml');
 }
 
 /** A seed lab's name, or a path to a spec, relative to the working directory. */

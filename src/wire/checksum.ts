@@ -37,3 +37,8 @@ export function pseudoHeaderSum(src: number, dst: number, protocol: number, leng
 export function updateChecksum(checksum: number, oldWord: number, newWord: number): number {
   return ~foldSum((~checksum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff)) & 0xffff;
 }
+
+/** `updateChecksum` for a 32-bit field, an IPv4 address above all: its two 16-bit words in turn. */
+export function updateChecksumWord32(checksum: number, oldValue: number, newValue: number): number {
+  return updateChecksum(updateChecksum(checksum, oldValue >>> 16, newValue >>> 16), oldValue & 0xffff, newValue & 0xffff);
+}

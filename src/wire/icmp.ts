@@ -1,12 +1,23 @@
 /**
- * ICMPv4 (RFC 792): echo, destination unreachable, time exceeded, and the error builders a node needs, with the
- * quote length Linux uses as an option.
+ * ICMPv4 (RFC 792): `IcmpView`, a checked zero-copy view, the `icmp` codec that reads and writes through it (echo,
+ * destination unreachable, time exceeded), how a received error's quote is read, and the error builders a node needs,
+ * with the quote length Linux uses as an option.
  */
 import { internetChecksum } from './checksum.js';
-import { IPV4_MIN_HEADER_LENGTH } from './ipv4.js';
-import { dropped, parsed, type Parsed } from './result.js';
+import { IPV4_MIN_HEADER_LENGTH, Ipv4View } from './ipv4.js';
+import { IpPayloadView } from './payload-view.js';
+import { checkedView, dropped, parsed, type DropReason, type Parsed } from './result.js';
 
-const FIELD = { type: 0, code: 1, checksum: 2, restOfHeader: 4, identifier: 4, sequence: 6, nextHopMtu: 6 } as const;
+/** Byte offsets of the header fields (RFC 792); bytes 4-7 are an echo's identifier and sequence, or a 3/4's MTU. */
+export const ICMP_FIELD = {
+  type: 0,
+  code: 1,
+  checksum: 2,
+  restOfHeader: 4,
+  identifier: 4,
+  sequence: 6,
+  nextHopMtu: 6,
+} as const;
 export const ICMP_HEADER_LENGTH = 8;
 
 export const ICMP_TYPE = {
@@ -38,6 +49,110 @@ export const UNREACHABLE_CODE = {
 
 export const TIME_EXCEEDED_CODE = { TTL: 0, REASSEMBLY: 1 } as const;
 
+/** A view over one ICMP message, the whole IP payload at `buffer[offset, end)`; see `IpPayloadView` for when to check. */
+export class IcmpView extends IpPayloadView {
+  static check(buffer: Buffer, offset = 0, end = buffer.length): Parsed<IcmpView> {
+    return checkedView(new IcmpView(buffer, offset, end));
+  }
+
+  /** The header is there and the checksum, which covers the whole message, is right. */
+  validate(): DropReason | undefined {
+    if (this.byteLength < ICMP_HEADER_LENGTH) return 'truncated';
+    if (!this.verifyChecksum()) return 'bad-icmp-checksum';
+    return undefined;
+  }
+
+  get type(): number {
+    return this.buffer[this.offset + ICMP_FIELD.type];
+  }
+  set type(value: number) {
+    this.buffer[this.offset + ICMP_FIELD.type] = value;
+  }
+
+  get code(): number {
+    return this.buffer[this.offset + ICMP_FIELD.code];
+  }
+  set code(value: number) {
+    this.buffer[this.offset + ICMP_FIELD.code] = value;
+  }
+
+  get checksum(): number {
+    return this.read16(ICMP_FIELD.checksum);
+  }
+  set checksum(value: number) {
+    this.write16(ICMP_FIELD.checksum, value);
+  }
+
+  /** Bytes 4-7 as one number, for the types this module does not name. */
+  get restOfHeader(): number {
+    return this.read32(ICMP_FIELD.restOfHeader);
+  }
+  set restOfHeader(value: number) {
+    this.write32(ICMP_FIELD.restOfHeader, value);
+  }
+
+  get identifier(): number {
+    return this.read16(ICMP_FIELD.identifier);
+  }
+  set identifier(value: number) {
+    this.write16(ICMP_FIELD.identifier, value);
+  }
+
+  get sequence(): number {
+    return this.read16(ICMP_FIELD.sequence);
+  }
+  set sequence(value: number) {
+    this.write16(ICMP_FIELD.sequence, value);
+  }
+
+  /** RFC 1191's field in a 3/4; other destination unreachables leave it 0. */
+  get nextHopMtu(): number {
+    return this.read16(ICMP_FIELD.nextHopMtu);
+  }
+  set nextHopMtu(value: number) {
+    this.write16(ICMP_FIELD.nextHopMtu, value);
+  }
+
+  /** Everything after the header: an echo's data or an error's quote (aliases the buffer). */
+  get body(): Buffer {
+    return this.buffer.subarray(this.offset + ICMP_HEADER_LENGTH, this.end);
+  }
+
+  verifyChecksum(): boolean {
+    return internetChecksum(this.buffer, this.offset, this.end) === 0;
+  }
+
+  fillChecksum(): void {
+    this.checksum = 0;
+    this.checksum = internetChecksum(this.buffer, this.offset, this.end);
+  }
+
+  toMessage(): IcmpMessage {
+    const { type, code, body } = this;
+    switch (type) {
+      case ICMP_TYPE.ECHO_REQUEST:
+      case ICMP_TYPE.ECHO_REPLY:
+        if (code !== 0) break;
+        return {
+          kind: type === ICMP_TYPE.ECHO_REQUEST ? 'echo-request' : 'echo-reply',
+          identifier: this.identifier,
+          sequence: this.sequence,
+          data: body,
+        };
+      case ICMP_TYPE.DESTINATION_UNREACHABLE:
+        return {
+          kind: 'destination-unreachable',
+          code,
+          nextHopMtu: code === UNREACHABLE_CODE.FRAGMENTATION_NEEDED ? this.nextHopMtu : 0,
+          quoted: body,
+        };
+      case ICMP_TYPE.TIME_EXCEEDED:
+        return { kind: 'time-exceeded', code, quoted: body };
+    }
+    return { kind: 'other', type, code, restOfHeader: this.restOfHeader, data: body };
+  }
+}
+
 export type IcmpMessage =
   | { kind: 'echo-request' | 'echo-reply'; identifier: number; sequence: number; data: Buffer }
   /** `nextHopMtu` is meaningful for code 4 (RFC 1191) and 0 otherwise. */
@@ -50,72 +165,62 @@ function encodingLength(message: IcmpMessage): number {
   return ICMP_HEADER_LENGTH + ('quoted' in message ? message.quoted : message.data).length;
 }
 
+const TYPE_OF_KIND = {
+  'echo-request': ICMP_TYPE.ECHO_REQUEST,
+  'echo-reply': ICMP_TYPE.ECHO_REPLY,
+  'destination-unreachable': ICMP_TYPE.DESTINATION_UNREACHABLE,
+  'time-exceeded': ICMP_TYPE.TIME_EXCEEDED,
+} as const;
+
 function encode(message: IcmpMessage): Buffer {
   const out = Buffer.alloc(encodingLength(message));
+  const view = new IcmpView(out);
+  view.type = message.kind === 'other' ? message.type : TYPE_OF_KIND[message.kind];
+  if ('code' in message) view.code = message.code;
   switch (message.kind) {
     case 'echo-request':
     case 'echo-reply':
-      out[FIELD.type] = message.kind === 'echo-request' ? ICMP_TYPE.ECHO_REQUEST : ICMP_TYPE.ECHO_REPLY;
-      out.writeUInt16BE(message.identifier, FIELD.identifier);
-      out.writeUInt16BE(message.sequence, FIELD.sequence);
-      message.data.copy(out, ICMP_HEADER_LENGTH);
+      view.identifier = message.identifier;
+      view.sequence = message.sequence;
       break;
     case 'destination-unreachable':
-      out[FIELD.type] = ICMP_TYPE.DESTINATION_UNREACHABLE;
-      out[FIELD.code] = message.code;
-      out.writeUInt16BE(message.nextHopMtu, FIELD.nextHopMtu);
-      message.quoted.copy(out, ICMP_HEADER_LENGTH);
-      break;
-    case 'time-exceeded':
-      out[FIELD.type] = ICMP_TYPE.TIME_EXCEEDED;
-      out[FIELD.code] = message.code;
-      message.quoted.copy(out, ICMP_HEADER_LENGTH);
+      view.nextHopMtu = message.nextHopMtu;
       break;
     case 'other':
-      out[FIELD.type] = message.type;
-      out[FIELD.code] = message.code;
-      out.writeUInt32BE(message.restOfHeader >>> 0, FIELD.restOfHeader);
-      message.data.copy(out, ICMP_HEADER_LENGTH);
+      view.restOfHeader = message.restOfHeader;
       break;
   }
-  out.writeUInt16BE(internetChecksum(out), FIELD.checksum);
+  ('quoted' in message ? message.quoted : message.data).copy(out, ICMP_HEADER_LENGTH);
+  view.fillChecksum();
   return out;
 }
 
 /** Decodes one ICMP message (the whole IP payload); data and quotes alias the input. */
 function decode(bytes: Buffer): Parsed<IcmpMessage> {
-  if (bytes.length < ICMP_HEADER_LENGTH) return dropped('truncated');
-  if (internetChecksum(bytes) !== 0) return dropped('bad-icmp-checksum');
-  const type = bytes[FIELD.type];
-  const code = bytes[FIELD.code];
-  const body = bytes.subarray(ICMP_HEADER_LENGTH);
-  switch (type) {
-    case ICMP_TYPE.ECHO_REQUEST:
-    case ICMP_TYPE.ECHO_REPLY:
-      if (code === 0) {
-        return parsed({
-          kind: type === ICMP_TYPE.ECHO_REQUEST ? 'echo-request' : 'echo-reply',
-          identifier: bytes.readUInt16BE(FIELD.identifier),
-          sequence: bytes.readUInt16BE(FIELD.sequence),
-          data: body,
-        });
-      }
-      break;
-    case ICMP_TYPE.DESTINATION_UNREACHABLE:
-      return parsed({
-        kind: 'destination-unreachable',
-        code,
-        nextHopMtu: code === UNREACHABLE_CODE.FRAGMENTATION_NEEDED ? bytes.readUInt16BE(FIELD.nextHopMtu) : 0,
-        quoted: body,
-      });
-    case ICMP_TYPE.TIME_EXCEEDED:
-      return parsed({ kind: 'time-exceeded', code, quoted: body });
-  }
-  return parsed({ kind: 'other', type, code, restOfHeader: bytes.readUInt32BE(FIELD.restOfHeader), data: body });
+  const checked = IcmpView.check(bytes);
+  return checked.ok ? parsed(checked.value.toMessage()) : checked;
 }
 
 /** The plain-object codec: `encode` computes the checksum, `decode` verifies it ('bad-icmp-checksum'). */
 export const icmp = { encode, decode, encodingLength };
+
+/** RFC 792: an error quotes the offending packet's IP header and at least the first 8 bytes of its payload. */
+export const QUOTED_PAYLOAD_LENGTH = 8;
+
+/**
+ * The offending packet's header at the start of an error's quote. A quote is a truncated packet, so its total length
+ * and checksum cannot be checked; the header must still be IPv4 and followed by the 8 payload bytes RFC 792 promises,
+ * which hold the ports (and TCP's sequence number) or an echo's identifier and sequence: the payload, from
+ * `headerLength` on, may be read with `UdpView`, `TcpView` or `IcmpView` for those fields.
+ */
+export function checkQuote(quote: Buffer): Parsed<Ipv4View> {
+  if (quote.length < IPV4_MIN_HEADER_LENGTH + QUOTED_PAYLOAD_LENGTH) return dropped('truncated');
+  const header = new Ipv4View(quote);
+  if (header.version !== 4) return dropped('not-ipv4');
+  if (header.ihl < 5) return dropped('bad-ihl');
+  if (quote.length < header.headerLength + QUOTED_PAYLOAD_LENGTH) return dropped('truncated');
+  return parsed(header);
+}
 
 /**
  * How much of the offending packet an error quotes. `rfc792`: its IP header plus the first 8 payload bytes.
@@ -133,12 +238,14 @@ export interface ErrorOptions {
   errorHeaderLength?: number;
 }
 
+const offendingHeader = new Ipv4View(Buffer.alloc(0));
+
 /** The quoted part of `offending` (a valid IPv4 packet, exactly as received; aliases it). */
 export function quoteOf(offending: Buffer, { quote = 'rfc792', errorHeaderLength = IPV4_MIN_HEADER_LENGTH }: ErrorOptions = {}): Buffer {
   const limit =
     quote === 'linux'
       ? LINUX_ICMP_ERROR_MAX_PACKET - errorHeaderLength - ICMP_HEADER_LENGTH
-      : (offending[0] & 0x0f) * 4 + 8;
+      : offendingHeader.attach(offending).headerLength + QUOTED_PAYLOAD_LENGTH;
   return offending.subarray(0, Math.min(limit, offending.length));
 }
 

@@ -1,6 +1,13 @@
 /** The wire layer: packet formats, the tunnel's encapsulation rules and capture files. No I/O. */
 export { DROP_REASONS, dropped, parsed, type DropReason, type Dropped, type Parsed } from './result.js';
-export { foldSum, internetChecksum, onesComplementSum, pseudoHeaderSum, updateChecksum } from './checksum.js';
+export {
+  foldSum,
+  internetChecksum,
+  onesComplementSum,
+  pseudoHeaderSum,
+  updateChecksum,
+  updateChecksumWord32,
+} from './checksum.js';
 export {
   ECN,
   FRAGMENT_UNIT,
@@ -10,17 +17,24 @@ export {
   IPV4_MAX_TOTAL_LENGTH,
   IPV4_MIN_HEADER_LENGTH,
   Ipv4View,
+  dscpOf,
+  ecnOf,
   ipv4,
+  tosOf,
   type DecodedIpv4Packet,
   type Ipv4Packet,
 } from './ipv4.js';
 export { fragment, joinFragments } from './fragment.js';
 export { forEachOption } from './options.js';
 export {
+  ICMP_FIELD,
   ICMP_HEADER_LENGTH,
   ICMP_TYPE,
+  IcmpView,
+  QUOTED_PAYLOAD_LENGTH,
   TIME_EXCEEDED_CODE,
   UNREACHABLE_CODE,
+  checkQuote,
   destinationUnreachable,
   fragmentationNeeded,
   icmp,
@@ -31,8 +45,29 @@ export {
   type IcmpMessage,
   type QuoteMode,
 } from './icmp.js';
-export { UDP_HEADER_LENGTH, udp, type DecodedUdpDatagram, type PseudoHeader, type UdpDatagram } from './udp.js';
-export { TCP_FLAG, TCP_MIN_HEADER_LENGTH, tcp, tcpMss, type DecodedTcpSegment, type TcpSegment } from './tcp.js';
+export {
+  UDP_FIELD,
+  UDP_HEADER_LENGTH,
+  UdpView,
+  udp,
+  type DecodedUdpDatagram,
+  type PseudoHeader,
+  type UdpDatagram,
+} from './udp.js';
+export {
+  TCP_FIELD,
+  TCP_FLAG,
+  TCP_MIN_HEADER_LENGTH,
+  TCP_OPTION,
+  TCP_OPTION_SPACE,
+  TcpView,
+  tcp,
+  tcpMss,
+  tcpOptions,
+  type DecodedTcpSegment,
+  type TcpOptions,
+  type TcpSegment,
+} from './tcp.js';
 export {
   IPIP_OVERHEAD,
   decapsulate,

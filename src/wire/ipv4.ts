@@ -8,7 +8,7 @@
  */
 import { internetChecksum, updateChecksum } from './checksum.js';
 import { paddedHeaderLength } from './options.js';
-import { dropped, parsed, type DropReason, type Parsed } from './result.js';
+import { checkedView, parsed, type DropReason, type Parsed } from './result.js';
 
 /** Byte offsets of the fixed header fields (RFC 791 §3.1). */
 export const IPV4_FIELD = {
@@ -33,6 +33,20 @@ export const IP_PROTOCOL = { ICMP: 1, IPIP: 4, TCP: 6, UDP: 17 } as const;
 /** The two low bits of the TOS byte (RFC 3168 §5). */
 export const ECN = { NOT_ECT: 0, ECT1: 1, ECT0: 2, CE: 3 } as const;
 
+const ECN_MASK = 0x03;
+const DSCP_SHIFT = 2;
+
+/** The TOS byte is the DSCP (RFC 2474, its high six bits) followed by the ECN field (RFC 3168, its low two). */
+export function tosOf(dscp: number, ecn: number): number {
+  return ((dscp << DSCP_SHIFT) | (ecn & ECN_MASK)) & 0xff;
+}
+export function dscpOf(tos: number): number {
+  return (tos & 0xff) >> DSCP_SHIFT;
+}
+export function ecnOf(tos: number): number {
+  return tos & ECN_MASK;
+}
+
 const FLAG_RESERVED = 0x8000;
 const FLAG_DONT_FRAGMENT = 0x4000;
 const FLAG_MORE_FRAGMENTS = 0x2000;
@@ -56,9 +70,7 @@ export class Ipv4View {
   ) {}
 
   static check(buffer: Buffer, offset = 0): Parsed<Ipv4View> {
-    const view = new Ipv4View(buffer, offset);
-    const reason = view.validate();
-    return reason === undefined ? parsed(view) : dropped(reason);
+    return checkedView(new Ipv4View(buffer, offset));
   }
 
   attach(buffer: Buffer, offset = 0): this {
@@ -99,18 +111,26 @@ export class Ipv4View {
     return this.ihl * 4;
   }
 
+  /** The whole TOS byte, DSCP and ECN together, as a socket's IP_TOS and `icmp_send()` see it. */
+  get tos(): number {
+    return this.buffer[this.offset + IPV4_FIELD.tos];
+  }
+  set tos(value: number) {
+    this.buffer[this.offset + IPV4_FIELD.tos] = value;
+  }
+
   get dscp(): number {
-    return this.buffer[this.offset + IPV4_FIELD.tos] >> 2;
+    return dscpOf(this.tos);
   }
   set dscp(value: number) {
-    this.setBits(IPV4_FIELD.tos, 0xfc, value << 2);
+    this.tos = tosOf(value, this.ecn);
   }
 
   get ecn(): number {
-    return this.buffer[this.offset + IPV4_FIELD.tos] & 0x03;
+    return ecnOf(this.tos);
   }
   set ecn(value: number) {
-    this.setBits(IPV4_FIELD.tos, 0x03, value);
+    this.tos = tosOf(this.dscp, value);
   }
 
   get totalLength(): number {

@@ -2,7 +2,7 @@
  * The type-length-value option lists IPv4 (RFC 791 §3.1) and TCP (RFC 9293 §3.1) share: type 0 ends the list, type 1
  * is a one-byte NOP, every other option carries its total length in its second byte.
  */
-const OPTION_END = 0;
+export const OPTION_END = 0;
 export const OPTION_NOP = 1;
 
 /**

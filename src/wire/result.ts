@@ -39,3 +39,9 @@ export function dropped(reason: DropReason): Dropped {
 export function parsed<T>(value: T): Parsed<T> {
   return { ok: true, value };
 }
+
+/** A checked constructor's result: the view, or why its bytes were refused. */
+export function checkedView<View extends { validate(): DropReason | undefined }>(view: View): Parsed<View> {
+  const reason = view.validate();
+  return reason === undefined ? parsed(view) : dropped(reason);
+}

@@ -71,7 +71,7 @@ async function refusal(promise: Promise<unknown>): Promise<AgentError> {
 
 describe('reads', () => {
   test('GET /v1/node names the node and its pods', async () => {
-    const info = (await client.get('/v1/node')) as NodeInfo;
+    const info = (await client.raw('GET', '/v1/node')) as NodeInfo;
     expect(info).toMatchObject({ name: 'worker-node01', ip: '10.0.0.11', tunnelAddress: '192.168.87.192', startedAt: '1970-01-01T00:00:00.000Z' });
     expect(info.pods).toEqual(
       cluster.pods.filter((pod) => pod.node === 'worker-node01').map((pod) => ({ name: pod.name, ip: pod.ip.toString(), hostInterface: pod.hostInterface })),
@@ -79,29 +79,29 @@ describe('reads', () => {
   });
 
   test('GET /v1/dataplane has every link with its counters, and felix routes', async () => {
-    const dataplane = (await client.get('/v1/dataplane')) as { links: { name: string; stats: unknown }[]; routes: unknown[] };
+    const dataplane = (await client.raw('GET', '/v1/dataplane')) as { links: { name: string; stats: unknown }[]; routes: unknown[] };
     expect(dataplane.links.map((link) => link.name)).toEqual(['lo', 'tunl0', 'eth0', ...cluster.pods.filter((p) => p.node === 'worker-node01').map((p) => p.hostInterface)]);
     expect(dataplane.links.find((link) => link.name === 'lo')?.stats).toBeNull();
     expect(dataplane.routes.length).toBeGreaterThan(3);
   });
 
   test('stats render as ip -s link blocks, then the drops by reason', async () => {
-    await client.post('/v1/ping', { from: podA.name, to: '192.168.87.250', count: 1, timeoutMs: 1 });
-    const text = renderStats((await client.get('/v1/stats')) as NodeStatsResponse, ((await client.get('/v1/dataplane')) as DataplaneView).links);
+    await client.raw('POST', '/v1/ping', { from: podA.name, to: '192.168.87.250', count: 1, timeoutMs: 1 });
+    const text = renderStats((await client.raw('GET', '/v1/stats')) as NodeStatsResponse, ((await client.raw('GET', '/v1/dataplane')) as DataplaneView).links);
     expect(text).toContain('2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\n    link/ipip 0.0.0.0 brd 0.0.0.0\n    RX:  bytes packets dropped\n');
     expect(text).toMatch(/\nDrops on worker-node01: [1-9]\d*\n(.*\n)*    blackhole +1\n/);
     expect(text).not.toContain('1: lo');
   });
 
   test('GET /v1/cluster is the cluster state as JSON', async () => {
-    const state = (await client.get('/v1/cluster')) as { nodes: { name: string; ip: string }[] };
+    const state = (await client.raw('GET', '/v1/cluster')) as { nodes: { name: string; ip: string }[] };
     expect(state.nodes.map((node) => `${node.name} ${node.ip}`)).toEqual(['master-node 10.0.0.10', 'worker-node01 10.0.0.11', 'worker-node02 10.0.0.12']);
   });
 });
 
 describe('actions', () => {
   test('POST /v1/ping answers with the report and ping\'s text', async () => {
-    const response = (await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 })) as { text: string; report: PingReport };
+    const response = (await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 })) as { text: string; report: PingReport };
     expect(response.report.received).toBe(2);
     expect(response.text).toContain(`64 bytes from ${podB.ip}: icmp_seq=1 ttl=62`);
   });
@@ -126,11 +126,11 @@ describe('captures', () => {
   };
 
   test('POST /v1/captures streams pcapng naming the node and the pod, and ends with its stats in a trailer', async () => {
-    const response = await client.open('POST', '/v1/captures', { interfaces: [podA.name], count: 3 });
+    const response = await client.capture({ interfaces: [podA.name], count: 3 });
     expect(response.headers['content-type']).toBe('application/x-pcapng');
     expect(response.headers[CAPTURE_HEADER.interfaces]).toBe(podA.hostInterface);
     const id = response.headers[CAPTURE_HEADER.id];
-    await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
+    await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
     const { file, stats } = await readStream(response);
 
     const capture = decode(file);
@@ -139,11 +139,11 @@ describe('captures', () => {
     ]);
     expect(capture.packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
     expect(stats).toEqual({ captured: 3, written: 3, droppedRecords: 0, bytesWritten: file.length });
-    expect((await refusal(client.get(`/v1/captures/${id}`))).status).toBe(404);
+    expect((await refusal(client.raw('GET', `/v1/captures/${id}`))).status).toBe(404);
   });
 
   test('packets arrive while the capture runs; DELETE ends it with the same stats as the trailer', async () => {
-    const response = await client.open('POST', '/v1/captures', { interfaces: ['eth0', 'tunl0'], filter: 'inner icmp or icmp' });
+    const response = await client.capture({ interfaces: ['eth0', 'tunl0'], filter: 'inner icmp or icmp' });
     const id = String(response.headers[CAPTURE_HEADER.id]);
     const received: Buffer[] = [];
     const firstPacket = new Promise<void>((resolve) =>
@@ -154,12 +154,12 @@ describe('captures', () => {
       }),
     );
     const ended = new Promise<CaptureStats>((resolve) => response.on('end', () => resolve(JSON.parse(response.trailers[CAPTURE_HEADER.stats]!))));
-    await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 1 });
+    await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 1 });
     await firstPacket;
-    const listed = (await client.get('/v1/captures')) as CaptureInfo[];
+    const listed = (await client.raw('GET', '/v1/captures')) as CaptureInfo[];
     expect(listed.map((capture) => [capture.id, capture.interfaces, capture.filter])).toEqual([[id, ['eth0', 'tunl0'], 'inner icmp or icmp']]);
 
-    const stopped = (await client.request('DELETE', `/v1/captures/${id}`)) as CaptureInfo;
+    const stopped = (await client.raw('DELETE', `/v1/captures/${id}`)) as CaptureInfo;
     const trailer = await ended;
     expect(stopped.stats).toEqual(trailer);
     // Request and reply, each on tunl0 and eth0.
@@ -169,35 +169,35 @@ describe('captures', () => {
   });
 
   test('a client that hangs up stops its capture, and closing the API ends the others with their trailer', async () => {
-    const gone = await client.open('POST', '/v1/captures', {});
+    const gone = await client.capture({});
     gone.destroy();
-    const kept = await client.open('POST', '/v1/captures', { format: 'pcap' });
+    const kept = await client.capture({ format: 'pcap' });
     expect(kept.headers['content-type']).toBe('application/vnd.tcpdump.pcap');
-    await expect.poll(async () => ((await client.get('/v1/captures')) as CaptureInfo[]).map((capture) => capture.id)).toEqual([
+    await expect.poll(async () => ((await client.raw('GET', '/v1/captures')) as CaptureInfo[]).map((capture) => capture.id)).toEqual([
       kept.headers[CAPTURE_HEADER.id],
     ]);
     handler.close();
     const { file, stats } = await readStream(kept);
     expect(file.readUInt32LE(0)).toBe(0xa1b23c4d);
     expect(stats.bytesWritten).toBe(file.length);
-    expect(await client.get('/v1/captures')).toEqual([]);
+    expect(await client.raw('GET', '/v1/captures')).toEqual([]);
   });
 
   test('asked over the unix socket, the agent writes the file itself and closes it before the trailer', async () => {
     const directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-capture-'));
     try {
       const file = path.join(directory, 'ping.pcapng');
-      const response = await client.open('POST', '/v1/captures', { interfaces: [podA.name], count: 3, file });
-      await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
+      const response = await client.capture({ interfaces: [podA.name], count: 3, file });
+      await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
       const { file: streamed, stats } = await readStream(response);
       expect(streamed.length).toBe(0);
       const written = readFileSync(file);
       expect(stats).toEqual({ captured: 3, written: 3, droppedRecords: 0, bytesWritten: written.length });
       expect(decode(written).packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
 
-      const relative = await refusal(client.open('POST', '/v1/captures', { file: 'ping.pcapng' }));
+      const relative = await refusal(client.capture({ file: 'ping.pcapng' }));
       expect([relative.status, relative.message]).toEqual([400, 'worker-node01: file: expected an absolute path, got "ping.pcapng"']);
-      const unwritable = await refusal(client.open('POST', '/v1/captures', { file: path.join(directory, 'no', 'such.pcapng') }));
+      const unwritable = await refusal(client.capture({ file: path.join(directory, 'no', 'such.pcapng') }));
       expect(unwritable.status).toBe(400);
       expect(unwritable.message).toContain(`cannot write ${path.join(directory, 'no', 'such.pcapng')}: ENOENT`);
     } finally {
@@ -211,7 +211,7 @@ describe('captures', () => {
     try {
       const { port } = server.address() as AddressInfo;
       const remote = new AgentClient({ host: '127.0.0.1', port }, 'worker-node01');
-      const refused = await refusal(remote.open('POST', '/v1/captures', { file: path.join(tmpdir(), 'never.pcapng') }));
+      const refused = await refusal(remote.capture({ file: path.join(tmpdir(), 'never.pcapng') }));
       expect(refused.status).toBe(403);
       expect(refused.message).toContain('the agent writes files only for a client on its unix socket');
     } finally {
@@ -220,21 +220,21 @@ describe('captures', () => {
   });
 
   test('a bad filter, an unknown interface, a pod of another node and too many captures are refused', async () => {
-    const filter = await refusal(client.open('POST', '/v1/captures', { filter: 'host' }));
+    const filter = await refusal(client.capture({ filter: 'host' }));
     expect([filter.status, filter.message]).toEqual([400, 'worker-node01: filter: expected an address after "host" at column 5']);
-    const unknown = await refusal(client.open('POST', '/v1/captures', { interfaces: ['eth1'] }));
+    const unknown = await refusal(client.capture({ interfaces: ['eth1'] }));
     expect(unknown.status).toBe(404);
     expect(unknown.message).toContain('no interface or pod "eth1" on worker-node01 (interfaces: tunl0, eth0, cali');
-    const elsewhere = await refusal(client.open('POST', '/v1/captures', { interfaces: [podB.name] }));
+    const elsewhere = await refusal(client.capture({ interfaces: [podB.name] }));
     expect(elsewhere.message).toContain(`pod ${podB.name} runs on worker-node02, not worker-node01: capture on worker-node02`);
-    const tooLong = await refusal(client.open('POST', '/v1/captures', { durationMs: 3_600_001 }));
+    const tooLong = await refusal(client.capture({ durationMs: 3_600_001 }));
     expect(tooLong.message).toContain('durationMs: expected an integer in 1..3600000');
 
-    const running = await Promise.all(Array.from({ length: 8 }, () => client.open('POST', '/v1/captures', { interfaces: ['tunl0'] })));
-    const ninth = await refusal(client.open('POST', '/v1/captures', {}));
+    const running = await Promise.all(Array.from({ length: 8 }, () => client.capture({ interfaces: ['tunl0'] })));
+    const ninth = await refusal(client.capture({}));
     expect(ninth.status).toBe(503);
     for (const response of running) response.destroy();
-    await expect.poll(async () => client.get('/v1/captures')).toEqual([]);
+    await expect.poll(async () => client.raw('GET', '/v1/captures')).toEqual([]);
   });
 });
 
@@ -252,12 +252,12 @@ describe('refusals', () => {
   });
 
   test('wrong types and out-of-range values are 400 with the field named', async () => {
-    const count = await refusal(client.post('/v1/ping', { from: podA.name, to: podB.name, count: 'four' }));
+    const count = await refusal(client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 'four' }));
     expect(count.status).toBe(400);
     expect(count.message).toContain('count: expected an integer in 1..100, got "four"');
-    const to = await refusal(client.post('/v1/ping', { from: podA.name, to: 'nowhere' }));
+    const to = await refusal(client.raw('POST', '/v1/ping', { from: podA.name, to: 'nowhere' }));
     expect(to.message).toContain('to: "nowhere" is neither an IPv4 address nor a pod of the cluster');
-    const packet = await refusal(client.post('/v1/inject', { interface: 'eth0', packet: 'not base64!' }));
+    const packet = await refusal(client.raw('POST', '/v1/inject', { interface: 'eth0', packet: 'not base64!' }));
     expect(packet.status).toBe(400);
   });
 
@@ -267,15 +267,15 @@ describe('refusals', () => {
   });
 
   test('a pod of another node, or an interface the node lacks, is 404 with where to look', async () => {
-    const elsewhere = await refusal(client.post('/v1/ping', { from: podB.name, to: podA.name }));
+    const elsewhere = await refusal(client.raw('POST', '/v1/ping', { from: podB.name, to: podA.name }));
     expect(elsewhere.status).toBe(404);
     expect(elsewhere.message).toContain(`pod ${podB.name} runs on worker-node02, not worker-node01`);
-    const missing = await refusal(client.post('/v1/inject', { interface: 'eth1', packet: 'RQ==' }));
+    const missing = await refusal(client.raw('POST', '/v1/inject', { interface: 'eth1', packet: 'RQ==' }));
     expect(missing.message).toContain('no interface "eth1" on worker-node01 (interfaces: tunl0, eth0, cali');
   });
 
   test('after all that the node still forwards', async () => {
-    const response = (await client.post('/v1/ping', { from: podA.name, to: podB.name, count: 1 })) as { report: PingReport };
+    const response = (await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 1 })) as { report: PingReport };
     expect(response.report.received).toBe(1);
   });
 });

@@ -63,7 +63,9 @@ const { readFileSync } = require('node:fs');
 const { pings, attempts, timeoutMs } = JSON.parse(process.argv[1]);
 function call(method, path, body) {
   return new Promise((resolve, reject) => {
-    const request = http.request({ socketPath: '/run/ipip-lab/agent.sock', path, method, headers: { 'content-type': 'application/json' } }, (response) => {
+    // agent: false, a connection per request: Node 20 keeps connections alive, and one reused just as the agent's
+    // 5 s keep-alive timeout closes it fails with ECONNRESET.
+    const request = http.request({ socketPath: '/run/ipip-lab/agent.sock', path, method, agent: false, headers: { 'content-type': 'application/json' } }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => (text += chunk));
@@ -154,7 +156,10 @@ function watchArpTable(): () => ArpTableFigures | undefined {
 async function sweep(handle: LabNodeHandle, pings: PingPlan[]): Promise<SweepReport> {
   const argument = JSON.stringify({ pings, attempts: PING_ATTEMPTS, timeoutMs: PING_TIMEOUT_MS });
   const result = await handle.exec(['node', '-e', SWEEP_SCRIPT, argument]);
-  if (result.exitCode !== 0) throw new Error(`ping sweep on ${handle.name} exited ${result.exitCode}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0) {
+    const agentLog = (await handle.logs()).trim().split('\n').slice(-15).join('\n');
+    throw new Error(`ping sweep on ${handle.name} exited ${result.exitCode}: ${result.stderr.trim()}\nits agent's last lines:\n${agentLog}`);
+  }
   return JSON.parse(result.stdout) as SweepReport;
 }
 

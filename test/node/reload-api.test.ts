@@ -10,7 +10,8 @@ import { afterEach, expect, test } from 'vitest';
 import { SpecError } from '../../src/calico/index.js';
 import { clusterOf, readSpecFile } from '../../src/cli/cluster-source.js';
 import { AgentClient, AgentError } from '../../src/cli/commands/agent-client.js';
-import { createApiHandler, ReloadRefused, specDigest, type ApiContext, type NodeInfo, type ReloadResult } from '../../src/node/api.js';
+import { specDigest } from '../../src/node/api-protocol.js';
+import { createApiHandler, ReloadRefused, type ApiContext } from '../../src/node/api.js';
 import { LabNode } from '../../src/node/lab-node.js';
 import { REPO_ROOT, SEED_CNI_OVERVIEW } from '../support/cli.js';
 
@@ -63,10 +64,10 @@ test('a reload swaps the node the API serves', async () => {
     node = new LabNode(seeded, 'worker-node01', noWire);
     return { node: 'worker-node01', specDigest: 'd', pods: node.localPods.map((pod) => pod.name) };
   }, () => node);
-  expect(((await client.get('/v1/node')) as NodeInfo).pods).toEqual([]);
-  const result = (await client.post('/v1/reload', {})) as ReloadResult;
+  expect((await client.request('GET /v1/node')).pods).toEqual([]);
+  const result = await client.request('POST /v1/reload');
   expect(result.pods).toHaveLength(2);
-  expect(((await client.get('/v1/node')) as NodeInfo).pods.map((pod) => pod.name)).toEqual(result.pods);
+  expect((await client.request('GET /v1/node')).pods.map((pod) => pod.name)).toEqual(result.pods);
   node.close();
 });
 
@@ -77,10 +78,10 @@ test.each([
 ])('a reload that cannot happen is refused (%#), the node kept', async (reload, status) => {
   const node = new LabNode(clusterOf(readSpecFile(SEED_CNI_OVERVIEW)), 'worker-node01', noWire);
   const client = await serve(reload, () => node);
-  const error = await refusal(client.post('/v1/reload', {}));
+  const error = await refusal(client.request('POST /v1/reload'));
   expect(error.status).toBe(status);
   if (reload) expect(error.message).toContain('reload refused, still running the previous spec');
-  expect(((await client.get('/v1/node')) as NodeInfo).pods).toHaveLength(2);
+  expect((await client.request('GET /v1/node')).pods).toHaveLength(2);
   node.close();
 });
 

@@ -9,7 +9,12 @@
 import assert from 'node:assert/strict';
 import { describe, expect, it } from 'vitest';
 import {
+  IcmpView,
   Ipv4View,
+  QUOTED_PAYLOAD_LENGTH,
+  TcpView,
+  UdpView,
+  checkQuote,
   decapsulate,
   fragment,
   icmp,
@@ -19,7 +24,10 @@ import {
   pcapng,
   tcp,
   tcpMss,
+  tcpOptions,
   udp,
+  type DropReason,
+  type Parsed,
 } from '../../src/wire/index.js';
 import { mulberry32, randomBytes, randomInt } from '../support/random.js';
 import { allVectorFrames, readVector, vectorFiles } from '../support/wire-vectors.js';
@@ -38,6 +46,11 @@ function assertWithin(input: Buffer, derived: Buffer, what: string): void {
   if (start < 0 || start + derived.length > input.length) {
     throw new Error(`${what}: bytes [${start}, ${start + derived.length}) outside an input of ${input.length}`);
   }
+}
+
+/** What a view's header check should say of bytes the codec refused or took: the views leave the checksum out. */
+function headerReason(decoded: Parsed<unknown>, checksumReason: DropReason): DropReason | undefined {
+  return decoded.ok || decoded.reason === checksumReason ? undefined : decoded.reason;
 }
 
 /** Runs every parser over `input` and returns a summary that must not depend on the memory around it. */
@@ -76,6 +89,7 @@ function parseEverything(input: Buffer, random: Random): string[] {
     assertWithin(input, body, 'icmp body');
     summary.push(`icmp ${message.value.kind}`);
   } else summary.push(message.reason);
+  assert.equal(reusedIcmp.attach(input).validate(), message.ok ? undefined : message.reason);
 
   const datagram = udp.decode(input, addresses);
   if (datagram.ok) {
@@ -84,6 +98,7 @@ function parseEverything(input: Buffer, random: Random): string[] {
     assertWithin(input, datagram.value.payload, 'udp payload');
     summary.push(`udp ${datagram.value.length}`);
   } else summary.push(datagram.reason);
+  assert.equal(reusedUdp.attach(input).validate(), headerReason(datagram, 'bad-udp-checksum'));
 
   const segment = tcp.decode(input, addresses);
   if (segment.ok) {
@@ -94,7 +109,15 @@ function parseEverything(input: Buffer, random: Random): string[] {
     assertWithin(input, segment.value.payload, 'tcp payload');
     summary.push(`tcp ${headerLength}`);
   } else summary.push(segment.reason);
+  assert.equal(reusedTcp.attach(input).validate(), headerReason(segment, 'bad-tcp-checksum'));
   summary.push(`mss ${tcpMss(input.subarray(0, 40))}`);
+  summary.push(`tcp options ${JSON.stringify(tcpOptions.decode(input.subarray(0, 40)))}`);
+
+  const quote = checkQuote(input);
+  if (quote.ok) {
+    assert.ok(quote.value.headerLength + QUOTED_PAYLOAD_LENGTH <= input.length, 'a quote holds its 8 payload bytes');
+    summary.push(`quote ${quote.value.headerLength} ${new TcpView(input, quote.value.headerLength).sequence}`);
+  } else summary.push(quote.reason);
 
   const tunnelled = decapsulate(input);
   if (tunnelled.ok) {
@@ -136,6 +159,9 @@ function parseCapture(input: Buffer): string[] {
 }
 
 const reusedView = new Ipv4View(Buffer.alloc(0));
+const reusedIcmp = new IcmpView(Buffer.alloc(0));
+const reusedUdp = new UdpView(Buffer.alloc(0));
+const reusedTcp = new TcpView(Buffer.alloc(0));
 
 /** Makes a mutated IPv4 header pass its checksum again, so parsing goes past it to the deeper checks. */
 function refillHeaderChecksum(bytes: Buffer, at: number): void {

@@ -7,7 +7,17 @@
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import os from 'node:os';
 import type { ClusterState, NodeState } from '../../calico/index.js';
-import { DEFAULT_AGENT_SOCKET, DEFAULT_API_PORT } from '../../node/api.js';
+import {
+  CAPTURE_ENDPOINT,
+  DEFAULT_AGENT_SOCKET,
+  DEFAULT_API_PORT,
+  hasFields,
+  isResponseOf,
+  type CaptureRequest,
+  type Endpoint,
+  type RequestOf,
+  type ResponseOf,
+} from '../../node/api-protocol.js';
 import { UsageError } from '../errors.js';
 
 /** Replies can hold a whole cluster state or a capture; anything far beyond that is not an agent talking. */
@@ -26,6 +36,9 @@ export function agentApiPort(): number {
   }
   return port;
 }
+
+/** The endpoints that take no request: called with the endpoint alone. */
+type BodilessEndpoint = { [E in Endpoint]: RequestOf<E> extends void ? E : never }[Endpoint];
 
 /** The agent's answer to a request it refused, e.g. 404 for a pod on another node. */
 export class AgentError extends UsageError {
@@ -52,23 +65,31 @@ export class AgentClient {
     return 'socketPath' in this.target;
   }
 
-  get(path: string): Promise<unknown> {
-    return this.request('GET', path);
+  /** Calls an endpoint of the contract; rejects a reply that is not the endpoint's answer. */
+  request<E extends BodilessEndpoint>(endpoint: E): Promise<ResponseOf<E>>;
+  request<E extends Endpoint>(endpoint: E, request: RequestOf<E>): Promise<ResponseOf<E>>;
+  async request<E extends Endpoint>(endpoint: E, request?: RequestOf<E>): Promise<ResponseOf<E>> {
+    const [method, pattern] = endpoint.split(' ');
+    const inPath = pattern.endsWith('/*');
+    const path = inPath ? `${pattern.slice(0, -1)}${encodeURIComponent(String(request))}` : pattern;
+    const value = await this.readJson(await this.open(method, path, inPath ? undefined : request));
+    if (isResponseOf(endpoint, value)) return value;
+    throw new UsageError(`the agent of ${this.nodeName} at ${this.where()} answered ${endpoint} with something else`);
   }
 
-  post(path: string, body: unknown): Promise<unknown> {
-    return this.request('POST', path, body);
+  /** Any method and path, for `ipip-lab api`: the reply is printed, not read. */
+  raw(method: string, path: string, body?: unknown): Promise<unknown> {
+    return this.open(method, path, body).then((response) => this.readJson(response));
   }
 
-  async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    return this.readJson(await this.open(method, path, body));
+  /** Starts a capture; resolves with its stream once the capture is armed (the headers are in). */
+  capture(request: CaptureRequest): Promise<IncomingMessage> {
+    const [method, path] = CAPTURE_ENDPOINT.split(' ');
+    return this.open(method, path, request);
   }
 
-  /**
-   * Sends a request and resolves with the response as soon as its headers are in, for a reply read as it streams (a
-   * capture). An error status rejects with the agent's message, as `request` does.
-   */
-  open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+  /** Resolves with the response once its headers are in; an error status rejects with the agent's message. */
+  private open(method: string, path: string, body: unknown): Promise<IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const options: RequestOptions = {
       ...this.target,
@@ -82,8 +103,8 @@ export class AgentClient {
         const status = response.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(response);
         this.readJson(response).then((value) => {
-          const message = (value as { error?: unknown }).error;
-          reject(new AgentError(status, `${this.nodeName}: ${typeof message === 'string' ? message : `HTTP ${status}`}`));
+          const refusal = hasFields<{ error: unknown }>(value, ['error']) ? value.error : undefined;
+          reject(new AgentError(status, `${this.nodeName}: ${typeof refusal === 'string' ? refusal : `HTTP ${status}`}`));
         }, reject);
       });
       request.on('error', (error) =>

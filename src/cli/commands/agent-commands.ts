@@ -8,12 +8,19 @@ import { nodeByName, podByName, type ClusterState, type NodeState, type PodState
 import { AgentConfigError, startAgent } from '../../node/agent.js';
 import { runIpBatch } from '../../node/underlay/neighbours.js';
 import { DEFAULT_UNDERLAY, UNDERLAY_KINDS, type UnderlayKind } from '../../node/underlay/index.js';
-import type { DataplaneView, NodeStatsResponse, ToolResponse } from '../../node/api.js';
+import {
+  CURL_LIMITS,
+  PING_DEFAULTS,
+  PING_LIMITS,
+  TRACEROUTE_LIMITS,
+  type RequestOf,
+  type ResponseOf,
+} from '../../node/api-protocol.js';
 import { clusterOf, loadCluster, readSpecFile, resolveSpecPath } from '../cluster-source.js';
 import { localSystemInfo } from '../environment.js';
 import { ExitStatus, UsageError } from '../errors.js';
 import { integer, jsonOutputOption, printJson, seconds, specOption, type CommonOptions, type Io } from '../common.js';
-import { agentApiPort, agentFor, agentSocketPath, type AgentClient } from './agent-client.js';
+import { agentApiPort, agentFor, agentSocketPath } from './agent-client.js';
 import { registerCaptureCommand } from './capture-command.js';
 
 import { registerManifestCommands } from './manifest-commands.js';
@@ -39,18 +46,56 @@ function optionalNode(state: ClusterState, name: string | undefined): NodeState 
   throw new UsageError(`no node named ${JSON.stringify(name)} in the cluster (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
 }
 
-/** The agent of the node that runs `pod`: pod actions happen inside the pod, so on its node. */
-function agentOfPod(state: ClusterState, pod: PodState, commandLine: string): AgentClient {
-  return agentFor(state, nodeByName(state, pod.node), commandLine);
+type PodToolEndpoint = 'POST /v1/ping' | 'POST /v1/curl' | 'POST /v1/traceroute';
+
+interface PodToolOptions extends CommonOptions {
+  from: string;
 }
 
-/** Prints a tool's output (text, or the report with -o json) and exits as the real tool would. */
-function finishTool(io: Io, response: unknown, output: string | undefined): void {
-  const { text, report } = response as ToolResponse<{ exitCode?: number }>;
-  if (output === 'json') printJson(io, report);
-  else io.out(text);
-  const exitCode = report.exitCode ?? 0;
-  if (exitCode !== 0) throw new ExitStatus(exitCode);
+/** A tool the CLI runs inside a pod: its command, its own options, and the request they make. */
+interface PodTool<E extends PodToolEndpoint, Options extends PodToolOptions> {
+  readonly name: string;
+  readonly description: string;
+  /** What the tool is aimed at (a destination, a URL): the command's one argument. */
+  readonly target: readonly [name: string, description: string];
+  readonly fromHelp: string;
+  readonly options: readonly Option[];
+  readonly helpText: string;
+  readonly endpoint: E;
+  /** The request, made before anything is read so that contradictory options fail first. */
+  request(target: string, options: Options): RequestOf<E>;
+}
+
+/**
+ * A pod tool's command: it asks the agent of the pod's node (the tool runs inside the pod), then prints the output
+ * (text, or the report with -o json) and exits as the real tool would.
+ */
+function registerPodTool<E extends PodToolEndpoint, Options extends PodToolOptions>(
+  program: Command,
+  io: Io,
+  tool: PodTool<E, Options>,
+): void {
+  const command = program
+    .command(tool.name)
+    .description(tool.description)
+    .argument(...tool.target)
+    .requiredOption('--from <pod>', tool.fromHelp);
+  for (const option of tool.options) command.addOption(option);
+  command
+    .addOption(jsonOutputOption())
+    .addOption(specOption())
+    .addHelpText('after', tool.helpText)
+    .action(async (target: string, options: Options) => {
+      const request = tool.request(target, options);
+      const state = cluster(options);
+      const pod = requirePod(state, options.from);
+      const agent = agentFor(state, nodeByName(state, pod.node), `${tool.name} ${target} --from ${pod.name}`);
+      const { text, report }: ResponseOf<PodToolEndpoint> = await agent.request(tool.endpoint, request);
+      if (options.output === 'json') printJson(io, report);
+      else io.out(text);
+      const exitCode = 'exitCode' in report ? report.exitCode : 0;
+      if (exitCode !== 0) throw new ExitStatus(exitCode);
+    });
 }
 
 function parseHex(text: string): Buffer {
@@ -97,7 +142,7 @@ function registerNode(program: Command, io: Io): void {
       "run a node's agent: the dataplane, the node's simulated pods and the control API (the container's main process)",
     )
     .requiredOption('--name <node>', 'which node of the spec this machine is; its ip must be on one of our interfaces')
-    .addOption(new Option('--api-port <port>', 'control API port on the node address').argParser(integer('--api-port', 1, 65_535)))
+    .addOption(new Option('--api-port <port>', 'control API port on the node address').argParser(integer('--api-port', { min: 1, max: 65_535 })))
     .addOption(new Option('--socket <path>', 'control API unix socket for the local CLI').default(agentSocketPath(), '$IPIP_LAB_SOCKET or /run/ipip-lab/agent.sock'))
     .addOption(
       new Option(
@@ -160,96 +205,76 @@ function registerNode(program: Command, io: Io): void {
     });
 }
 
+interface PingCommandOptions extends PodToolOptions {
+  count: number;
+  size?: number;
+  pmtudisc?: 'do' | 'want' | 'dont';
+  df?: boolean;
+  ttl?: number;
+  tos?: number;
+  interval?: number;
+  timeout?: number;
+}
+
 function registerPodActions(program: Command, io: Io): void {
-  program
-    .command('ping')
-    .description('ping from inside a pod, as iputils ping does (its output, its exit code: 0 replies, 1 none)')
-    .argument('<destination>', 'a pod name or an IPv4 address')
-    .requiredOption('--from <pod>', 'the pod that sends (see: ipip-lab get pods)')
-    .addOption(new Option('-c, --count <n>', 'stop after n echo requests').argParser(integer('-c', 1, 100)).default(4))
-    .addOption(new Option('-s, --size <bytes>', 'ICMP data bytes (default 56; 1473 makes a 1501-byte packet)').argParser(integer('-s', 0, 65_507)))
-    .addOption(new Option('-M, --pmtudisc <hint>', 'do: set DF; dont: never set DF; want: DF while the path MTU allows').choices(['do', 'want', 'dont']))
-    .option('--df', 'set Don\'t Fragment (same as -M do)')
-    .addOption(new Option('-t, --ttl <ttl>', 'IP time to live').argParser(integer('-t', 1, 255)))
-    .addOption(new Option('-Q, --tos <tos>', 'the TOS byte: DSCP << 2 | ECN').argParser(integer('-Q', 0, 255)))
-    .addOption(new Option('-i, --interval <seconds>', 'wait between requests').argParser(seconds('-i', 10, 10_000)))
-    .addOption(new Option('-W, --timeout <seconds>', 'wait for replies after the last request').argParser(seconds('-W', 1, 30_000)))
-    .addOption(jsonOutputOption())
-    .addOption(specOption())
-    .addHelpText('after', '\nExamples:\n  ipip-lab ping 192.168.158.1 --from POD -c 3\n  ipip-lab ping POD-B --from POD-A -s 1473 -M dont   # fragments in the tunnel')
-    .action(
-      async (
-        destination: string,
-        options: CommonOptions & {
-          from: string;
-          count: number;
-          size?: number;
-          pmtudisc?: 'do' | 'want' | 'dont';
-          df?: boolean;
-          ttl?: number;
-          tos?: number;
-          interval?: number;
-          timeout?: number;
-        },
-      ) => {
-        if (options.df && options.pmtudisc && options.pmtudisc !== 'do') throw new UsageError(`--df contradicts -M ${options.pmtudisc}`);
-        const state = cluster(options);
-        const pod = requirePod(state, options.from);
-        const hint = options.df || options.pmtudisc === 'do' ? true : options.pmtudisc === 'dont' ? false : undefined;
-        const response = await agentOfPod(state, pod, `ping ${destination} --from ${pod.name}`).post('/v1/ping', {
-          from: pod.name,
-          to: destination,
-          count: options.count,
-          size: options.size,
-          df: hint,
-          ttl: options.ttl,
-          tos: options.tos,
-          intervalMs: options.interval,
-          timeoutMs: options.timeout,
-        });
-        finishTool(io, response, options.output);
-      },
-    );
-
-  program
-    .command('curl')
-    .description("fetch a URL from inside a pod, as curl does (hello-world pods serve hello-app on port 8080)")
-    .argument('<url>', 'http://IP:PORT/PATH')
-    .requiredOption('--from <pod>', 'the pod that connects')
-    .addOption(new Option('-m, --max-time <seconds>', 'give up after this long').argParser(seconds('-m', 1, 30_000)))
-    .addOption(jsonOutputOption())
-    .addOption(specOption())
-    .addHelpText('after', '\nExample:\n  ipip-lab curl http://192.168.158.1:8080/ --from POD')
-    .action(async (url: string, options: CommonOptions & { from: string; maxTime?: number }) => {
-      const state = cluster(options);
-      const pod = requirePod(state, options.from);
-      const response = await agentOfPod(state, pod, `curl ${url} --from ${pod.name}`).post('/v1/curl', {
-        from: pod.name,
-        url,
-        timeoutMs: options.maxTime,
-      });
-      finishTool(io, response, options.output);
-    });
-
-  program
-    .command('traceroute')
-    .description('list the hops from a pod to an address: each router that answers with ICMP time exceeded')
-    .argument('<destination>', 'a pod name or an IPv4 address')
-    .requiredOption('--from <pod>', 'the pod that sends the probes')
-    .addOption(new Option('-m, --max-hops <n>', 'the largest TTL to try').argParser(integer('-m', 1, 64)))
-    .addOption(jsonOutputOption())
-    .addOption(specOption())
-    .addHelpText('after', '\nExample:\n  ipip-lab traceroute 192.168.158.1 --from POD')
-    .action(async (destination: string, options: CommonOptions & { from: string; maxHops?: number }) => {
-      const state = cluster(options);
-      const pod = requirePod(state, options.from);
-      const response = await agentOfPod(state, pod, `traceroute ${destination} --from ${pod.name}`).post('/v1/traceroute', {
-        from: pod.name,
+  registerPodTool(program, io, {
+    name: 'ping',
+    description: 'ping from inside a pod, as iputils ping does (its output, its exit code: 0 replies, 1 none)',
+    target: ['<destination>', 'a pod name or an IPv4 address'],
+    fromHelp: 'the pod that sends (see: ipip-lab get pods)',
+    options: [
+      new Option('-c, --count <n>', 'stop after n echo requests').argParser(integer('-c', PING_LIMITS.count)).default(PING_DEFAULTS.count),
+      new Option('-s, --size <bytes>', 'ICMP data bytes (default 56; 1473 makes a 1501-byte packet)').argParser(integer('-s', PING_LIMITS.size)),
+      new Option('-M, --pmtudisc <hint>', 'do: set DF; dont: never set DF; want: DF while the path MTU allows').choices(['do', 'want', 'dont']),
+      new Option('--df', "set Don't Fragment (same as -M do)"),
+      new Option('-t, --ttl <ttl>', 'IP time to live').argParser(integer('-t', PING_LIMITS.ttl)),
+      new Option('-Q, --tos <tos>', 'the TOS byte: DSCP << 2 | ECN').argParser(integer('-Q', PING_LIMITS.tos)),
+      new Option('-i, --interval <seconds>', 'wait between requests').argParser(seconds('-i', PING_LIMITS.intervalMs)),
+      new Option('-W, --timeout <seconds>', 'wait for replies after the last request').argParser(seconds('-W', PING_LIMITS.timeoutMs)),
+    ],
+    helpText: '\nExamples:\n  ipip-lab ping 192.168.158.1 --from POD -c 3\n  ipip-lab ping POD-B --from POD-A -s 1473 -M dont   # fragments in the tunnel',
+    endpoint: 'POST /v1/ping',
+    request: (destination, options: PingCommandOptions) => {
+      if (options.df && options.pmtudisc && options.pmtudisc !== 'do') throw new UsageError(`--df contradicts -M ${options.pmtudisc}`);
+      return {
+        from: options.from,
         to: destination,
-        maxHops: options.maxHops,
-      });
-      finishTool(io, response, options.output);
-    });
+        count: options.count,
+        size: options.size,
+        df: options.df || options.pmtudisc === 'do' ? true : options.pmtudisc === 'dont' ? false : undefined,
+        ttl: options.ttl,
+        tos: options.tos,
+        intervalMs: options.interval,
+        timeoutMs: options.timeout,
+      };
+    },
+  });
+
+  registerPodTool(program, io, {
+    name: 'curl',
+    description: 'fetch a URL from inside a pod, as curl does (hello-world pods serve hello-app on port 8080)',
+    target: ['<url>', 'http://IP:PORT/PATH'],
+    fromHelp: 'the pod that connects',
+    options: [new Option('-m, --max-time <seconds>', 'give up after this long').argParser(seconds('-m', CURL_LIMITS.timeoutMs))],
+    helpText: '\nExample:\n  ipip-lab curl http://192.168.158.1:8080/ --from POD',
+    endpoint: 'POST /v1/curl',
+    request: (url, options: PodToolOptions & { maxTime?: number }) => ({ from: options.from, url, timeoutMs: options.maxTime }),
+  });
+
+  registerPodTool(program, io, {
+    name: 'traceroute',
+    description: 'list the hops from a pod to an address: each router that answers with ICMP time exceeded',
+    target: ['<destination>', 'a pod name or an IPv4 address'],
+    fromHelp: 'the pod that sends the probes',
+    options: [new Option('-m, --max-hops <n>', 'the largest TTL to try').argParser(integer('-m', TRACEROUTE_LIMITS.maxHops))],
+    helpText: '\nExample:\n  ipip-lab traceroute 192.168.158.1 --from POD',
+    endpoint: 'POST /v1/traceroute',
+    request: (destination, options: PodToolOptions & { maxHops?: number }) => ({
+      from: options.from,
+      to: destination,
+      maxHops: options.maxHops,
+    }),
+  });
 }
 
 function registerNodeActions(program: Command, io: Io): void {
@@ -266,7 +291,7 @@ function registerNodeActions(program: Command, io: Io): void {
       if ((options.hex === undefined) === (options.file === undefined)) throw new UsageError('give the packet with exactly one of --hex or --file');
       const packet = options.hex !== undefined ? parseHex(options.hex) : readPacketFile(options.file!);
       const state = cluster(options);
-      await agentFor(state, optionalNode(state, options.node), `inject --interface ${options.interface} --hex …`).post('/v1/inject', {
+      await agentFor(state, optionalNode(state, options.node), `inject --interface ${options.interface} --hex …`).request('POST /v1/inject', {
         interface: options.interface,
         packet: packet.toString('base64'),
       });
@@ -281,10 +306,10 @@ function registerNodeActions(program: Command, io: Io): void {
     .action(async (options: CommonOptions & { node?: string }) => {
       const state = cluster(options);
       const agent = agentFor(state, optionalNode(state, options.node), `stats${options.node ? ` --node ${options.node}` : ''}`);
-      const stats = (await agent.get('/v1/stats')) as NodeStatsResponse;
+      const stats = await agent.request('GET /v1/stats');
       if (options.output === 'json') return printJson(io, stats);
-      const dataplane = (await agent.get('/v1/dataplane')) as DataplaneView;
-      io.out(renderStats(stats, dataplane.links));
+      const { links } = await agent.request('GET /v1/dataplane');
+      io.out(renderStats(stats, links));
     });
 
   program
@@ -307,7 +332,7 @@ function registerNodeActions(program: Command, io: Io): void {
       }
       const state = cluster(options);
       const agent = agentFor(state, optionalNode(state, options.node), `api ${method} ${path}`);
-      printJson(io, await agent.request(method.toUpperCase(), path, body));
+      printJson(io, await agent.raw(method.toUpperCase(), path, body));
     });
 }
 

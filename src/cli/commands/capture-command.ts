@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState } from '../../calico/index.js';
-import { CAPTURE_HEADER, CAPTURE_MAX_COUNT, CAPTURE_MAX_MS, type CaptureInfo } from '../../node/api.js';
+import { CAPTURE_DEFAULTS, CAPTURE_HEADER, CAPTURE_LIMITS, CAPTURE_STATS_FIELDS, hasFields } from '../../node/api-protocol.js';
 import type { CaptureStats } from '../../node/capture/index.js';
 import { loadCluster, resolveNode, resolveSpecPath } from '../cluster-source.js';
 import { integer, seconds, specOption, type CommonOptions, type Io } from '../common.js';
@@ -63,8 +63,8 @@ export function registerCaptureCommand(program: Command, io: Io): void {
         .default([], 'eth0'),
     )
     .option('-f, --filter <filter>', 'the capture filter (see below)')
-    .addOption(new Option('-c, --count <n>', 'stop after n packets').argParser(integer('-c', 1, CAPTURE_MAX_COUNT)))
-    .addOption(new Option('--duration <seconds>', `stop after this long (at most ${CAPTURE_MAX_MS / 3_600_000} h, which is also the limit without it)`).argParser(seconds('--duration', 1, CAPTURE_MAX_MS)))
+    .addOption(new Option('-c, --count <n>', 'stop after n packets').argParser(integer('-c', CAPTURE_LIMITS.count)))
+    .addOption(new Option('--duration <seconds>', `stop after this long (at most ${CAPTURE_DEFAULTS.durationMs / 3_600_000} h, which is also the limit without it)`).argParser(seconds('--duration', CAPTURE_LIMITS.durationMs)))
     .option('-w, --write <file>', `the file, or - for stdout (default: ${CAPTURES_DIRECTORY}/NODE-INTERFACES-TIME.pcapng)`)
     .addOption(new Option('--format <format>', 'pcap for tools that read no pcapng (one link type, no interface names)').choices(['pcapng', 'pcap']).default('pcapng'))
     .addOption(specOption())
@@ -124,7 +124,7 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   const fd = file === undefined || agentWrites ? undefined : createFile(file);
   let response: IncomingMessage;
   try {
-    response = await agent.open('POST', '/v1/captures', {
+    response = await agent.capture({
       interfaces,
       filter: options.filter ?? words.join(' '),
       count: options.count,
@@ -165,6 +165,16 @@ interface StreamResult {
   outputError?: NodeJS.ErrnoException;
 }
 
+/** The trailer's final figures; a trailer that does not parse as them counts as none, as for a stream cut short. */
+function captureStats(trailer: string): CaptureStats | undefined {
+  try {
+    const stats: unknown = JSON.parse(trailer);
+    return hasFields<CaptureStats>(stats, CAPTURE_STATS_FIELDS) ? stats : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Whether stdin is a pipe or a socket: what `docker compose exec -T` gives the command, connected to its client on
  * the host. Docker leaves the command running when that client goes (Ctrl-C on the host, Wireshark closed), so the
@@ -194,7 +204,7 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
     if (stopping) return void response.destroy();
     stopping = true;
     // It may have ended on its own meanwhile (404); a stop that fails otherwise shows as the stream being cut.
-    agent.request('DELETE', `/v1/captures/${id}`).catch(() => undefined);
+    agent.request('DELETE /v1/captures/*', id).catch(() => undefined);
     setTimeout(() => response.destroy(), STOP_GRACE_MS).unref();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, stop);
@@ -221,9 +231,8 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
   let progressShown = false;
   let lastLine = `0 packets written, 0 dropped`;
   const progress = setInterval(() => {
-    agent.get(`/v1/captures/${id}`).then(
-      (info) => {
-        const { stats } = info as CaptureInfo;
+    agent.request('GET /v1/captures/*', id).then(
+      ({ stats }) => {
         const line = `${stats.written} packets written, ${stats.droppedRecords} dropped`;
         // A quiet capture says nothing new, so it prints nothing.
         if (response.complete || line === lastLine) return;
@@ -245,7 +254,7 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
       if (watchStdin) process.stdin.off('end', clientGone).destroy();
       if (progressShown) io.err('\n');
       const trailer = response.trailers[CAPTURE_HEADER.stats];
-      if (response.complete && trailer !== undefined) result.stats = JSON.parse(trailer) as CaptureStats;
+      if (response.complete && trailer !== undefined) result.stats = captureStats(trailer);
       resolve(result);
     });
   });

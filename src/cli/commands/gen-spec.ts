@@ -2,9 +2,8 @@
  * `ipip-lab gen-spec`: a cluster spec for a lab of any size (and, with --compose, the Compose file that runs it),
  * from a few numbers. The spec itself comes from calico/generate-spec.ts; this is the command line and the files.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
   GENERATED_SPEC_DEFAULTS,
@@ -16,6 +15,7 @@ import {
   type GenerateSpecOptions,
 } from '../../calico/index.js';
 import type { Io } from '../common.js';
+import { packageRoot } from '../../package-root.js';
 import { UsageError } from '../errors.js';
 import { composeFileFor } from './gen-spec-compose.js';
 
@@ -77,15 +77,13 @@ function canonicalCommand(options: Required<GenerateSpecOptions>): string {
   ].join(' ');
 }
 
-/** Where the build context is: the folder above this module that holds containers/Dockerfile. */
+/** Where the build context is: the installation's own folder, which holds containers/Dockerfile. */
 function projectRoot(): string {
-  let directory = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(directory, 'containers', 'Dockerfile'))) {
-    const parent = path.dirname(directory);
-    if (parent === directory) throw new UsageError('--compose: cannot find containers/Dockerfile above the ipip-lab installation');
-    directory = parent;
+  try {
+    return packageRoot();
+  } catch (error) {
+    throw new UsageError(`--compose: ${(error as Error).message}`);
   }
-  return directory;
 }
 
 /** A path as Compose reads it from the Compose file's folder: relative, and marked as a path rather than a volume name. */

@@ -2,7 +2,7 @@
  * net-tools `ifconfig` (lib/interface.c, ife_print_long), as the second seed runs it on a node: every interface that
  * is up, sorted by name, each block ending in a blank line, with the agent's live counters.
  */
-import type { DataplaneView } from '../../node/api.js';
+import type { DataplaneView } from '../../node/api-protocol.js';
 import type { Link } from '../../routing/index.js';
 
 type LiveLink = DataplaneView['links'][number];

@@ -7,7 +7,6 @@ import { loadCluster, resolveNode, resolveSpecPath } from '../cluster-source.js'
 import { jsonOutputOption, printJson, specOption, type CommonOptions, type Io } from '../common.js';
 import { ExitStatus } from '../errors.js';
 import { runManifestCommand } from '../kubectl-apply.js';
-import type { DataplaneView } from '../../node/api.js';
 import { agentFor } from './agent-client.js';
 import { renderIfconfig } from './ifconfig-view.js';
 
@@ -48,7 +47,7 @@ function registerIfconfig(program: Command, io: Io): void {
       const cluster = loadCluster(resolveSpecPath(options.spec));
       const node = options.node === undefined ? undefined : resolveNode(cluster, options.node);
       const commandLine = `ifconfig${name ? ` ${name}` : ''}${options.node ? ` --node ${options.node}` : ''}`;
-      const { links } = (await agentFor(cluster, node, commandLine).get('/v1/dataplane')) as DataplaneView;
+      const { links } = await agentFor(cluster, node, commandLine).request('GET /v1/dataplane');
       const shown = name === undefined ? links : links.filter((link) => link.name === name);
       if (name !== undefined && shown.length === 0) {
         // net-tools' own words for an interface that does not exist.

@@ -3,7 +3,7 @@
  * dataplane's drops by reason, which no kernel tool shows in one place (they hide in nstat, iptables counters and
  * dmesg).
  */
-import type { DataplaneView, NodeStatsResponse } from '../../node/api.js';
+import type { DataplaneView, NodeStatsResponse } from '../../node/api-protocol.js';
 import type { Link } from '../../routing/index.js';
 
 function linkHeader(link: Link): string {

@@ -25,7 +25,9 @@
  */
 import { Ipv4Prefix } from '../../routing/address.js';
 import { ipv4FromString } from '../../wire/ipv4-text.js';
-import { IPV4_FIELD, IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL } from '../../wire/ipv4.js';
+import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View } from '../../wire/ipv4.js';
+import { TcpView } from '../../wire/tcp.js';
+import { UdpView } from '../../wire/udp.js';
 
 export type CompiledFilter = { ok: true; match(packet: Buffer): boolean } | { ok: false; error: string };
 
@@ -56,26 +58,32 @@ const PROTOCOL_NAMES: ReadonlyMap<string, number> = new Map([
   ['tcp', IP_PROTOCOL.TCP],
   ['udp', IP_PROTOCOL.UDP],
 ]);
-const FRAGMENT_OFFSET_MASK = 0x1fff;
 const MAX_PORT = 0xffff;
+const PORTS_LENGTH = 4;
 const MAX_PROTOCOL = 0xff;
 const TOKEN = /\s+|&&|\|\||[()!]|[\w.\/\\-]+/y;
 
-const headerLength = (packet: Buffer, at: number): number => (packet[at + IPV4_FIELD.versionIhl] & 0x0f) * 4;
+/**
+ * One view of each kind for every matcher: a matcher runs to its end before another starts, and attaches the view to
+ * its own bytes before each read, so a capture that filters allocates nothing per packet.
+ */
+const ipHeader = new Ipv4View(Buffer.alloc(0));
+const udpHeader = new UdpView(Buffer.alloc(0));
+const tcpHeader = new TcpView(Buffer.alloc(0));
+const ipv4At = (packet: Buffer, at: number): Ipv4View => ipHeader.attach(packet, at);
 
 /** Whether a whole IPv4 header lies at `at`: what every matcher may then read without checking bounds. */
 function isIpv4HeaderAt(packet: Buffer, at: number): boolean {
-  if (at + IPV4_MIN_HEADER_LENGTH > packet.length || packet[at + IPV4_FIELD.versionIhl] >> 4 !== 4) return false;
-  const length = headerLength(packet, at);
+  if (at + IPV4_MIN_HEADER_LENGTH > packet.length || ipv4At(packet, at).version !== 4) return false;
+  const length = ipv4At(packet, at).headerLength;
   return length >= IPV4_MIN_HEADER_LENGTH && at + length <= packet.length;
 }
 
-const isFirstFragment = (packet: Buffer, at: number): boolean =>
-  (packet.readUInt16BE(at + IPV4_FIELD.flagsFragmentOffset) & FRAGMENT_OFFSET_MASK) === 0;
+const isFirstFragment = (packet: Buffer, at: number): boolean => ipv4At(packet, at).fragmentOffset === 0;
 
 function addressMatcher(direction: Direction, matches: (address: number) => boolean): Matcher {
-  const src = (packet: Buffer, at: number) => matches(packet.readUInt32BE(at + IPV4_FIELD.src));
-  const dst = (packet: Buffer, at: number) => matches(packet.readUInt32BE(at + IPV4_FIELD.dst));
+  const src = (packet: Buffer, at: number) => matches(ipv4At(packet, at).src);
+  const dst = (packet: Buffer, at: number) => matches(ipv4At(packet, at).dst);
   if (direction === 'src') return src;
   if (direction === 'dst') return dst;
   return (packet, at) => src(packet, at) || dst(packet, at);
@@ -83,27 +91,29 @@ function addressMatcher(direction: Direction, matches: (address: number) => bool
 
 function portMatcher(direction: Direction, port: number, transport: number | undefined): Matcher {
   return (packet, at) => {
-    const protocol = packet[at + IPV4_FIELD.protocol];
+    const protocol = ipv4At(packet, at).protocol;
     const carriesPorts =
       transport === undefined ? protocol === IP_PROTOCOL.TCP || protocol === IP_PROTOCOL.UDP : protocol === transport;
     if (!carriesPorts) return false;
-    const ports = at + headerLength(packet, at);
-    if (!isFirstFragment(packet, at) || ports + 4 > packet.length) return false;
-    if (direction !== 'dst' && packet.readUInt16BE(ports) === port) return true;
-    return direction !== 'src' && packet.readUInt16BE(ports + 2) === port;
+    const ports = at + ipv4At(packet, at).headerLength;
+    // Both protocols start with the two ports, which is all a port word reads.
+    if (!isFirstFragment(packet, at) || ports + PORTS_LENGTH > packet.length) return false;
+    const header = (protocol === IP_PROTOCOL.TCP ? tcpHeader : udpHeader).attach(packet, ports);
+    if (direction !== 'dst' && header.srcPort === port) return true;
+    return direction !== 'src' && header.dstPort === port;
   };
 }
 
 const protocolMatcher =
   (protocol: number): Matcher =>
   (packet, at) =>
-    packet[at + IPV4_FIELD.protocol] === protocol;
+    ipv4At(packet, at).protocol === protocol;
 
 const innerMatcher =
   (matcher: Matcher): Matcher =>
   (packet, at) => {
-    if (packet[at + IPV4_FIELD.protocol] !== IP_PROTOCOL.IPIP || !isFirstFragment(packet, at)) return false;
-    const inner = at + headerLength(packet, at);
+    if (ipv4At(packet, at).protocol !== IP_PROTOCOL.IPIP || !isFirstFragment(packet, at)) return false;
+    const inner = at + ipv4At(packet, at).headerLength;
     return isIpv4HeaderAt(packet, inner) && matcher(packet, inner);
   };
 

@@ -1,66 +1,16 @@
 /**
- * ICMP errors as a Linux host handles them: when `icmp_send()` agrees to send one (and how it builds it), and how a
- * received error is taken apart to find the socket whose packet it quotes.
+ * ICMP errors as a Linux pod handles them beyond what `icmp_send()` itself decides (../reply-stack.ts): which sources
+ * it answers at all, how fast, and how a received error is taken apart to find the socket whose packet it quotes.
  */
-import {
-  ICMP_HEADER_LENGTH,
-  ICMP_TYPE,
-  TIME_EXCEEDED_CODE,
-  UNREACHABLE_CODE,
-  destinationUnreachable,
-  icmpErrorTos,
-  timeExceeded,
-  type IcmpMessage,
-} from '../../wire/icmp.js';
-import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View } from '../../wire/ipv4.js';
-
-/** ICMP types that are themselves errors (`icmp_pointers[].error`): never answered with another error. */
-const ERROR_TYPES = new Set([3, 4, 5, 11, 12]);
-/** NR_ICMP_TYPES: types above it are unknown, and `icmp_send()` treats them like errors. */
-const LAST_ICMP_TYPE = 18;
+import { ICMP_TYPE, checkQuote, type IcmpMessage } from '../../wire/icmp.js';
 
 /**
- * Whether Linux would answer `offending` (a valid packet addressed to us) with an ICMP error at all: only about the
- * first fragment, never about an ICMP error, never to a source that cannot be a unicast host.
+ * Not 0/8, loopback, multicast, class E or broadcast: an address a reply can go back to. A pod has no input route to
+ * drop martian sources, so it asks this before it answers.
  */
-export function mayAnswerWithError(offending: Ipv4View): boolean {
-  if (offending.fragmentOffset !== 0) return false;
-  if (!isUnicastHost(offending.src)) return false;
-  if (offending.protocol === IP_PROTOCOL.ICMP) {
-    const payload = offending.payload;
-    if (payload.length < 1 || ERROR_TYPES.has(payload[0]) || payload[0] > LAST_ICMP_TYPE) return false;
-  }
-  return true;
-}
-
-/** Not 0/8, loopback, multicast, class E or broadcast: an address a reply can go back to. */
 export function isUnicastHost(address: number): boolean {
   const first = address >>> 24;
   return first !== 0 && first !== 127 && first < 224;
-}
-
-export interface IcmpErrorPacket {
-  icmp: Buffer;
-  tos: number;
-}
-
-/** The error message and its TOS (`icmp_send()`: offending TOS bits | 0xc0), quoting as much as fits in 576 bytes. */
-export function buildIcmpError(
-  offending: Ipv4View,
-  type: 'port-unreachable' | 'protocol-unreachable' | 'reassembly-timeout',
-): IcmpErrorPacket {
-  const packet = offending.packet;
-  const icmp =
-    type === 'reassembly-timeout'
-      ? timeExceeded(packet, TIME_EXCEEDED_CODE.REASSEMBLY, { quote: 'linux' })
-      : destinationUnreachable(
-          packet,
-          type === 'port-unreachable' ? UNREACHABLE_CODE.PORT : UNREACHABLE_CODE.PROTOCOL,
-          {
-            quote: 'linux',
-          },
-        );
-  return { icmp, tos: icmpErrorTos(offending.buffer[offending.offset + 1]) };
 }
 
 /** `icmp_ratelimit` (1000 ms) with the inet_peer token bucket's burst of 6 (`XRLIM_BURST_FACTOR`). */
@@ -95,7 +45,10 @@ export interface QuotedPacket {
   src: number;
   dst: number;
   protocol: number;
-  /** At least the 8 bytes RFC 792 guarantees: enough for ports, or an echo's identifier and sequence. */
+  /**
+   * At least the 8 bytes RFC 792 guarantees (`QUOTED_PAYLOAD_LENGTH`): the ports, TCP's sequence number, or an echo's
+   * identifier and sequence, read through `UdpView`, `TcpView` or `IcmpView`.
+   */
   transport: Buffer;
 }
 
@@ -111,22 +64,13 @@ export interface ReceivedIcmpError {
 
 export function parseReceivedError(from: number, message: IcmpMessage): ReceivedIcmpError | undefined {
   if (message.kind !== 'destination-unreachable' && message.kind !== 'time-exceeded') return undefined;
-  const quoted = parseQuote(message.quoted);
-  if (quoted === undefined) return undefined;
+  const header = checkQuote(message.quoted);
+  if (!header.ok) return undefined;
+  const { src, dst, protocol, headerLength } = header.value;
+  const quoted = { src, dst, protocol, transport: message.quoted.subarray(headerLength) };
   const type = message.kind === 'time-exceeded' ? ICMP_TYPE.TIME_EXCEEDED : ICMP_TYPE.DESTINATION_UNREACHABLE;
   const nextHopMtu = message.kind === 'destination-unreachable' ? message.nextHopMtu : 0;
   return { from, type, code: message.code, nextHopMtu, quoted };
-}
-
-/**
- * A quote is a truncated packet, so the usual total-length and checksum checks cannot apply; the header must still
- * be IPv4 and long enough to hold its transport header's first 8 bytes.
- */
-function parseQuote(quote: Buffer): QuotedPacket | undefined {
-  if (quote.length < IPV4_MIN_HEADER_LENGTH + ICMP_HEADER_LENGTH) return undefined;
-  const view = new Ipv4View(quote);
-  if (view.version !== 4 || view.ihl < 5 || quote.length < view.headerLength + 8) return undefined;
-  return { src: view.src, dst: view.dst, protocol: view.protocol, transport: quote.subarray(view.headerLength) };
 }
 
 /** errno names a TCP connect can fail with, and their `strerror()` text (what curl prints). */

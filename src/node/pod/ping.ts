@@ -5,6 +5,7 @@
  */
 import { icmp } from '../../wire/icmp.js';
 import { IP_PROTOCOL } from '../../wire/ipv4.js';
+import { LINUX_DEFAULT_TTL } from '../../wire/linux-defaults.js';
 import type { Timer } from './clock.js';
 import type { ReceivedIcmpError } from './icmp-errors.js';
 import { localErrorText, type EchoReply, type PmtuDiscovery, type PodKernel } from './kernel.js';
@@ -63,7 +64,7 @@ export interface PingReport {
   exitCode: 0 | 1;
 }
 
-const MAX_SIZE = 65507;
+export const MAX_SIZE = 65507;
 /** `sizeof(struct timeval)` on x86_64: smaller data cannot carry a send time, so ping does no timing. */
 const TIMEVAL_LENGTH = 16;
 const DEFAULT_LINGER_MS = 10_000;
@@ -79,7 +80,7 @@ function validate(
   const checked = {
     count: options.count ?? 4,
     size: options.size ?? 56,
-    ttl: options.ttl ?? 64,
+    ttl: options.ttl ?? LINUX_DEFAULT_TTL,
     tos: options.tos ?? 0,
     intervalMs: options.intervalMs ?? 1000,
     timeoutMs: options.timeoutMs ?? DEFAULT_LINGER_MS,

@@ -6,20 +6,24 @@
  * drops overlapping datagrams.
  */
 import { fragment } from '../../wire/fragment.js';
-import { ICMP_TYPE, UNREACHABLE_CODE, icmp, type IcmpMessage } from '../../wire/icmp.js';
-import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View, ipv4 } from '../../wire/ipv4.js';
-import { udp } from '../../wire/udp.js';
+import { ICMP_TYPE, IcmpView, UNREACHABLE_CODE, icmp, type IcmpMessage } from '../../wire/icmp.js';
+import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View, dscpOf, ecnOf, ipv4 } from '../../wire/ipv4.js';
+import { IPV4_MIN_MTU, IpIdCounter, LINUX_DEFAULT_TTL } from '../../wire/linux-defaults.js';
+import { UdpView, udp } from '../../wire/udp.js';
+import {
+  PORT_UNREACHABLE,
+  PROTOCOL_UNREACHABLE,
+  REASSEMBLY_TIMEOUT,
+  echoReply,
+  icmpErrorPacket,
+  mayAnswerWithError,
+  type NodeIcmpError,
+} from '../reply-stack.js';
 import { TimerSet, systemClock, type SetTimer } from './clock.js';
 import { countDrop, emptyCounters, type PodCounters, type PodDropReason } from './counters.js';
 import { curl, type CurlOptions, type CurlReport } from './curl.js';
 import { HELLO_APP_PORT, serveHelloApp } from './http.js';
-import {
-  IcmpRateLimiter,
-  buildIcmpError,
-  isUnicastHost,
-  mayAnswerWithError,
-  parseReceivedError,
-} from './icmp-errors.js';
+import { IcmpRateLimiter, isUnicastHost, parseReceivedError } from './icmp-errors.js';
 import {
   localErrorText,
   type OutgoingDatagram,
@@ -59,9 +63,6 @@ export type RawSendResult = { ok: true } | { ok: false; error: string };
 const UDP_ECHO_PORT = 7;
 const EPHEMERAL_FIRST = 32768;
 const EPHEMERAL_COUNT = 60999 - 32768 + 1;
-const DEFAULT_TTL = 64;
-/** The smallest MTU IPv4 allows (RFC 791). */
-const MIN_MTU = 68;
 
 export class SimulatedPod {
   readonly name: string;
@@ -74,7 +75,7 @@ export class SimulatedPod {
   private readonly random: () => number;
   private readonly setTimer: SetTimer;
   private readonly servesHelloApp: boolean;
-  private ipId: number;
+  private readonly ipId: IpIdCounter;
   private closed = false;
 
   /*
@@ -106,7 +107,7 @@ export class SimulatedPod {
     if (!Number.isInteger(options.ip) || options.ip < 0 || options.ip > 0xffffffff) {
       throw new RangeError(`bad pod IP ${options.ip}`);
     }
-    if (!Number.isInteger(options.mtu) || options.mtu < MIN_MTU || options.mtu > 0xffff) {
+    if (!Number.isInteger(options.mtu) || options.mtu < IPV4_MIN_MTU || options.mtu > 0xffff) {
       throw new RangeError(`bad MTU ${options.mtu}`);
     }
     this.name = options.name;
@@ -117,7 +118,7 @@ export class SimulatedPod {
     this.random = options.random ?? Math.random;
     this.setTimer = options.setTimer ?? systemClock.setTimer;
     this.servesHelloApp = options.httpApp === 'hello-app';
-    this.ipId = Math.floor(this.random() * 0x10000);
+    this.ipId = new IpIdCounter(Math.floor(this.random() * 0x10000));
   }
 
   private get timers(): TimerSet {
@@ -285,7 +286,7 @@ export class SimulatedPod {
         return this.tcp.receive(view);
       default:
         this.drop('unknown-protocol');
-        this.sendError(view, 'protocol-unreachable');
+        this.sendError(view, PROTOCOL_UNREACHABLE);
     }
   }
 
@@ -295,16 +296,8 @@ export class SimulatedPod {
     const message = decoded.value;
     switch (message.kind) {
       case 'echo-request':
-        // icmp_reply(): same identifier, sequence and data; the request's whole TOS byte; DF clear; fresh ID.
         if (!isUnicastHost(view.src)) return this.drop('icmp-unmatched');
-        this.sendDatagram({
-          destination: view.src,
-          protocol: IP_PROTOCOL.ICMP,
-          payload: icmp.encode({ ...message, kind: 'echo-reply' }),
-          tos: view.buffer[view.offset + 1],
-          pmtuDiscovery: 'dont',
-        });
-        return;
+        return this.sendOwn(echoReply(view, message, this.ipId.next()), view.src);
       case 'echo-reply': {
         const socket = this.pingSockets?.get(message.identifier);
         if (socket === undefined) return this.drop('icmp-unmatched');
@@ -334,15 +327,13 @@ export class SimulatedPod {
     }
     switch (quoted.protocol) {
       case IP_PROTOCOL.ICMP: {
-        const socket =
-          quoted.transport[0] === ICMP_TYPE.ECHO_REQUEST
-            ? this.pingSockets?.get(quoted.transport.readUInt16BE(4))
-            : undefined;
+        const echo = new IcmpView(quoted.transport);
+        const socket = echo.type === ICMP_TYPE.ECHO_REQUEST ? this.pingSockets?.get(echo.identifier) : undefined;
         if (socket === undefined) return this.drop('icmp-unmatched');
-        return socket.onError(error, quoted.transport.readUInt16BE(6));
+        return socket.onError(error, echo.sequence);
       }
       case IP_PROTOCOL.UDP: {
-        const socket = this.udpSockets?.get(quoted.transport.readUInt16BE(0));
+        const socket = this.udpSockets?.get(new UdpView(quoted.transport).srcPort);
         if (socket === undefined) return this.drop('icmp-unmatched');
         return socket.onError(error);
       }
@@ -373,29 +364,22 @@ export class SimulatedPod {
     // A bound probe socket takes the datagram and ignores it, as traceroute's sockets do.
     if (this.udpSockets?.has(datagram.dstPort)) return;
     this.drop('udp-port-unreachable');
-    this.sendError(view, 'port-unreachable');
+    this.sendError(view, PORT_UNREACHABLE);
   }
 
   private reassemblyExpired(first: Ipv4View | undefined): void {
     this.drop('reassembly-timeout');
-    if (first !== undefined) this.sendError(first, 'reassembly-timeout');
+    if (first !== undefined) this.sendError(first, REASSEMBLY_TIMEOUT);
   }
 
   /** `icmp_send()`: only when Linux would, and no faster than its per-destination token bucket allows. */
-  private sendError(offending: Ipv4View, type: Parameters<typeof buildIcmpError>[1]): void {
-    if (!mayAnswerWithError(offending)) return;
+  private sendError(offending: Ipv4View, error: NodeIcmpError): void {
+    if (!isUnicastHost(offending.src) || !mayAnswerWithError(offending)) return;
     if (!this.icmpLimiter.allow(offending.src)) {
       this.stats.icmpRateLimited += 1;
       return;
     }
-    const { icmp: message, tos } = buildIcmpError(offending, type);
-    this.sendDatagram({
-      destination: offending.src,
-      protocol: IP_PROTOCOL.ICMP,
-      payload: message,
-      tos,
-      pmtuDiscovery: 'dont',
-    });
+    this.sendOwn(icmpErrorPacket(offending, error, this.ip, this.ipId.next()), offending.src);
   }
 
   // --- output ---
@@ -411,11 +395,11 @@ export class SimulatedPod {
     const dontFragment = datagram.pmtuDiscovery === 'do' || (datagram.pmtuDiscovery === 'want' && fits);
     const tos = datagram.tos ?? 0;
     const packet = ipv4.encode({
-      dscp: tos >> 2,
-      ecn: tos & 3,
-      identification: datagram.identification ?? (datagram.pmtuDiscovery === 'do' ? 0 : this.nextIpId()),
+      dscp: dscpOf(tos),
+      ecn: ecnOf(tos),
+      identification: datagram.identification ?? (datagram.pmtuDiscovery === 'do' ? 0 : this.ipId.next()),
       dontFragment,
-      ttl: datagram.ttl ?? DEFAULT_TTL,
+      ttl: datagram.ttl ?? LINUX_DEFAULT_TTL,
       protocol: datagram.protocol,
       src: this.ip,
       dst: datagram.destination,
@@ -423,6 +407,11 @@ export class SimulatedPod {
     });
     this.emitFragmented(packet, mtu);
     return { ok: true };
+  }
+
+  /** An echo reply or ICMP error from ../reply-stack.ts (DF clear, as Linux sends them), fragmented at the path MTU. */
+  private sendOwn(packet: Buffer, destination: number): void {
+    this.emitFragmented(packet, this.pathMtu.mtuTo(destination));
   }
 
   private emitFragmented(packet: Buffer, mtu: number): void {
@@ -438,12 +427,6 @@ export class SimulatedPod {
     this.stats.txPackets += 1;
     this.stats.txBytes += packet.length;
     this.outbox.push(packet);
-  }
-
-  private nextIpId(): number {
-    const id = this.ipId;
-    this.ipId = (this.ipId + 1) & 0xffff;
-    return id;
   }
 
   private bindPing(identifier: number, socket: PingSocket): (() => void) | undefined {

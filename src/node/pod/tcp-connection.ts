@@ -6,8 +6,15 @@
  *
  * No SACK (the SYN is what a Linux host with `tcp_sack=0` sends), no delayed ACKs, no out-of-order queue.
  */
-import { TCP_FLAG, tcpMss, type DecodedTcpSegment, type TcpSegment } from '../../wire/tcp.js';
-import { forEachOption } from '../../wire/options.js';
+import { IpIdCounter } from '../../wire/linux-defaults.js';
+import {
+  TCP_FLAG,
+  TCP_OPTION_SPACE,
+  tcpOptions,
+  type DecodedTcpSegment,
+  type TcpOptions,
+  type TcpSegment,
+} from '../../wire/tcp.js';
 import type { Timer, TimerSet } from './clock.js';
 import type { Errno } from './icmp-errors.js';
 
@@ -66,8 +73,6 @@ const DEFAULT_PEER_MSS = 536;
 /** `tcp_min_snd_mss`: a peer cannot make us send tinier segments than this. */
 const MIN_SEND_MSS = 48;
 const TCP_IP_HEADERS = 40;
-const TIMESTAMP_OPTION_SPACE = 12;
-const OPTION = { MSS: 2, WINDOW_SCALE: 3, TIMESTAMP: 8, NOP: 1 } as const;
 
 const INITIAL_RTO_MS = 1000;
 const MIN_RTO_MS = 200;
@@ -81,21 +86,11 @@ const TIME_WAIT_MS = 60_000;
 const FIN_WAIT_2_MS = 60_000;
 const INITIAL_WINDOW_SEGMENTS = 10;
 
-interface PeerOptions {
-  mss?: number;
-  windowScale?: number;
-  timestamp?: { value: number; echo: number };
-}
-
-function parseOptions(options: Buffer): PeerOptions {
-  const parsed: PeerOptions = { mss: tcpMss(options) };
-  forEachOption(options, 0, options.length, (kind, at, length) => {
-    if (kind === OPTION.WINDOW_SCALE && length === 3) parsed.windowScale = Math.min(options[at + 2], MAX_WINDOW_SCALE);
-    if (kind === OPTION.TIMESTAMP && length === 10) {
-      parsed.timestamp = { value: options.readUInt32BE(at + 2), echo: options.readUInt32BE(at + 6) };
-    }
-  });
-  return parsed;
+/** The peer's SYN options, its window scale clamped as RFC 7323 §2.3 requires. */
+function peerOptions(options: Buffer): TcpOptions {
+  const decoded = tcpOptions.decode(options);
+  if (decoded.windowScale !== undefined) decoded.windowScale = Math.min(decoded.windowScale, MAX_WINDOW_SCALE);
+  return decoded;
 }
 
 export class TcpConnection {
@@ -124,7 +119,7 @@ export class TcpConnection {
   private readonly tsOffset: number;
   private tsRecent = 0;
 
-  private ipId: number;
+  private readonly ipId: IpIdCounter;
   private rto = INITIAL_RTO_MS;
   private srtt?: number;
   private rttVar = 0;
@@ -147,7 +142,7 @@ export class TcpConnection {
     this.state = state;
     this.iss = Math.floor(link.random() * 0x1_0000_0000) >>> 0;
     this.tsOffset = Math.floor(link.random() * 0x1_0000_0000) >>> 0;
-    this.ipId = Math.floor(link.random() * 0x10000);
+    this.ipId = new IpIdCounter(Math.floor(link.random() * 0x10000));
     this.sndUna = this.iss;
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = this.sndNxt;
@@ -239,7 +234,7 @@ export class TcpConnection {
       if (!has(TCP_FLAG.RST)) this.sendAck();
       return 'unacceptable';
     }
-    const options = parseOptions(segment.options);
+    const options = tcpOptions.decode(segment.options);
     if (this.timestamps && options.timestamp !== undefined && seqLe(segment.sequence, this.rcvNxt)) {
       this.tsRecent = options.timestamp.value;
     }
@@ -349,7 +344,7 @@ export class TcpConnection {
   private takePeerSyn(syn: DecodedTcpSegment): void {
     this.irs = syn.sequence;
     this.rcvNxt = seqAdd(syn.sequence, 1);
-    const options = parseOptions(syn.options);
+    const options = peerOptions(syn.options);
     if (options.mss !== undefined) this.peerMss = options.mss;
     const passive = this.state === 'SYN-RECEIVED';
     this.windowScaling = (passive || this.windowScaling) && options.windowScale !== undefined;
@@ -458,17 +453,18 @@ export class TcpConnection {
 
   private sendMss(): number {
     const pathMss = this.link.pathMtu() - TCP_IP_HEADERS;
-    const options = this.timestamps ? TIMESTAMP_OPTION_SPACE : 0;
+    const options = this.timestamps ? TCP_OPTION_SPACE.TIMESTAMP : 0;
     return Math.max(MIN_SEND_MSS, Math.min(this.peerMss, pathMss) - options);
   }
 
   /** SYN or SYN-ACK (by state), with MSS, timestamps and window scale in Linux's order. */
   private sendSyn(): void {
     const ack = this.state === 'SYN-RECEIVED';
-    const parts: Buffer[] = [Buffer.from([OPTION.MSS, 4, 0, 0])];
-    parts[0].writeUInt16BE(this.localMtu - TCP_IP_HEADERS, 2);
-    if (this.timestamps) parts.push(this.timestampOption(ack ? this.tsRecent : 0));
-    if (this.windowScaling) parts.push(Buffer.from([OPTION.NOP, OPTION.WINDOW_SCALE, 3, WINDOW_SCALE]));
+    const options = tcpOptions.encode({
+      mss: this.localMtu - TCP_IP_HEADERS,
+      timestamp: this.timestamps ? this.timestamp(ack ? this.tsRecent : 0) : undefined,
+      windowScale: this.windowScaling ? WINDOW_SCALE : undefined,
+    });
     const flags = TCP_FLAG.SYN | (ack ? TCP_FLAG.ACK : 0);
     // The SYN-ACK goes out like Linux's ip_build_and_send_pkt(): DF with IP ID 0.
     this.link.transmit(
@@ -479,19 +475,17 @@ export class TcpConnection {
         acknowledgment: ack ? this.rcvNxt : 0,
         flags,
         window: RECEIVE_WINDOW,
-        options: Buffer.concat(parts),
+        options,
         payload: Buffer.alloc(0),
       },
-      ack ? 0 : this.nextIpId(),
+      ack ? 0 : this.ipId.next(),
     );
     this.armRetransmit();
   }
 
-  private timestampOption(echo: number): Buffer {
-    const option = Buffer.from([OPTION.NOP, OPTION.NOP, OPTION.TIMESTAMP, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
-    option.writeUInt32BE(seqAdd(Math.floor(this.link.now()), this.tsOffset), 4);
-    option.writeUInt32BE(echo >>> 0, 8);
-    return option;
+  /** TSval: the millisecond clock plus a random offset per connection (Linux's `tp->tsoffset`), hiding the uptime. */
+  private timestamp(echo: number): NonNullable<TcpOptions['timestamp']> {
+    return { value: seqAdd(Math.floor(this.link.now()), this.tsOffset), echo };
   }
 
   private sendAck(): void {
@@ -508,10 +502,10 @@ export class TcpConnection {
         acknowledgment: this.rcvNxt,
         flags,
         window: this.windowScaling ? this.advertisedWindow() >> WINDOW_SCALE : this.advertisedWindow(),
-        options: this.timestamps ? this.timestampOption(this.tsRecent) : undefined,
+        options: this.timestamps ? tcpOptions.encode({ timestamp: this.timestamp(this.tsRecent) }) : undefined,
         payload,
       },
-      this.nextIpId(),
+      this.ipId.next(),
     );
   }
 
@@ -532,14 +526,8 @@ export class TcpConnection {
         window: 0,
         payload: Buffer.alloc(0),
       },
-      this.nextIpId(),
+      this.ipId.next(),
     );
-  }
-
-  private nextIpId(): number {
-    const id = this.ipId;
-    this.ipId = (this.ipId + 1) & 0xffff;
-    return id;
   }
 
   // --- timers ---

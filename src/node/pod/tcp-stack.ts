@@ -2,8 +2,8 @@
  * The pod's TCP layer: demultiplexing to connections, listeners, ephemeral ports, and the RSTs a Linux host sends
  * for segments that belong to no connection.
  */
-import type { Ipv4View } from '../../wire/ipv4.js';
-import { TCP_FLAG, tcp, type DecodedTcpSegment, type TcpSegment } from '../../wire/tcp.js';
+import { ECN, tosOf, type Ipv4View } from '../../wire/ipv4.js';
+import { TCP_FLAG, TcpView, tcp, type DecodedTcpSegment, type TcpSegment } from '../../wire/tcp.js';
 import type { TimerSet } from './clock.js';
 import type { PodDropReason } from './counters.js';
 import { tcpErrnoFor, type ReceivedIcmpError } from './icmp-errors.js';
@@ -89,11 +89,10 @@ export class TcpStack {
 
   icmpError(error: ReceivedIcmpError): void {
     const { quoted } = error;
-    const localPort = quoted.transport.readUInt16BE(0);
-    const remotePort = quoted.transport.readUInt16BE(2);
-    const connection = this.connections.get(connectionKey(quoted.dst, remotePort, localPort));
+    const sent = new TcpView(quoted.transport);
+    const connection = this.connections.get(connectionKey(quoted.dst, sent.dstPort, sent.srcPort));
     // RFC 5927: an error must quote a sequence number we have in flight, or it is a blind attack.
-    if (connection === undefined || !connection.hasInFlight(quoted.transport.readUInt32BE(4))) {
+    if (connection === undefined || !connection.hasInFlight(sent.sequence)) {
       this.host.drop('icmp-unmatched');
       return;
     }
@@ -174,7 +173,7 @@ export class TcpStack {
       },
       { src: this.host.address, dst: packet.src },
     );
-    this.host.send(packet.src, reset, 0, packet.dscp << 2);
+    this.host.send(packet.src, reset, 0, tosOf(packet.dscp, ECN.NOT_ECT));
   }
 }
 

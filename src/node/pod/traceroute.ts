@@ -50,6 +50,8 @@ const HERE_FACTOR = 3;
 const NEAR_FACTOR = 10;
 /** DEF_WAIT_PREC: added to an RTT before scaling it into a timeout. */
 const WAIT_PRECISION_MS = 1;
+/** `-m` at most: the TTL field is one byte. */
+export const MAX_HOPS = 255;
 
 interface Probe {
   sendTime?: number;
@@ -70,8 +72,8 @@ export function traceroute(
     const maxHops = options.maxHops ?? 30;
     const perHop = options.probes ?? 3;
     const waitMs = options.timeoutMs ?? 5000;
-    if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 255) {
-      throw new RangeError(`traceroute max hops ${maxHops}: out of range 1..255`);
+    if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > MAX_HOPS) {
+      throw new RangeError(`traceroute max hops ${maxHops}: out of range 1..${MAX_HOPS}`);
     }
     if (!Number.isInteger(perHop) || perHop < 1 || perHop > 10) {
       throw new RangeError(`traceroute probes ${perHop}: out of range 1..10`);

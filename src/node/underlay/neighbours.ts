@@ -31,6 +31,9 @@ export const runIpBatch: IpBatchRunner = (lines) =>
       const said = stderr.trim().split('\n').find((line) => line.length > 0);
       reject(new Error(said ?? error.message));
     });
+    // An ip that exits early (killed at the timeout, say) closes its end: the exit above reports that, and the write's
+    // EPIPE must not become an uncaught error that ends the agent.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(lines.map((line) => `${line}\n`).join(''));
   });
 

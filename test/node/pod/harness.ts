@@ -4,7 +4,7 @@
  */
 import { fragment } from '../../../src/wire/fragment.js';
 import { fragmentationNeeded, icmpErrorTos, timeExceeded } from '../../../src/wire/icmp.js';
-import { IP_PROTOCOL, Ipv4View, ipv4 } from '../../../src/wire/ipv4.js';
+import { IP_PROTOCOL, Ipv4View, dscpOf, ipv4 } from '../../../src/wire/ipv4.js';
 import { ipv4FromString } from '../../../src/wire/ipv4-text.js';
 import type { SetTimer } from '../../../src/node/pod/clock.js';
 import { SimulatedPod, type PodOptions } from '../../../src/node/pod/pod.js';
@@ -190,7 +190,7 @@ export class FakeHost {
   private answer(router: number, message: Buffer, offending: Ipv4View, links: number): void {
     const reply = ipv4.encode({
       identification: this.id++ & 0xffff,
-      dscp: icmpErrorTos(offending.buffer[offending.offset + 1]) >> 2,
+      dscp: dscpOf(icmpErrorTos(offending.tos)),
       ttl: 64 - (links - 1),
       protocol: IP_PROTOCOL.ICMP,
       src: router,
