@@ -34,11 +34,20 @@ export async function buildCTool(log: (line: string) => void): Promise<CTool> {
   }
   const sourceDirectory = path.dirname(SOURCE);
   await run('docker', [
-    'run', '--rm', '--network', 'none',
-    '-v', `${sourceDirectory}:/src:ro`,
-    '-v', `${OUTPUT_DIRECTORY}:/out`,
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '-v',
+    `${sourceDirectory}:/src:ro`,
+    '-v',
+    `${OUTPUT_DIRECTORY}:/out`,
     BUILD_IMAGE,
-    'cc', ...FLAGS, '-o', '/out/ipip-bench', `/src/${path.basename(SOURCE)}`,
+    'cc',
+    ...FLAGS,
+    '-o',
+    '/out/ipip-bench',
+    `/src/${path.basename(SOURCE)}`,
   ]);
   return { path: output, compiler: `cc in ${BUILD_IMAGE}` };
 }

@@ -65,14 +65,16 @@ function labNodes(wire: (packet: Buffer, destination: number) => void) {
 function memoryUnderlay(pings: number, batch: number): Underlay {
   const byIp = new Map<number, LabNode>();
   // The kernel copies what a raw socket sends; the receiving node may then edit its copy (TTL) in place.
-  const { nodes, ping } = labNodes((packet, destination) => byIp.get(destination)?.dataplane.fromUnderlay(Buffer.from(packet)));
+  const { nodes, ping } = labNodes((packet, destination) =>
+    byIp.get(destination)?.dataplane.fromUnderlay(Buffer.from(packet)),
+  );
   for (const node of nodes) byIp.set(node.node.ip.value, node);
   return {
     name: 'in-memory wire',
     pings,
     nodes,
     run: async () => {
-      for (let sent = 0; sent < pings; ) {
+      for (let sent = 0; sent < pings;) {
         for (const end = Math.min(pings, sent + batch); sent < end; sent++) ping();
         await yieldToLoop();
       }
@@ -149,7 +151,10 @@ async function timed(underlay: Underlay): Promise<number> {
   return (underlay.pings * FORWARDS_PER_PING) / seconds;
 }
 
-async function timedCapturing(underlay: Underlay, captured: Captured): Promise<{ rate: number; stats: CaptureStats[] }> {
+async function timedCapturing(
+  underlay: Underlay,
+  captured: Captured,
+): Promise<{ rate: number; stats: CaptureStats[] }> {
   const sink = createWriteStream('/dev/null');
   const { interfaces } = CAPTURES[captured];
   const sessions = underlay.nodes.map(
@@ -193,10 +198,15 @@ async function compare(underlay: Underlay, captured: Captured): Promise<BenchRes
       value: baselineRate,
     }),
     // At full speed a capture is meant to drop records rather than take more than its share of the CPU.
-    resultOf(`capture records dropped (${captured}, ${underlay.name}): over the CPU share, or the writer behind`, 'records', dropped, {
-      name: 'records captured',
-      value: records,
-    }),
+    resultOf(
+      `capture records dropped (${captured}, ${underlay.name}): over the CPU share, or the writer behind`,
+      'records',
+      dropped,
+      {
+        name: 'records captured',
+        value: records,
+      },
+    ),
   ];
 }
 

@@ -48,7 +48,12 @@ function nanosecondsPerPacket(loop: Loop, inner: Buffer, out: Buffer, header: Tu
 export async function benchEncap(): Promise<BenchResult[]> {
   const header: TunnelHeader = { src: ipv4FromString('10.40.0.11')!, dst: ipv4FromString('10.40.0.10')!, id: 0 };
   return SIZES.map((size) => {
-    const inner = echoRequest({ src: '192.168.250.129', dst: '192.168.163.1', size: size - ICMP_AND_IP_HEADERS, ttl: 63 });
+    const inner = echoRequest({
+      src: '192.168.250.129',
+      dst: '192.168.163.1',
+      size: size - ICMP_AND_IP_HEADERS,
+      ttl: 63,
+    });
     const out = Buffer.alloc(IPIP_OVERHEAD + inner.length);
     // Warm-up: both loops optimised before anything is timed.
     nanosecondsPerPacket(encapsulateAndDecapsulate, inner, out, header);

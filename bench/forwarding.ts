@@ -84,7 +84,13 @@ interface AgentConfiguration {
 }
 
 /** $IPIP_LAB_BENCH_CAPTURE replaces `-i any`, e.g. `-i eth0` or `-i any -f udp`, to see what another capture costs. */
-const CAPTURE_COMMAND = ['ipip-lab', 'capture', ...(process.env.IPIP_LAB_BENCH_CAPTURE ?? '-i any').split(/\s+/).filter(Boolean), '-w', '/dev/null'];
+const CAPTURE_COMMAND = [
+  'ipip-lab',
+  'capture',
+  ...(process.env.IPIP_LAB_BENCH_CAPTURE ?? '-i any').split(/\s+/).filter(Boolean),
+  '-w',
+  '/dev/null',
+];
 const TARGET_CAPTURE_RATIO = 0.9;
 
 interface BlastReport {
@@ -135,14 +141,31 @@ function rounds(): number {
  */
 async function agentConfigurations(image: string): Promise<AgentConfiguration[]> {
   const { stdout } = await promisify(execFile)('docker', [
-    'run', '--rm', '--network', 'none', '--entrypoint', 'ipip-lab', image, 'node', '--help',
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '--entrypoint',
+    'ipip-lab',
+    image,
+    'node',
+    '--help',
   ]);
   const help = stdout.replace(/\s+/g, ' ');
   const option = /--underlay <[^>]+>(.*?)(?= --[a-z]|$)/.exec(help)?.[1];
-  const listed = option ? [.../\(choices: ([^)]*)\)/.exec(option)?.[1].matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]) : [];
+  const listed = option
+    ? [...(/\(choices: ([^)]*)\)/.exec(option)?.[1].matchAll(/"([^"]+)"/g) ?? [])].map((m) => m[1])
+    : [];
   const fromEnvironment = process.env.IPIP_LAB_BENCH_UNDERLAYS;
-  const underlays = fromEnvironment === undefined ? listed : fromEnvironment.split(',').map((name) => name.trim()).filter(Boolean);
-  if (!option && underlays.length > 0) throw new Error(`the agent has no --underlay option, but ${underlays.join(', ')} were asked for`);
+  const underlays =
+    fromEnvironment === undefined
+      ? listed
+      : fromEnvironment
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean);
+  if (!option && underlays.length > 0)
+    throw new Error(`the agent has no --underlay option, but ${underlays.join(', ')} were asked for`);
   const plain: AgentConfiguration[] =
     underlays.length === 0
       ? [{ label: 'agent (default underlay)', args: [] }]
@@ -152,7 +175,9 @@ async function agentConfigurations(image: string): Promise<AgentConfiguration[]>
     { label: `${plain[0].label}, capturing every interface`, args: plain[0].args, capturing: plain[0] },
   ];
   if (configurations.length > DUT_NODES.length) {
-    log(`measuring the first ${DUT_NODES.length} of ${configurations.map((c) => c.label).join('; ')}: the fixture has ${DUT_NODES.length} dut nodes`);
+    log(
+      `measuring the first ${DUT_NODES.length} of ${configurations.map((c) => c.label).join('; ')}: the fixture has ${DUT_NODES.length} dut nodes`,
+    );
   }
   return configurations.slice(0, DUT_NODES.length);
 }
@@ -165,9 +190,18 @@ class LoadTool {
 
   async run<T>(mode: 'blast' | 'pingpong', target: Target, size: Size, options: Record<string, number>): Promise<T> {
     const command = [
-      TOOL, mode,
-      '--src', this.load.ip, '--dst', target.ip, '--inner-src', this.loadPodIp, '--inner-dst', target.podIp,
-      '--size', String(size),
+      TOOL,
+      mode,
+      '--src',
+      this.load.ip,
+      '--dst',
+      target.ip,
+      '--inner-src',
+      this.loadPodIp,
+      '--inner-dst',
+      target.podIp,
+      '--size',
+      String(size),
       ...Object.entries(options).flatMap(([flag, value]) => [`--${flag}`, String(value)]),
     ];
     const { exitCode, stdout, stderr } = await this.load.container.exec(command);
@@ -239,11 +273,13 @@ function samplesOf(map: Map<string, Paired>, at: string): Paired {
  * may transmit nothing and get no answer to ARP. So each target is asked until it answers, before anything counts.
  */
 async function waitUntilAnswering(tool: LoadTool, target: Target): Promise<void> {
-  for (const deadline = Date.now() + ANSWER_TIMEOUT_MS; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + ANSWER_TIMEOUT_MS; Date.now() < deadline;) {
     if ((await tool.pingpong(target, TARGET_SIZE, 1, PROBE_SECONDS)).received > 0) return;
   }
   const logs = (await target.logs()).trim().split('\n').slice(-20).join('\n');
-  throw new Error(`${target.label} (${target.ip}) sent no echo reply in ${ANSWER_TIMEOUT_MS / 1000} s; its log ends:\n${logs}`);
+  throw new Error(
+    `${target.label} (${target.ip}) sent no echo reply in ${ANSWER_TIMEOUT_MS / 1000} s; its log ends:\n${logs}`,
+  );
 }
 
 /**
@@ -264,14 +300,20 @@ async function inPairs(
           { target: agent, side: 'agent' as const },
           { target: baseline, side: 'baseline' as const },
         ];
-        for (const { target, side } of agentFirst ? pair : pair.reverse()) await measure(target, size, side, key(agent, size));
+        for (const { target, side } of agentFirst ? pair : pair.reverse())
+          await measure(target, size, side, key(agent, size));
         agentFirst = !agentFirst;
       }
     }
   }
 }
 
-async function measure(tool: LoadTool, agents: readonly Target[], baseline: Target, roundCount: number): Promise<Figures> {
+async function measure(
+  tool: LoadTool,
+  agents: readonly Target[],
+  baseline: Target,
+  roundCount: number,
+): Promise<Figures> {
   const figures: Figures = { maxRate: new Map(), p50: new Map(), p99: new Map(), loss: new Map() };
   const targets = [...agents, baseline];
   for (const target of targets) {
@@ -295,7 +337,14 @@ async function measure(tool: LoadTool, agents: readonly Target[], baseline: Targ
         const dropsBefore = await target.socketDrops();
         const report = await tool.paced(target, size, planned);
         const atTarget = (await target.socketDrops()) - dropsBefore;
-        const sum = figures.loss.get(key(target, size)) ?? { planned, sent: 0, seconds: 0, lost: 0, atTarget: 0, atLoad: 0 };
+        const sum = figures.loss.get(key(target, size)) ?? {
+          planned,
+          sent: 0,
+          seconds: 0,
+          lost: 0,
+          atTarget: 0,
+          atLoad: 0,
+        };
         figures.loss.set(key(target, size), {
           planned,
           sent: sum.sent + report.sent,
@@ -366,7 +415,7 @@ function captureResults(
       );
     }),
     resultOf(
-      'capture records dropped during the forwarding runs, to keep to the capture\'s CPU share (or the writer was behind)',
+      "capture records dropped during the forwarding runs, to keep to the capture's CPU share (or the writer was behind)",
       'records',
       summary.dropped,
       { name: 'records captured', value: summary.captured },
@@ -394,7 +443,9 @@ function results(figures: Figures, agents: readonly Target[], baseline: Target, 
           'packets/s each way',
           median(throughput.agent),
           { name: baseline.label, value: median(throughput.baseline) },
-          targeted ? { text: `>= ${TARGET_THROUGHPUT_RATIO.toFixed(2)}x`, pass: throughputRatio >= TARGET_THROUGHPUT_RATIO } : undefined,
+          targeted
+            ? { text: `>= ${TARGET_THROUGHPUT_RATIO.toFixed(2)}x`, pass: throughputRatio >= TARGET_THROUGHPUT_RATIO }
+            : undefined,
           { pairedRatio: throughputRatio },
         ),
         resultOf(
@@ -446,7 +497,11 @@ export async function benchForwarding(): Promise<BenchResult[]> {
     const binary = [{ source: tool.path, target: TOOL, mode: 0o755 }];
     await Promise.all([load.container.copyFilesToContainer(binary), relay.container.copyFilesToContainer(binary)]);
     // The shell returns at once; the relay waits for packets in the background until the lab goes.
-    const started = await relay.container.exec(['sh', '-c', `${TOOL} reflect --lifetime ${RELAY_LIFETIME_SECONDS} > /tmp/reflect.log 2>&1 &`]);
+    const started = await relay.container.exec([
+      'sh',
+      '-c',
+      `${TOOL} reflect --lifetime ${RELAY_LIFETIME_SECONDS} > /tmp/reflect.log 2>&1 &`,
+    ]);
     if (started.exitCode !== 0) throw new Error(`the C relay did not start: ${started.output.trim()}`);
 
     if (os.cpus().length >= 2) {
@@ -457,16 +512,18 @@ export async function benchForwarding(): Promise<BenchResult[]> {
         ...targetContainers.map((container) => pinToCpu(container.getId(), TARGET_CPU)),
       ]);
     }
-    const agents = await Promise.all(nodes.map(async (node, i): Promise<Target> => {
-      const handle = lab!.node(node);
-      return {
-        label: configurations[i].label,
-        ip: handle.ip,
-        podIp: podOf(node),
-        logs: () => handle.logs(),
-        socketDrops: async () => ipipSocketDrops((await handle.exec(['cat', '/proc/net/raw'])).stdout),
-      };
-    }));
+    const agents = await Promise.all(
+      nodes.map(async (node, i): Promise<Target> => {
+        const handle = lab!.node(node);
+        return {
+          label: configurations[i].label,
+          ip: handle.ip,
+          podIp: podOf(node),
+          logs: () => handle.logs(),
+          socketDrops: async () => ipipSocketDrops((await handle.exec(['cat', '/proc/net/raw'])).stdout),
+        };
+      }),
+    );
     const baseline: Target = {
       label: 'C relay (recvmmsg/sendmmsg)',
       ip: BASELINE_IP,
@@ -477,7 +534,12 @@ export async function benchForwarding(): Promise<BenchResult[]> {
     const captures = new Map<number, () => Promise<string>>();
     for (const [i, configuration] of configurations.entries()) {
       if (configuration.capturing) {
-        const capture = { command: CAPTURE_COMMAND, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' };
+        const capture = {
+          command: CAPTURE_COMMAND,
+          started: 'capturing on',
+          stopped: 'packets captured',
+          name: 'ipip-lab capture',
+        };
         captures.set(i, await lab.node(nodes[i]).runInBackground(capture));
       }
     }

@@ -22,7 +22,12 @@ export interface MemoryReport {
   /** Routes in the node's table, the extra ones included. */
   readonly tableRoutes: number;
   /** Right after building and full collections. */
-  readonly built: { readonly rss: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number };
+  readonly built: {
+    readonly rss: number;
+    readonly heapUsed: number;
+    readonly external: number;
+    readonly arrayBuffers: number;
+  };
   /**
    * The lowest RSS while idle after that, for --settle-ms: V8's memory reducer gives back young-generation pages
    * the build grew a few seconds after allocation stops, as it does in an idle agent.
@@ -115,7 +120,7 @@ function fileBackedRss(): number {
 /** The lowest RSS while idling for `milliseconds`, and its file-backed part at that moment. */
 async function lowestRss(milliseconds: number): Promise<{ rss: number; fileRss: number }> {
   let lowest = { rss: process.memoryUsage.rss(), fileRss: fileBackedRss() };
-  for (const end = Date.now() + milliseconds; Date.now() < end; ) {
+  for (const end = Date.now() + milliseconds; Date.now() < end;) {
     await sleep(SETTLE_POLL_MS);
     const rss = process.memoryUsage.rss();
     if (rss < lowest.rss) lowest = { rss, fileRss: fileBackedRss() };

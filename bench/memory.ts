@@ -30,14 +30,26 @@ function agentNodeFlags(): string[] {
 async function probe(args: string[]): Promise<MemoryReport> {
   const script = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
   const flags = ['--expose-gc', ...agentNodeFlags()];
-  const { stdout } = await promisify(execFile)(process.execPath, [...flags, script, ...args, '--settle-ms', String(SETTLE_MS)]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    ...flags,
+    script,
+    ...args,
+    '--settle-ms',
+    String(SETTLE_MS),
+  ]);
   return JSON.parse(stdout) as MemoryReport;
 }
 
-const node = (pods: number, routes: number): Promise<MemoryReport> => probe(['--pods', String(pods), '--routes', String(routes)]);
+const node = (pods: number, routes: number): Promise<MemoryReport> =>
+  probe(['--pods', String(pods), '--routes', String(routes)]);
 
 export async function benchMemory(): Promise<BenchResult[]> {
-  const [empty, full, podsOnly, routesOnly] = await Promise.all([probe(['--empty']), node(PODS, ROUTES), node(PODS, 0), node(0, ROUTES)]);
+  const [empty, full, podsOnly, routesOnly] = await Promise.all([
+    probe(['--empty']),
+    node(PODS, ROUTES),
+    node(PODS, 0),
+    node(0, ROUTES),
+  ]);
   const nodeAlone = { name: 'Node.js alone (empty child)', value: empty.settledRss / MB };
   const both = `${PODS / 1000}k pods + ${ROUTES / 1000}k routes`;
   const perPod = (full.built.heapUsed - routesOnly.built.heapUsed) / PODS;
@@ -63,7 +75,9 @@ export async function benchMemory(): Promise<BenchResult[]> {
       (full.settledRss - full.settledFileRss) / MB,
       { name: 'Node.js alone, the same way', value: (empty.settledRss - empty.settledFileRss) / MB },
       undefined,
-      { note: `file-backed: ${(full.settledFileRss / MB).toFixed(1)} MB of the agent's RSS, ${(empty.settledFileRss / MB).toFixed(1)} MB of Node.js alone` },
+      {
+        note: `file-backed: ${(full.settledFileRss / MB).toFixed(1)} MB of the agent's RSS, ${(empty.settledFileRss / MB).toFixed(1)} MB of Node.js alone`,
+      },
     ),
     resultOf(`agent memory, ${both}: RSS right after building, after a full GC`, 'MB', full.built.rss / MB, {
       name: 'Node.js alone',
@@ -73,10 +87,18 @@ export async function benchMemory(): Promise<BenchResult[]> {
       name: 'Node.js alone',
       value: empty.built.heapUsed / MB,
     }),
-    resultOf(`agent memory, ${PODS / 1000}k pods, no extra routes: RSS idle`, 'MB', podsOnly.settledRss / MB, nodeAlone),
+    resultOf(
+      `agent memory, ${PODS / 1000}k pods, no extra routes: RSS idle`,
+      'MB',
+      podsOnly.settledRss / MB,
+      nodeAlone,
+    ),
     resultOf(`agent memory, ${ROUTES / 1000}k routes, no pods: RSS idle`, 'MB', routesOnly.settledRss / MB, nodeAlone),
     // A difference of two runs above: there is no baseline of its own to set beside it.
-    resultOf('agent memory: V8 heap per pod (pod stack, dataplane port, /32 route)', 'bytes', perPod, { name: 'none', value: 0 }),
+    resultOf('agent memory: V8 heap per pod (pod stack, dataplane port, /32 route)', 'bytes', perPod, {
+      name: 'none',
+      value: 0,
+    }),
     resultOf('agent memory: V8 heap per route (route, prefix, table entry, cluster state)', 'bytes', perRoute, {
       name: 'LPM trie arrays per route',
       value: triePerRoute,

@@ -51,7 +51,9 @@ function table(results: readonly BenchResult[]): string {
 function selected(names: readonly string[]): readonly Benchmark[] {
   const unknown = names.filter((name) => !BENCHMARKS.some((benchmark) => benchmark.name === name));
   if (unknown.length > 0) {
-    process.stderr.write(`no benchmark ${unknown.join(', ')} (benchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')})\n`);
+    process.stderr.write(
+      `no benchmark ${unknown.join(', ')} (benchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')})\n`,
+    );
     process.exit(2);
   }
   return names.length === 0 ? BENCHMARKS : BENCHMARKS.filter((benchmark) => names.includes(benchmark.name));
@@ -67,7 +69,9 @@ for (const benchmark of selected(args.filter((arg) => arg !== '--json'))) {
     results.push(...(await benchmark.run()));
   } catch (error) {
     failed.push(benchmark.name);
-    process.stderr.write(`${benchmark.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `${benchmark.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
   }
 }
 const environment = { node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length };

@@ -23,7 +23,10 @@ function compose(...args) {
  */
 function typed(node, lines, { mayFail = false } = {}) {
   const script = `exec 2>&1\n${lines.join('\n')}`;
-  const result = spawnSync('docker', ['compose', 'exec', '-T', node, 'bash', '-c', script], { cwd: root, encoding: 'utf8' });
+  const result = spawnSync('docker', ['compose', 'exec', '-T', node, 'bash', '-c', script], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   if (result.status !== 0 && !mayFail) {
     throw new Error(`on ${node}: ${lines.join('; ')} exited ${result.status}:\n${result.stdout}${result.stderr}`);
   }
@@ -53,11 +56,9 @@ const PODNAME = "PODNAME=$(kubectl get pods --selector=app=hello-world -o jsonpa
 
 function walkthrough() {
   const steps = [
-    step(
-      "**Get the nodes and their IPs.** INTERNAL-IP is the node's real address: the node network.",
-      'master-node',
-      ['kubectl get nodes -o wide'],
-    ),
+    step("**Get the nodes and their IPs.** INTERNAL-IP is the node's real address: the node network.", 'master-node', [
+      'kubectl get nodes -o wide',
+    ]),
     step(
       '**Deploy hello-world with 3 replicas.** The course runs this in the folder holding `deployment.yml`; the ' +
         "node containers start in `/lab`, which holds it. The lab has no API server: apply writes the Deployment into the lab's " +
@@ -78,8 +79,8 @@ function walkthrough() {
       { mayFail: true },
     ),
     step(
-      '**Describe the node.** `master` is the course\'s word too: kubectl describe takes a name prefix, so it shows ' +
-        'master-node. See the Calico annotations, the Addresses, the PodCIDRs, and, added by ipip-lab, the node\'s ' +
+      "**Describe the node.** `master` is the course's word too: kubectl describe takes a name prefix, so it shows " +
+        "master-node. See the Calico annotations, the Addresses, the PodCIDRs, and, added by ipip-lab, the node's " +
         'Calico blocks: the answer to "why aren\'t the pods in PodCIDR?".',
       'master-node',
       ['kubectl describe node master'],
@@ -94,7 +95,7 @@ function walkthrough() {
     step('**The tunnel interface on master-node.**', 'master-node', ['ipip-lab ip addr']),
     step(
       "**From worker-node01's side** (open a second terminal: `docker compose exec worker-node01 bash`). Its tunl0 has the " +
-        "first address of its block; its routes lead back to master-node and worker-node02 through tunl0, and to its own " +
+        'first address of its block; its routes lead back to master-node and worker-node02 through tunl0, and to its own ' +
         'pods through their cali interfaces (UH).',
       'worker-node01',
       ['ipip-lab ip addr', 'ipip-lab route'],

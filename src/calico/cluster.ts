@@ -99,7 +99,10 @@ export function buildCluster(spec: ClusterSpec): ClusterState {
   const ipam = new Ipam(spec.pool);
   // calico-node claims each node's tunnel address at start-up, before any pod exists.
   const tunnels = new Map(
-    spec.nodes.map((node) => [node.name, spec.pool.ipipMode === 'Never' ? undefined : ipam.assignTunnelAddress(node.name)]),
+    spec.nodes.map((node) => [
+      node.name,
+      spec.pool.ipipMode === 'Never' ? undefined : ipam.assignTunnelAddress(node.name),
+    ]),
   );
 
   const mtu = workloadMtu(spec);

@@ -6,7 +6,15 @@
 import { Ipv4Address, Ipv4Prefix } from '../routing/address.js';
 import type { Link } from '../routing/link.js';
 import type { Route, UnicastRoute } from '../routing/route.js';
-import { HOST_IFINDEX, nodeByName, podByName, workloadMtu, type ClusterState, type NodeState, type PodState } from './cluster.js';
+import {
+  HOST_IFINDEX,
+  nodeByName,
+  podByName,
+  workloadMtu,
+  type ClusterState,
+  type NodeState,
+  type PodState,
+} from './cluster.js';
 
 export interface Dataplane {
   readonly links: Link[];
@@ -149,14 +157,24 @@ function requireNode(cluster: ClusterState, name: string): NodeState {
   return node;
 }
 
-export function nodeDataplane(cluster: ClusterState, nodeName: string, options: { eth0?: Eth0Options } = {}): Dataplane {
+export function nodeDataplane(
+  cluster: ClusterState,
+  nodeName: string,
+  options: { eth0?: Eth0Options } = {},
+): Dataplane {
   const node = requireNode(cluster, nodeName);
   const localPods = cluster.pods.filter((pod) => pod.node === node.name);
   const eth0Options = options.eth0 ?? defaultEth0(node);
-  const taken = [HOST_IFINDEX.lo, ...(node.tunnelAddress ? [HOST_IFINDEX.tunl0] : []), ...localPods.map((pod) => pod.hostIfIndex)];
+  const taken = [
+    HOST_IFINDEX.lo,
+    ...(node.tunnelAddress ? [HOST_IFINDEX.tunl0] : []),
+    ...localPods.map((pod) => pod.hostIfIndex),
+  ];
   // Pod views name their host veth by index (eth0@ifN) from the cluster state alone, so eth0 must fit around them.
   if (taken.includes(eth0Options.index)) {
-    throw new RangeError(`eth0 index ${eth0Options.index} on ${node.name} collides with lo, tunl0 or a cali interface (${taken.join(', ')})`);
+    throw new RangeError(
+      `eth0 index ${eth0Options.index} on ${node.name} collides with lo, tunl0 or a cali interface (${taken.join(', ')})`,
+    );
   }
 
   const links = [
@@ -174,14 +192,22 @@ export function nodeDataplane(cluster: ClusterState, nodeName: string, options: 
  * and its pods' /32s, made one by one as they are read.
  */
 function* nodeRoutes(cluster: ClusterState, node: NodeState, localPods: readonly PodState[]): Generator<Route> {
-  yield { kind: 'unicast', destination: cluster.spec.network.cidr, dev: 'eth0', scope: 'link', proto: 'kernel', source: node.ip };
+  yield {
+    kind: 'unicast',
+    destination: cluster.spec.network.cidr,
+    dev: 'eth0',
+    scope: 'link',
+    proto: 'kernel',
+    source: node.ip,
+  };
   for (const peer of cluster.nodes) {
     if (peer.name === node.name) continue;
     for (const destination of peer.blocks) yield remoteRoute(cluster, peer, destination);
     for (const address of borrowedAddresses(cluster, peer)) yield remoteRoute(cluster, peer, hostRoute(address));
   }
   for (const destination of node.blocks) yield { kind: 'blackhole', destination, proto: 'bird' };
-  for (const pod of localPods) yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };
+  for (const pod of localPods)
+    yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };
 }
 
 /** Inside a pod: what the Calico CNI plugin configures in its namespace. */
@@ -203,7 +229,9 @@ export function podDataplane(cluster: ClusterState, podName: string): Dataplane 
       linkType: 'ether',
       linkAddress: pod.podMac,
       linkBroadcast: BROADCAST_MAC,
-      addresses: [{ address: pod.ip, prefixLength: HOST_ROUTE_LENGTH, broadcast: pod.ip, scope: 'global', label: 'eth0' }],
+      addresses: [
+        { address: pod.ip, prefixLength: HOST_ROUTE_LENGTH, broadcast: pod.ip, scope: 'global', label: 'eth0' },
+      ],
     },
   ];
   const routes: Route[] = [

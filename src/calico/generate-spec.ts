@@ -89,7 +89,8 @@ function wholeNumber(option: GenerateSpecOption, value: number): number {
 function prefix(option: GenerateSpecOption, text: string): Ipv4Prefix {
   const parsed = text.includes('/') ? Ipv4Prefix.tryParse(text) : undefined;
   if (!parsed) throw new GenerateSpecError(option, `${JSON.stringify(text)} is not an IPv4 CIDR (a.b.c.d/len)`);
-  if (!parsed.isMasked()) throw new GenerateSpecError(option, `${text} has host bits set (did you mean ${parsed.masked()}?)`);
+  if (!parsed.isMasked())
+    throw new GenerateSpecError(option, `${text} has host bits set (did you mean ${parsed.masked()}?)`);
   return parsed;
 }
 
@@ -116,7 +117,10 @@ function checkNetwork(network: Ipv4Prefix, nodes: number): void {
  */
 function checkPool(pool: Ipv4Prefix, network: Ipv4Prefix, nodes: number): void {
   if (pool.overlaps(network)) {
-    throw new GenerateSpecError('poolCidr', `${pool} overlaps the node network ${network}: pod and node addresses must differ`);
+    throw new GenerateSpecError(
+      'poolCidr',
+      `${pool} overlaps the node network ${network}: pod and node addresses must differ`,
+    );
   }
   // The pool is also the cluster CIDR kube-controller-manager cuts node PodCIDRs from (see spec.ts).
   const podCidrs = pool.length <= NODE_POD_CIDR_LENGTH ? 2 ** (NODE_POD_CIDR_LENGTH - pool.length) : 0;
@@ -130,7 +134,10 @@ function checkPool(pool: Ipv4Prefix, network: Ipv4Prefix, nodes: number): void {
 
 function checkName(name: string, nodes: number): void {
   if (!DNS1123_LABEL.test(name)) {
-    throw new GenerateSpecError('name', `${JSON.stringify(name)} is not a DNS-1123 label (lowercase letters, digits and "-")`);
+    throw new GenerateSpecError(
+      'name',
+      `${JSON.stringify(name)} is not a DNS-1123 label (lowercase letters, digits and "-")`,
+    );
   }
   const longest = kindNodeNames(name, nodes).reduce((a, b) => (b.length > a.length ? b : a));
   if (longest.length > MAX_NODE_NAME_LENGTH) {
@@ -200,10 +207,19 @@ function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-function render(name: string, network: Ipv4Prefix, pool: Ipv4Prefix, nodeNames: readonly string[], podsPerNode: number): string {
+function render(
+  name: string,
+  network: Ipv4Prefix,
+  pool: Ipv4Prefix,
+  nodeNames: readonly string[],
+  podsPerNode: number,
+): string {
   const nodes = nodeNames.map((nodeName, i) => ({
     name: nodeName,
-    ip: network.first().add(FIRST_NODE_OFFSET + i).toString(),
+    ip: network
+      .first()
+      .add(FIRST_NODE_OFFSET + i)
+      .toString(),
     role: i === 0 ? 'control-plane' : 'worker',
   }));
   const replicas = nodes.length * podsPerNode;
@@ -226,7 +242,12 @@ function render(name: string, network: Ipv4Prefix, pool: Ipv4Prefix, nodeNames: 
   nodes.forEach((_, i) => (collectionAt(document, ['nodes', i]).flow = true));
   if (replicas > 0) {
     const podSpec = ['workloads', 0, 'spec', 'template', 'spec'];
-    commentKey(document, podSpec, 'tolerations', ' The control plane runs pods too, so that every node has some to reach.');
+    commentKey(
+      document,
+      podSpec,
+      'tolerations',
+      ' The control plane runs pods too, so that every node has some to reach.',
+    );
     commentKey(
       document,
       podSpec,
@@ -244,7 +265,8 @@ export function generateSpec(options: GenerateSpecOptions): GeneratedSpec {
   const podsPerNode = options.podsPerNode ?? GENERATED_SPEC_DEFAULTS.podsPerNode;
   const nodes = wholeNumber('nodes', options.nodes);
   if (nodes < 1) throw new GenerateSpecError('nodes', `${nodes}: a cluster needs at least one node, its control plane`);
-  if (wholeNumber('podsPerNode', podsPerNode) < 0) throw new GenerateSpecError('podsPerNode', `${podsPerNode} is negative`);
+  if (wholeNumber('podsPerNode', podsPerNode) < 0)
+    throw new GenerateSpecError('podsPerNode', `${podsPerNode} is negative`);
   if (podsPerNode > MAX_PODS_PER_NODE) {
     throw new GenerateSpecError(
       'podsPerNode',

@@ -45,7 +45,8 @@ export function nodeLabels(node: NodeSpec): Record<string, string> {
 export function nodeRoles(labels: Readonly<Record<string, string>>): string[] {
   const roles = new Set<string>();
   for (const [key, value] of Object.entries(labels)) {
-    if (key.startsWith(NODE_ROLE_PREFIX) && key.length > NODE_ROLE_PREFIX.length) roles.add(key.slice(NODE_ROLE_PREFIX.length));
+    if (key.startsWith(NODE_ROLE_PREFIX) && key.length > NODE_ROLE_PREFIX.length)
+      roles.add(key.slice(NODE_ROLE_PREFIX.length));
     else if (key === 'kubernetes.io/role' && value !== '') roles.add(value);
   }
   return [...roles].sort();

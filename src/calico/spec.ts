@@ -210,11 +210,23 @@ function matching(at: At, value: unknown, pattern: RegExp, what: string, maxLeng
 }
 
 function subdomainName(at: At, value: unknown): string {
-  return matching(at, value, DNS1123_SUBDOMAIN, 'a valid Kubernetes name (DNS-1123 subdomain: lowercase letters, digits, "-" and ".")', 253);
+  return matching(
+    at,
+    value,
+    DNS1123_SUBDOMAIN,
+    'a valid Kubernetes name (DNS-1123 subdomain: lowercase letters, digits, "-" and ".")',
+    253,
+  );
 }
 
 function labelName(at: At, value: unknown): string {
-  return matching(at, value, DNS1123_LABEL, 'a valid DNS-1123 label (lowercase letters, digits and "-", at most 63)', 63);
+  return matching(
+    at,
+    value,
+    DNS1123_LABEL,
+    'a valid DNS-1123 label (lowercase letters, digits and "-", at most 63)',
+    63,
+  );
 }
 
 function address(at: At, value: unknown): Ipv4Address {
@@ -273,11 +285,15 @@ function yamlError(at: At, errors: readonly { message: string }[]): never {
 function parseToleration(at: At, value: unknown): Toleration {
   const map = mapping(at, value);
   const key = absent(map.key) ? '' : string(at.key('key'), map.key);
-  const operator = absent(map.operator) ? 'Equal' : oneOf(at.key('operator'), map.operator, ['Exists', 'Equal'] as const);
+  const operator = absent(map.operator)
+    ? 'Equal'
+    : oneOf(at.key('operator'), map.operator, ['Exists', 'Equal'] as const);
   const tolerationValue = absent(map.value) ? '' : string(at.key('value'), map.value);
   const effect = absent(map.effect) ? '' : oneOf(at.key('effect'), map.effect, TAINT_EFFECTS);
-  if (key === '' && operator !== 'Exists') at.key('operator').fail(`${show(operator)} needs a key (only Exists may omit it)`);
-  if (operator === 'Exists' && tolerationValue !== '') at.key('value').fail(`${show(tolerationValue)} must be empty when operator is Exists`);
+  if (key === '' && operator !== 'Exists')
+    at.key('operator').fail(`${show(operator)} needs a key (only Exists may omit it)`);
+  if (operator === 'Exists' && tolerationValue !== '')
+    at.key('value').fail(`${show(tolerationValue)} must be empty when operator is Exists`);
   return { key, operator, value: tolerationValue, effect };
 }
 
@@ -306,7 +322,8 @@ function parseDeployment(at: At, value: unknown): Deployment {
   const kind = string(at.key('kind'), manifest.kind);
   if (kind !== 'Deployment') at.key('kind').fail(`${show(kind)} is not supported (only apps/v1 Deployment)`);
   const apiVersion = string(at.key('apiVersion'), manifest.apiVersion);
-  if (apiVersion !== 'apps/v1') at.key('apiVersion').fail(`${show(apiVersion)} is not supported (only apps/v1 Deployment)`);
+  if (apiVersion !== 'apps/v1')
+    at.key('apiVersion').fail(`${show(apiVersion)} is not supported (only apps/v1 Deployment)`);
 
   const metadataAt = at.key('metadata');
   const metadata = mapping(metadataAt, manifest.metadata);
@@ -339,7 +356,11 @@ function parseDeployment(at: At, value: unknown): Deployment {
   if (containers.length === 0) containersAt.fail('needs at least one container');
   containers.forEach((container, i) => {
     const first = containers.findIndex((c) => c.name === container.name);
-    if (first !== i) containersAt.index(i).key('name').fail(`${show(container.name)} is already used by containers[${first}]`);
+    if (first !== i)
+      containersAt
+        .index(i)
+        .key('name')
+        .fail(`${show(container.name)} is already used by containers[${first}]`);
   });
   const tolerationsAt = podAt.key('tolerations');
   const tolerations = absent(pod.tolerations)
@@ -411,7 +432,9 @@ function nodeLabelMap(at: At, value: unknown): Record<string, string> {
     }
     if (KUBELET_LABELS.includes(key)) keyAt.fail('is set by kubelet from the node itself and cannot be overridden');
     if (labelValue !== '' && (labelValue.length > 63 || !LABEL_NAME.test(labelValue))) {
-      keyAt.fail(`${show(labelValue)} is not a valid label value (empty, or at most 63 of letters, digits, "-", "_", ".")`);
+      keyAt.fail(
+        `${show(labelValue)} is not a valid label value (empty, or at most 63 of letters, digits, "-", "_", ".")`,
+      );
     }
   }
   return labels;
@@ -438,7 +461,9 @@ function parsePool(at: At, value: unknown, network: NetworkSpec): IpPool {
     ? DEFAULT_BLOCK_SIZE
     : integer(at.key('blockSize'), map.blockSize, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE);
   if (blockSize < poolCidr.length) {
-    at.key('blockSize').fail(`${blockSize} is shorter than the pool's own prefix /${poolCidr.length} (pool.cidr ${poolCidr})`);
+    at.key('blockSize').fail(
+      `${blockSize} is shorter than the pool's own prefix /${poolCidr.length} (pool.cidr ${poolCidr})`,
+    );
   }
   return { name, cidr: poolCidr, blockSize, ipipMode: oneOf(at.key('ipipMode'), map.ipipMode, IPIP_MODES) };
 }
@@ -447,7 +472,9 @@ function parseNetwork(at: At, value: unknown): NetworkSpec {
   const map = mapping(at, value, ['cidr', 'mtu']);
   const networkCidr = cidr(at.key('cidr'), map.cidr);
   if (networkCidr.length > MAX_NETWORK_LENGTH) {
-    at.key('cidr').fail(`${show(networkCidr.toString())} is too small for a node network (at most /${MAX_NETWORK_LENGTH})`);
+    at.key('cidr').fail(
+      `${show(networkCidr.toString())} is too small for a node network (at most /${MAX_NETWORK_LENGTH})`,
+    );
   }
   const mtu = absent(map.mtu) ? DEFAULT_MTU : integer(at.key('mtu'), map.mtu, MIN_MTU, MAX_MTU);
   return { cidr: networkCidr, mtu };
@@ -474,7 +501,9 @@ function parseClusterCidr(at: At, value: unknown, pool: IpPool, nodeCount: numbe
   const clusterCidr = explicit ? cidr(at, value) : pool.cidr;
   const room = clusterCidr.length <= NODE_POD_CIDR_LENGTH ? 2 ** (NODE_POD_CIDR_LENGTH - clusterCidr.length) : 0;
   if (room < nodeCount) {
-    const what = explicit ? show(clusterCidr.toString()) : `${show(clusterCidr.toString())} (pool.cidr, the default clusterCIDR)`;
+    const what = explicit
+      ? show(clusterCidr.toString())
+      : `${show(clusterCidr.toString())} (pool.cidr, the default clusterCIDR)`;
     at.fail(`${what} has room for ${room} node PodCIDRs (/${NODE_POD_CIDR_LENGTH}), but there are ${nodeCount} nodes`);
   }
   return clusterCidr;
@@ -489,13 +518,22 @@ function checkWorkloads(
   const tunnels = pool.ipipMode === 'Never' ? 0 : nodes.length;
   const capacity = pool.cidr.size - tunnels;
   if (capacity < 0) {
-    poolAt.key('cidr').fail(`${show(pool.cidr.toString())} holds ${pool.cidr.size} addresses, too few for ${tunnels} node tunnel addresses`);
+    poolAt
+      .key('cidr')
+      .fail(
+        `${show(pool.cidr.toString())} holds ${pool.cidr.size} addresses, too few for ${tunnels} node tunnel addresses`,
+      );
   }
   let pods = 0;
   workloads.forEach(({ value: deployment, at }, i) => {
     const id = `${deployment.namespace}/${deployment.name}`;
-    const same = workloads.findIndex((w) => w.value.namespace === deployment.namespace && w.value.name === deployment.name);
-    if (same !== i) at.key('metadata').key('name').fail(`${show(deployment.name)}: Deployment ${id} is already defined at ${workloads[same].at.field}`);
+    const same = workloads.findIndex(
+      (w) => w.value.namespace === deployment.namespace && w.value.name === deployment.name,
+    );
+    if (same !== i)
+      at.key('metadata')
+        .key('name')
+        .fail(`${show(deployment.name)}: Deployment ${id} is already defined at ${workloads[same].at.field}`);
     const replicasAt = at.key('spec').key('replicas');
     if (deployment.replicas > 0 && nodes.every((node) => unschedulableReason(node, deployment.template))) {
       const reasons = nodes.map((node) => `${node.name}: ${unschedulableReason(node, deployment.template)}`);
@@ -511,7 +549,17 @@ function checkWorkloads(
   });
 }
 
-const SPEC_FIELDS = ['apiVersion', 'kind', 'metadata', 'kubernetesVersion', 'network', 'clusterCIDR', 'pool', 'nodes', 'workloads'];
+const SPEC_FIELDS = [
+  'apiVersion',
+  'kind',
+  'metadata',
+  'kubernetesVersion',
+  'network',
+  'clusterCIDR',
+  'pool',
+  'nodes',
+  'workloads',
+];
 
 /**
  * A spec together with the workload files it names, as one value. An agent serves the document it started from, so
@@ -525,7 +573,11 @@ export interface SpecDocument {
 }
 
 /** Reads a spec and every workload file it names through `readFile`, and checks it parses. */
-export function readSpecDocument(source: string, text: string, readFile: (relativePath: string) => string): SpecDocument {
+export function readSpecDocument(
+  source: string,
+  text: string,
+  readFile: (relativePath: string) => string,
+): SpecDocument {
   const files: Record<string, string> = {};
   parseSpec(text, {
     source,
@@ -561,7 +613,13 @@ export function parseSpec(text: string, options: ParseSpecOptions): ClusterSpec 
   const name = subdomainName(metadataAt.key('name'), mapping(metadataAt, map.metadata, ['name']).name);
   const kubernetesVersion = absent(map.kubernetesVersion)
     ? DEFAULT_KUBERNETES_VERSION
-    : matching(root.key('kubernetesVersion'), map.kubernetesVersion, KUBERNETES_VERSION, 'a Kubernetes version like v1.21.4', 64);
+    : matching(
+        root.key('kubernetesVersion'),
+        map.kubernetesVersion,
+        KUBERNETES_VERSION,
+        'a Kubernetes version like v1.21.4',
+        64,
+      );
 
   const network = parseNetwork(root.key('network'), map.network);
   const pool = parsePool(root.key('pool'), map.pool, network);

@@ -53,7 +53,8 @@ export function printJson(io: Io, value: unknown): void {
 export function integer(name: string, { min, max }: Range): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (!/^\d+$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
+    if (!/^\d+$/.test(text) || value < min || value > max)
+      throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
     return value;
   };
 }

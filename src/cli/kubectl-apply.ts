@@ -36,7 +36,10 @@ interface ObjectKey {
 
 function keyOf(manifest: unknown): ObjectKey {
   const metadata = (manifest as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
-  return { name: String(metadata?.name), namespace: typeof metadata?.namespace === 'string' ? metadata.namespace : 'default' };
+  return {
+    name: String(metadata?.name),
+    namespace: typeof metadata?.namespace === 'string' ? metadata.namespace : 'default',
+  };
 }
 
 function sameKey(a: ObjectKey, b: ObjectKey): boolean {
@@ -50,7 +53,9 @@ function readManifests(file: string, verb: 'apply' | 'delete'): unknown[] {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(code === 'ENOENT' ? `the path "${file}" does not exist` : `cannot read "${file}": ${(error as Error).message}`);
+    throw new UsageError(
+      code === 'ENOENT' ? `the path "${file}" does not exist` : `cannot read "${file}": ${(error as Error).message}`,
+    );
   }
   try {
     parseDeployments(text, file);

@@ -66,7 +66,9 @@ export function renderJsonPath(template: string, object: unknown): string {
     const close = rest.indexOf('}', open);
     if (close < 0) throw new UsageError(`jsonpath ${JSON.stringify(template)}: unclosed action`);
     out += rest.slice(0, open);
-    out += evaluate(object, parsePath(rest.slice(open + 1, close), template), template).map(print).join(' ');
+    out += evaluate(object, parsePath(rest.slice(open + 1, close), template), template)
+      .map(print)
+      .join(' ');
     rest = rest.slice(close + 1);
   }
   return out;

@@ -98,7 +98,10 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
       ['Roles', [rolesOf(node)]],
       ['Labels', labels],
       ['Annotations', annotations],
-      ['CreationTimestamp', [startedAt === undefined ? '<unknown>' : new Date(startedAt).toUTCString().replace('GMT', '+0000')]],
+      [
+        'CreationTimestamp',
+        [startedAt === undefined ? '<unknown>' : new Date(startedAt).toUTCString().replace('GMT', '+0000')],
+      ],
       ['Taints', taints],
       ['Unschedulable', ['false']],
     ],
@@ -130,7 +133,10 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
   if (pods.length > 0) {
     out += renderTable(
       ['Namespace', 'Name', 'IP', 'Age'],
-      [['---------', '----', '--', '---'], ...pods.map((p) => [p.namespace, p.name, p.ip.toString(), age(context, node.name)])],
+      [
+        ['---------', '----', '--', '---'],
+        ...pods.map((p) => [p.namespace, p.name, p.ip.toString(), age(context, node.name)]),
+      ],
     )
       .split('\n')
       .filter((line) => line !== '')
@@ -141,7 +147,12 @@ export function renderDescribeNode(cluster: ClusterState, node: NodeState, conte
   out += 'Calico IPAM (projectcalico.org, not part of the Node object):\n';
   out += section(
     [
-      ['  IPPool', [`${cluster.pool.name} ${cluster.pool.cidr} (blockSize /${cluster.pool.blockSize}, ipipMode ${cluster.pool.ipipMode})`]],
+      [
+        '  IPPool',
+        [
+          `${cluster.pool.name} ${cluster.pool.cidr} (blockSize /${cluster.pool.blockSize}, ipipMode ${cluster.pool.ipipMode})`,
+        ],
+      ],
       ['  Affine blocks', node.blocks.map((b) => b.toString())],
       ['  IPIP tunnel address', [node.tunnelAddress ? `${node.tunnelAddress} (tunl0)` : '<none>']],
       ['  Note', ['pod IPs come from the Calico blocks above, not from PodCIDR']],

@@ -10,7 +10,13 @@ import { processIo, type Io } from './common.js';
 import { ExitStatus, UsageError } from './errors.js';
 import { runManifestCommand } from './kubectl-apply.js';
 import { renderJsonPath } from './kubectl-jsonpath.js';
-import { gatherViewContext, renderDescribeNode, renderGetNodes, renderGetPods, type ViewContext } from './kubectl-views.js';
+import {
+  gatherViewContext,
+  renderDescribeNode,
+  renderGetNodes,
+  renderGetPods,
+  type ViewContext,
+} from './kubectl-views.js';
 import { runCli } from './program.js';
 
 const SUPPORTED =
@@ -116,10 +122,12 @@ export function labelSelector(text: string): (labels: Readonly<Record<string, st
     const term = part.trim();
     const match = /^(!?)([A-Za-z0-9_./-]+)(?:(!=|==|=)(.*))?$/.exec(term);
     if (!match || (match[1] && match[3])) {
-      throw new UsageError(`unable to parse requirement: ${JSON.stringify(term)} (supported: KEY=VALUE, KEY!=VALUE, KEY, !KEY)`);
+      throw new UsageError(
+        `unable to parse requirement: ${JSON.stringify(term)} (supported: KEY=VALUE, KEY!=VALUE, KEY, !KEY)`,
+      );
     }
     const [, not, key, operator, value = ''] = match;
-    if (!operator) return (labels: Readonly<Record<string, string>>) => (key in labels) !== (not === '!');
+    if (!operator) return (labels: Readonly<Record<string, string>>) => key in labels !== (not === '!');
     return (labels: Readonly<Record<string, string>>) => (labels[key] === value) === (operator !== '!=');
   });
   return (labels) => requirements.every((matches) => matches(labels));
@@ -127,7 +135,14 @@ export function labelSelector(text: string): (labels: Readonly<Record<string, st
 
 type Resource = 'nodes' | 'pods';
 
-const RESOURCES: Record<string, Resource> = { nodes: 'nodes', node: 'nodes', no: 'nodes', pods: 'pods', pod: 'pods', po: 'pods' };
+const RESOURCES: Record<string, Resource> = {
+  nodes: 'nodes',
+  node: 'nodes',
+  no: 'nodes',
+  pods: 'pods',
+  pod: 'pods',
+  po: 'pods',
+};
 
 function resource(word: string | undefined, verb: string): Resource {
   const found = word === undefined ? undefined : RESOURCES[word];
@@ -189,11 +204,14 @@ function named<T extends { name: string }>(items: readonly T[], kind: Resource, 
 
 /** `-o json|yaml|name|jsonpath=…`: the objects (one named object alone, else a List), printed as kubectl does. */
 function printObjects(io: Io, output: string, kind: Resource, objects: readonly unknown[], alone: boolean): void {
-  const value = alone ? objects[0] : { apiVersion: 'v1', items: objects, kind: 'List', metadata: { resourceVersion: '' } };
+  const value = alone
+    ? objects[0]
+    : { apiVersion: 'v1', items: objects, kind: 'List', metadata: { resourceVersion: '' } };
   if (output === 'json') io.out(`${JSON.stringify(value, null, 4)}\n`);
   else if (output === 'yaml') io.out(toYaml(value));
   else if (output === 'name') {
-    for (const object of objects) io.out(`${kind === 'nodes' ? 'node' : 'pod'}/${(object as { metadata: { name: string } }).metadata.name}\n`);
+    for (const object of objects)
+      io.out(`${kind === 'nodes' ? 'node' : 'pod'}/${(object as { metadata: { name: string } }).metadata.name}\n`);
   } else io.out(renderJsonPath(output.slice('jsonpath='.length), value));
 }
 
@@ -225,9 +243,11 @@ const NODE_KIND: ResourceKind<NodeState> = {
 
 const POD_KIND: ResourceKind<PodState> = {
   resource: 'pods',
-  candidates: (cluster, { allNamespaces, namespace }) => cluster.pods.filter((p) => allNamespaces || p.namespace === namespace),
+  candidates: (cluster, { allNamespaces, namespace }) =>
+    cluster.pods.filter((p) => allNamespaces || p.namespace === namespace),
   nodesOf: (_chosen, cluster) => cluster.nodes,
-  table: (_cluster, chosen, context, wide, { allNamespaces }) => renderGetPods(chosen, context, wide, { allNamespaces }),
+  table: (_cluster, chosen, context, wide, { allNamespaces }) =>
+    renderGetPods(chosen, context, wide, { allNamespaces }),
   object: (cluster, pod) => podObject(cluster, pod),
 };
 
@@ -240,7 +260,10 @@ async function get(io: Io, args: KubectlArgs, spec: string | undefined): Promise
   }
   const selector = single(args, 'selector');
   const matches = selector === undefined ? () => true : labelSelector(selector);
-  const scope = { allNamespaces: args.booleans.has('all-namespaces'), namespace: single(args, 'namespace') ?? 'default' };
+  const scope = {
+    allNamespaces: args.booleans.has('all-namespaces'),
+    namespace: single(args, 'namespace') ?? 'default',
+  };
   const view = await openClusterView(spec);
   const request: GetRequest = { names, output, matches, scope };
   await (kind === 'nodes' ? getObjects(io, view, NODE_KIND, request) : getObjects(io, view, POD_KIND, request));
@@ -262,18 +285,26 @@ async function getObjects<T extends NodeState | PodState>(
   const { cluster } = view;
   const kind = resourceKind.resource;
   const candidates = resourceKind.candidates(cluster, scope);
-  const chosen = (names.length > 0 ? named(candidates, kind, names) : candidates).filter((item) => matches(item.labels));
+  const chosen = (names.length > 0 ? named(candidates, kind, names) : candidates).filter((item) =>
+    matches(item.labels),
+  );
 
   if (chosen.length === 0 && (output === '' || output === 'wide')) {
     // kubectl says this on stderr, so a pipe sees no rows.
-    io.err(kind === 'nodes' || scope.allNamespaces ? 'No resources found\n' : `No resources found in ${scope.namespace} namespace.\n`);
+    io.err(
+      kind === 'nodes' || scope.allNamespaces
+        ? 'No resources found\n'
+        : `No resources found in ${scope.namespace} namespace.\n`,
+    );
     return;
   }
   const context = await gatherViewContext(view, resourceKind.nodesOf(chosen, cluster));
   if (output === '' || output === 'wide') {
     io.out(resourceKind.table(cluster, chosen, context, output === 'wide', scope));
     if (kind === 'pods' && scope.allNamespaces) {
-      io.err('(ipip-lab emulates the pod network only: no kube-system pods such as calico-node, coredns or kube-proxy)\n');
+      io.err(
+        '(ipip-lab emulates the pod network only: no kube-system pods such as calico-node, coredns or kube-proxy)\n',
+      );
     }
     return;
   }
@@ -330,7 +361,11 @@ export interface KubectlOptions {
 }
 
 /** Runs one kubectl command line; returns its exit code (0, or 1 for every error, as kubectl). */
-export async function runKubectl(argv: readonly string[], io: Io = processIo, options: KubectlOptions = {}): Promise<number> {
+export async function runKubectl(
+  argv: readonly string[],
+  io: Io = processIo,
+  options: KubectlOptions = {},
+): Promise<number> {
   try {
     const args = parseKubectlArgs(argv);
     const [verb] = args.words;

@@ -36,7 +36,8 @@ function printNodeView(
   }
   if (view === 'addr') io.out(renderIpAddr(dataplane.links, { style: options.style }));
   else if (view === 'route') io.out(renderIpRoute(routes));
-  else io.out(renderRoute(routes, { numeric: options.numeric ?? false, resolveHost: gatewayResolver(options.cluster) }));
+  else
+    io.out(renderRoute(routes, { numeric: options.numeric ?? false, resolveHost: gatewayResolver(options.cluster) }));
 }
 
 const IP_OBJECTS: Record<string, 'addr' | 'route'> = {
@@ -83,10 +84,16 @@ export function buildProgram(io: Io = processIo): Command {
       .aliases([...aliases])
       .description(`list ${resource} (kubectl get ${resource} [-o wide|json])`)
       .addOption(
-        new Option('-o, --output <format>', "wide adds kubectl's extra columns; json for scripts").choices(['wide', 'json']),
+        new Option('-o, --output <format>', "wide adds kubectl's extra columns; json for scripts").choices([
+          'wide',
+          'json',
+        ]),
       )
       .addOption(specOption())
-      .addHelpText('after', `\nExample:\n  ipip-lab get ${resource} -o wide --spec containers/cni-overview/cluster.yaml`)
+      .addHelpText(
+        'after',
+        `\nExample:\n  ipip-lab get ${resource} -o wide --spec containers/cni-overview/cluster.yaml`,
+      )
       .action(async (options: CommonOptions) => {
         const view = await openClusterView(options.spec);
         const { cluster } = view;
@@ -127,7 +134,11 @@ export function buildProgram(io: Io = processIo): Command {
     .action(async (options: CommonOptions & { numeric?: boolean; node?: string }) => {
       const { cluster } = await openClusterView(options.spec);
       const node = resolveNode(cluster, options.node);
-      printNodeView(io, 'net-tools-route', nodeDataplane(cluster, node.name), { ...options, style: 'iproute2', cluster });
+      printNodeView(io, 'net-tools-route', nodeDataplane(cluster, node.name), {
+        ...options,
+        style: 'iproute2',
+        cluster,
+      });
     });
 
   program

@@ -73,7 +73,7 @@ function underlayInterface(node: NodeState, interfaces: NodeJS.Dict<os.NetworkIn
   const here = ipv4.map((candidate) => `${candidate.name} ${candidate.address}`).join(', ') || 'none';
   throw new AgentConfigError(
     `${node.name}'s address ${address} is not on any interface of this machine (IPv4 interfaces: ${here}); ` +
-      'run the agent in the container that has that address, or fix the node\'s ip in the spec',
+      "run the agent in the container that has that address, or fix the node's ip in the spec",
   );
 }
 
@@ -138,7 +138,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open, ${opened.description}`);
 
   const neighbours = options.pinNeighbours && new NeighbourPins(device, nodeLog, options.pinNeighbours);
-  const peersOf = (state: ClusterState) => state.nodes.filter((peer) => !peer.ip.equals(node.ip)).map((peer) => peer.ip);
+  const peersOf = (state: ClusterState) =>
+    state.nodes.filter((peer) => !peer.ip.equals(node.ip)).map((peer) => peer.ip);
   void neighbours?.pin(peersOf(cluster));
 
   const servers: Server[] = [];

@@ -216,7 +216,9 @@ export function specDigest(document: SpecDocument): string {
   const files = Object.keys(document.files)
     .sort()
     .map((name) => [name, document.files[name]]);
-  return createHash('sha256').update(JSON.stringify([document.text, files])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([document.text, files]))
+    .digest('hex');
 }
 
 type Fields<T> = readonly (keyof T & string)[];
@@ -240,7 +242,9 @@ const RESPONSE_FIELDS: { readonly [E in Endpoint]: 'list' | Fields<ResponseOf<E>
 
 /** Whether a parsed JSON value is an object with these fields: a check of its shape, not of every value. */
 export function hasFields<T>(value: unknown, fields: Fields<T>): value is T {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && fields.every((field) => field in value);
+  return (
+    typeof value === 'object' && value !== null && !Array.isArray(value) && fields.every((field) => field in value)
+  );
 }
 
 /** A light check, where JSON from an agent becomes typed, that the answer is the one the endpoint gives. */

@@ -110,7 +110,8 @@ function optionalBoolean(body: Body, name: string): boolean | undefined {
 /** A pod name anywhere in the cluster, or a dotted quad. */
 function resolveDestination(cluster: ClusterState, target: string): Ipv4Address {
   const address = Ipv4Address.tryParse(target) ?? podByName(cluster, target)?.ip;
-  if (!address) throw new ApiError(400, `to: ${JSON.stringify(target)} is neither an IPv4 address nor a pod of the cluster`);
+  if (!address)
+    throw new ApiError(400, `to: ${JSON.stringify(target)} is neither an IPv4 address nor a pod of the cluster`);
   return address;
 }
 
@@ -186,7 +187,10 @@ function inject(context: ApiContext, body: Body): ResponseOf<'POST /v1/inject'> 
   const name = requiredString(body, 'interface');
   const names = interfaceNames(context);
   if (!names.includes(name)) {
-    throw new ApiError(404, `no interface ${JSON.stringify(name)} on ${context.labNode.node.name} (interfaces: ${names.join(', ')})`);
+    throw new ApiError(
+      404,
+      `no interface ${JSON.stringify(name)} on ${context.labNode.node.name} (interfaces: ${names.join(', ')})`,
+    );
   }
   const encoded = requiredString(body, 'packet');
   const packet = Buffer.from(encoded, 'base64');
@@ -222,7 +226,9 @@ class Captures {
       'a non-empty array of interface or pod names, or ["any"]',
     );
     const interfaces: string[] | 'any' =
-      words === undefined || words.includes('any') ? 'any' : [...new Set(words.map((word) => captureInterface(labNode, word)))];
+      words === undefined || words.includes('any')
+        ? 'any'
+        : [...new Set(words.map((word) => captureInterface(labNode, word)))];
     const filter = field(body, 'filter', (v): v is string => typeof v === 'string', 'a capture filter') ?? '';
     const compiled = parseFilter(filter);
     if (!compiled.ok) throw new ApiError(400, compiled.error);
@@ -231,10 +237,18 @@ class Captures {
       CAPTURE_DEFAULTS.format;
     const count = optionalInteger(body, 'count', CAPTURE_LIMITS.count);
     const durationMs = optionalInteger(body, 'durationMs', CAPTURE_LIMITS.durationMs) ?? CAPTURE_DEFAULTS.durationMs;
-    const file = field(body, 'file', (v): v is string => typeof v === 'string' && path.isAbsolute(v), 'an absolute path');
+    const file = field(
+      body,
+      'file',
+      (v): v is string => typeof v === 'string' && path.isAbsolute(v),
+      'an absolute path',
+    );
     // A path names a file on this node: only a client on this node (the unix socket) may have the agent write one.
     if (file !== undefined && !local) {
-      throw new ApiError(403, 'file: the agent writes files only for a client on its unix socket; read the stream instead');
+      throw new ApiError(
+        403,
+        'file: the agent writes files only for a client on its unix socket; read the stream instead',
+      );
     }
 
     const id = String(this.nextId++);
@@ -242,7 +256,10 @@ class Captures {
     return new Streamed((response) => {
       // Counted here, where the capture starts, so that requests read at the same time cannot all pass.
       if (this.open.size >= MAX_RUNNING_CAPTURES) {
-        throw new ApiError(503, `${MAX_RUNNING_CAPTURES} captures are running already: stop one first (GET /v1/captures lists them)`);
+        throw new ApiError(
+          503,
+          `${MAX_RUNNING_CAPTURES} captures are running already: stop one first (GET /v1/captures lists them)`,
+        );
       }
       const sink = file === undefined ? response : openCaptureFile(file);
       // The session only writes from a later turn of the event loop, after the headers.
@@ -435,32 +452,34 @@ export function createApiHandler(context: ApiContext): ApiHandler {
   };
   // Handlers read context.labNode per request: after a reload it is another node object.
   const node = (): LabNode => context.labNode;
-  const routes = new Map<string, Handler>(Object.entries({
-    'GET /v1/node': () => nodeInfo(context),
-    'GET /v1/cluster': () => node().cluster,
-    'GET /v1/spec': () => context.spec,
-    'GET /v1/dataplane': () => {
-      const counters = node().dataplane.stats().interfaces;
-      return {
-        links: node().links.map((link) => ({ ...link, stats: counters[link.name] ?? null })),
-        routes: node().routes,
-      };
-    },
-    'GET /v1/stats': () => ({
-      node: node().node.name,
-      ...node().dataplane.stats(),
-      underlaySendErrors: context.underlaySendErrors(),
-    }),
-    'POST /v1/ping': (body) => ping(context, body),
-    'POST /v1/curl': (body) => curl(context, body),
-    'POST /v1/traceroute': (body) => traceroute(context, body),
-    'POST /v1/inject': (body) => inject(context, body),
-    'POST /v1/reload': () => reload(),
-    [CAPTURE_ENDPOINT]: (body, _parameter, local) => captures.start(context, body, local),
-    'GET /v1/captures': () => captures.list(),
-    'GET /v1/captures/*': (_body: Body, id: string) => captures.get(id),
-    'DELETE /v1/captures/*': (_body: Body, id: string) => captures.stop(id),
-  } satisfies Routes));
+  const routes = new Map<string, Handler>(
+    Object.entries({
+      'GET /v1/node': () => nodeInfo(context),
+      'GET /v1/cluster': () => node().cluster,
+      'GET /v1/spec': () => context.spec,
+      'GET /v1/dataplane': () => {
+        const counters = node().dataplane.stats().interfaces;
+        return {
+          links: node().links.map((link) => ({ ...link, stats: counters[link.name] ?? null })),
+          routes: node().routes,
+        };
+      },
+      'GET /v1/stats': () => ({
+        node: node().node.name,
+        ...node().dataplane.stats(),
+        underlaySendErrors: context.underlaySendErrors(),
+      }),
+      'POST /v1/ping': (body) => ping(context, body),
+      'POST /v1/curl': (body) => curl(context, body),
+      'POST /v1/traceroute': (body) => traceroute(context, body),
+      'POST /v1/inject': (body) => inject(context, body),
+      'POST /v1/reload': () => reload(),
+      [CAPTURE_ENDPOINT]: (body, _parameter, local) => captures.start(context, body, local),
+      'GET /v1/captures': () => captures.list(),
+      'GET /v1/captures/*': (_body: Body, id: string) => captures.get(id),
+      'DELETE /v1/captures/*': (_body: Body, id: string) => captures.stop(id),
+    } satisfies Routes),
+  );
 
   const fail = (response: ServerResponse, error: unknown): void => {
     if (error instanceof ApiError) send(response, error.status, { error: error.message });
@@ -477,7 +496,8 @@ export function createApiHandler(context: ApiContext): ApiHandler {
     const wildcard = routes.get(`${request.method} ${path.slice(0, slash)}/*`);
     if (wildcard) return { route: wildcard, parameter: decodeURIComponent(path.slice(slash + 1)) };
     const allowed = [...routes.keys()].filter((key) => key.endsWith(` ${path}`));
-    if (allowed.length > 0) throw new ApiError(405, `${request.method} not allowed on ${path} (allowed: ${allowed.join(', ')})`);
+    if (allowed.length > 0)
+      throw new ApiError(405, `${request.method} not allowed on ${path} (allowed: ${allowed.join(', ')})`);
     throw new ApiError(404, `no such endpoint: ${request.method} ${path}`);
   };
 

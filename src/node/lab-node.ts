@@ -42,7 +42,9 @@ export class LabNode {
   ) {
     const node = nodeByName(cluster, nodeName);
     if (!node) {
-      throw new Error(`no node named ${JSON.stringify(nodeName)} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+      throw new Error(
+        `no node named ${JSON.stringify(nodeName)} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+      );
     }
     this.node = node;
     // Spec defaults for eth0, not the container's real index and MAC: live views must match `--spec` views.

@@ -76,7 +76,10 @@ export class TapHub {
    * before any event exists, so that a capture of eth0 costs the other interfaces' hops nothing.
    */
   subscribe(listener: TapListener, interfaces?: Iterable<string>): () => void {
-    const subscription: TapSubscription = { listener, interfaces: interfaces === undefined ? undefined : new Set(interfaces) };
+    const subscription: TapSubscription = {
+      listener,
+      interfaces: interfaces === undefined ? undefined : new Set(interfaces),
+    };
     this.setSubscriptions([...this.subscriptions, subscription]);
     return () => this.setSubscriptions(this.subscriptions.filter((candidate) => candidate !== subscription));
   }

@@ -55,7 +55,7 @@ export async function containerLogs(id: string): Promise<string> {
   const docker = await dockerode();
   const raw = (await docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false })) as Buffer;
   const chunks: Buffer[] = [];
-  for (let at = 0; at + LOG_FRAME_HEADER <= raw.length; ) {
+  for (let at = 0; at + LOG_FRAME_HEADER <= raw.length;) {
     const length = raw.readUInt32BE(at + 4);
     chunks.push(raw.subarray(at + LOG_FRAME_HEADER, at + LOG_FRAME_HEADER + length));
     at += LOG_FRAME_HEADER + length;
@@ -70,7 +70,9 @@ export async function removeLabResources(lab: string, networkName: string): Prom
   await Promise.all(containers.map((info) => docker.getContainer(info.Id).remove({ force: true, v: true })));
   const networks = await docker.listNetworks({ filters: { name: [networkName] } });
   // The name filter matches substrings: remove only the exact one.
-  await Promise.all(networks.filter((info) => info.Name === networkName).map((info) => docker.getNetwork(info.Id).remove()));
+  await Promise.all(
+    networks.filter((info) => info.Name === networkName).map((info) => docker.getNetwork(info.Id).remove()),
+  );
 }
 
 function overlapsAny(info: { IPAM?: { Config?: { Subnet?: string }[] } }, subnet: Ipv4Prefix): boolean {
@@ -83,7 +85,9 @@ function overlapsAny(info: { IPAM?: { Config?: { Subnet?: string }[] } }, subnet
  */
 export async function removeOverlappingLabs(subnet: Ipv4Prefix): Promise<void> {
   const docker = await dockerode();
-  const labs = (await docker.listNetworks({ filters: { label: [LAB_LABEL] } })).filter((info) => overlapsAny(info, subnet));
+  const labs = (await docker.listNetworks({ filters: { label: [LAB_LABEL] } })).filter((info) =>
+    overlapsAny(info, subnet),
+  );
   await Promise.all(labs.map((info) => removeLabResources(info.Labels?.[LAB_LABEL] ?? '', info.Name)));
 }
 

@@ -164,7 +164,9 @@ export class LabNodeHandle {
     try {
       return JSON.parse(result.stdout) as T;
     } catch {
-      throw new Error(`ipip-lab ${args.join(' ')} on ${this.name} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+      throw new Error(
+        `ipip-lab ${args.join(' ')} on ${this.name} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`,
+      );
     }
   }
 
@@ -183,7 +185,13 @@ export class LabNodeHandle {
 
   /** Places `packet` (an IPv4 packet) on one of this node's interfaces, as `ipip-lab inject` does. */
   async inject(interfaceName: string, packet: Uint8Array): Promise<void> {
-    const result = await this.ipipLab(['inject', '--interface', interfaceName, '--hex', Buffer.from(packet).toString('hex')]);
+    const result = await this.ipipLab([
+      'inject',
+      '--interface',
+      interfaceName,
+      '--hex',
+      Buffer.from(packet).toString('hex'),
+    ]);
     if (result.exitCode !== 0) throw new Error(`inject on ${this.name} ${interfaceName}: ${result.stderr.trim()}`);
   }
 
@@ -216,7 +224,15 @@ export class LabNodeHandle {
   }
 
   traceroute(to: string, options: { from: string; maxHops?: number }): Promise<TracerouteReport> {
-    return this.json<TracerouteReport>(['traceroute', to, '--from', options.from, '-o', 'json', ...optionArgs({ '-m': options.maxHops })]);
+    return this.json<TracerouteReport>([
+      'traceroute',
+      to,
+      '--from',
+      options.from,
+      '-o',
+      'json',
+      ...optionArgs({ '-m': options.maxHops }),
+    ]);
   }
 
   /**
@@ -226,8 +242,20 @@ export class LabNodeHandle {
   async capture(options: { interfaces?: string[]; filter?: string } = {}): Promise<AgentCapture> {
     const file = this.tempFile('pcapng');
     const interfaces = options.interfaces ?? ['any'];
-    const command = ['ipip-lab', 'capture', ...interfaces.flatMap((name) => ['-i', name]), '-w', file, ...(options.filter ? ['-f', options.filter] : [])];
-    const stop = await this.runInBackground({ command, started: 'capturing on', stopped: 'packets captured', name: 'ipip-lab capture' });
+    const command = [
+      'ipip-lab',
+      'capture',
+      ...interfaces.flatMap((name) => ['-i', name]),
+      '-w',
+      file,
+      ...(options.filter ? ['-f', options.filter] : []),
+    ];
+    const stop = await this.runInBackground({
+      command,
+      started: 'capturing on',
+      stopped: 'packets captured',
+      name: 'ipip-lab capture',
+    });
     return {
       stop: async () => {
         await stop();
@@ -243,9 +271,24 @@ export class LabNodeHandle {
   async tcpdump(options: { interface?: string; filter?: string } = {}): Promise<KernelCapture> {
     const file = this.tempFile('pcap');
     // --immediate-mode: otherwise libpcap hands packets over up to a second late, and a quick stop() would miss them.
-    const command = ['tcpdump', '-i', options.interface ?? 'eth0', '-n', '--immediate-mode', '-U', '-w', file, ...(options.filter ? [options.filter] : [])];
+    const command = [
+      'tcpdump',
+      '-i',
+      options.interface ?? 'eth0',
+      '-n',
+      '--immediate-mode',
+      '-U',
+      '-w',
+      file,
+      ...(options.filter ? [options.filter] : []),
+    ];
     // tcpdump prints its statistics as it exits.
-    const stop = await this.runInBackground({ command, started: 'listening on', stopped: 'packets captured', name: 'tcpdump' });
+    const stop = await this.runInBackground({
+      command,
+      started: 'listening on',
+      stopped: 'packets captured',
+      name: 'tcpdump',
+    });
     return {
       stop: async () => {
         await stop();
@@ -339,7 +382,10 @@ export class Lab {
 
   node(name: string): LabNodeHandle {
     const handle = this.handles.get(name);
-    if (!handle) throw new Error(`no node ${JSON.stringify(name)} in lab ${this.name} (nodes: ${[...this.handles.keys()].join(', ')})`);
+    if (!handle)
+      throw new Error(
+        `no node ${JSON.stringify(name)} in lab ${this.name} (nodes: ${[...this.handles.keys()].join(', ')})`,
+      );
     return handle;
   }
 
@@ -374,7 +420,11 @@ export class Lab {
   /** Removes every container and the network. */
   async stop(): Promise<void> {
     // sleep and the agents as PID 1 are fast to stop; a lab is not kept, so no grace period is needed.
-    await Promise.all([...this.strangers, ...this.handles.values()].map((handle) => handle.container.stop({ timeout: 0 }).catch(() => undefined)));
+    await Promise.all(
+      [...this.strangers, ...this.handles.values()].map((handle) =>
+        handle.container.stop({ timeout: 0 }).catch(() => undefined),
+      ),
+    );
     await removeLabResources(this.name, this.networkName);
   }
 }
@@ -387,7 +437,10 @@ function agentArgsFor(options: LabOptions, node: string): readonly string[] {
 function nodesToStart(cluster: ClusterState, names: readonly string[] | undefined): ClusterState['nodes'] {
   if (!names) return cluster.nodes;
   const unknown = names.filter((name) => !cluster.nodes.some((node) => node.name === name));
-  if (unknown.length > 0) throw new Error(`no node ${unknown.join(', ')} in the spec (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+  if (unknown.length > 0)
+    throw new Error(
+      `no node ${unknown.join(', ')} in the spec (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+    );
   return cluster.nodes.filter((node) => names.includes(node.name));
 }
 

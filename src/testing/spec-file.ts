@@ -45,7 +45,8 @@ export function loadSpecFile(spec: string): LoadedSpec {
         `give a path to a cluster spec, or the name of a seed lab (${SEED_LABS.join(', ')})`,
     );
   }
-  const readRelative = (relative: string): string => readFileSync(path.resolve(path.dirname(specPath), relative), 'utf8');
+  const readRelative = (relative: string): string =>
+    readFileSync(path.resolve(path.dirname(specPath), relative), 'utf8');
   // Validate first, so a bad spec fails here with the message that names its field and file.
   const document = readSpecDocument(specPath, text, readRelative);
   const cluster = buildCluster(parseSpecDocument(document));

@@ -40,5 +40,9 @@ export function updateChecksum(checksum: number, oldWord: number, newWord: numbe
 
 /** `updateChecksum` for a 32-bit field, an IPv4 address above all: its two 16-bit words in turn. */
 export function updateChecksumWord32(checksum: number, oldValue: number, newValue: number): number {
-  return updateChecksum(updateChecksum(checksum, oldValue >>> 16, newValue >>> 16), oldValue & 0xffff, newValue & 0xffff);
+  return updateChecksum(
+    updateChecksum(checksum, oldValue >>> 16, newValue >>> 16),
+    oldValue & 0xffff,
+    newValue & 0xffff,
+  );
 }

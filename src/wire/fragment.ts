@@ -27,7 +27,8 @@ export function fragment(packet: Buffer, mtu: number): Parsed<Buffer[]> {
 
   const headerLength = original.headerLength;
   const dataPerPiece = Math.floor((mtu - headerLength) / FRAGMENT_UNIT) * FRAGMENT_UNIT;
-  if (dataPerPiece < FRAGMENT_UNIT) throw new RangeError(`MTU ${mtu} leaves no room for data after ${headerLength} header bytes`);
+  if (dataPerPiece < FRAGMENT_UNIT)
+    throw new RangeError(`MTU ${mtu} leaves no room for data after ${headerLength} header bytes`);
 
   const data = original.payload;
   const laterHeader = Buffer.from(original.header);

@@ -241,7 +241,10 @@ export interface ErrorOptions {
 const offendingHeader = new Ipv4View(Buffer.alloc(0));
 
 /** The quoted part of `offending` (a valid IPv4 packet, exactly as received; aliases it). */
-export function quoteOf(offending: Buffer, { quote = 'rfc792', errorHeaderLength = IPV4_MIN_HEADER_LENGTH }: ErrorOptions = {}): Buffer {
+export function quoteOf(
+  offending: Buffer,
+  { quote = 'rfc792', errorHeaderLength = IPV4_MIN_HEADER_LENGTH }: ErrorOptions = {},
+): Buffer {
   const limit =
     quote === 'linux'
       ? LINUX_ICMP_ERROR_MAX_PACKET - errorHeaderLength - ICMP_HEADER_LENGTH

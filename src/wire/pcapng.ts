@@ -56,8 +56,7 @@ const pad4 = (length: number) => (length + 3) & ~3;
 /** A block: header, the fixed fields (padded), options with their end marker, trailing total length. */
 function encodeBlock(type: number, fixed: readonly Buffer[], options: readonly BlockOption[]): Buffer {
   const fixedLength = fixed.reduce((sum, part) => sum + part.length, 0);
-  const optionsLength =
-    options.length === 0 ? 0 : options.reduce((sum, [, value]) => sum + 4 + pad4(value.length), 4);
+  const optionsLength = options.length === 0 ? 0 : options.reduce((sum, [, value]) => sum + 4 + pad4(value.length), 4);
   const total = BLOCK_HEADER_LENGTH + pad4(fixedLength) + optionsLength + BLOCK_TRAILER_LENGTH;
   const out = Buffer.alloc(total);
   out.writeUInt32LE(type, 0);
@@ -113,7 +112,12 @@ const dataViewOf = (target: Buffer): DataView => new DataView(target.buffer, tar
  * buffer instead of allocating a block per packet, and passes `view`, a DataView over exactly `target`, made once
  * for that buffer. The interface must have been described with nanosecond resolution, as `interfaceDescription` is.
  */
-function writeEnhancedPacket(target: Buffer, offset: number, packet: CapturedPacket, view = dataViewOf(target)): number {
+function writeEnhancedPacket(
+  target: Buffer,
+  offset: number,
+  packet: CapturedPacket,
+  view = dataViewOf(target),
+): number {
   const { data } = packet;
   const total = enhancedPacketLength(packet);
   // DataView setters are inlined by the compiler; Buffer's bounds-checked writes cost several times more here.
@@ -128,7 +132,7 @@ function writeEnhancedPacket(target: Buffer, offset: number, packet: CapturedPac
   let at = offset + BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH;
   target.set(data, at);
   at += data.length;
-  for (const end = offset + BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH + pad4(data.length); at < end; ) target[at++] = 0;
+  for (const end = offset + BLOCK_HEADER_LENGTH + EPB_FIXED_LENGTH + pad4(data.length); at < end;) target[at++] = 0;
   if (packet.direction !== undefined) {
     view.setUint16(at, OPTION_CODE.EPB_FLAGS, true);
     view.setUint16(at + 2, 4, true);
@@ -177,7 +181,7 @@ function decode(bytes: Buffer): Parsed<Capture> {
 
   /** Calls `visit` per option in `[start, end)`; false when an option overruns its block. */
   const readOptions = (start: number, end: number, visit: (code: number, value: Buffer) => void): boolean => {
-    for (let at = start; at + 4 <= end; ) {
+    for (let at = start; at + 4 <= end;) {
       const code = u16(at);
       const length = u16(at + 2);
       if (code === OPTION_CODE.END) return true;
@@ -191,7 +195,7 @@ function decode(bytes: Buffer): Parsed<Capture> {
 
   if (bytes.length === 0) return dropped('truncated');
   let sectionFirstInterface = 0;
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     if (bytes.length - at < MIN_BLOCK_LENGTH) return dropped('truncated');
     // The section header's type reads the same in both byte orders; its magic tells which one follows.
     if (bytes.readUInt32LE(at) === BLOCK_TYPE.SECTION_HEADER) {

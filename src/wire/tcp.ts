@@ -26,7 +26,16 @@ export const TCP_MIN_HEADER_LENGTH = 20;
 const TCP_MAX_HEADER_LENGTH = 60;
 
 /** Bits of the flags byte; combine with `|`. */
-export const TCP_FLAG = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
+export const TCP_FLAG = {
+  FIN: 0x01,
+  SYN: 0x02,
+  RST: 0x04,
+  PSH: 0x08,
+  ACK: 0x10,
+  URG: 0x20,
+  ECE: 0x40,
+  CWR: 0x80,
+} as const;
 
 /**
  * A view over one TCP segment, the whole IP payload at `buffer[offset, end)` (TCP has no length field of its own);

@@ -51,7 +51,11 @@ describe('buildCluster on seed 1 (cni-overview)', () => {
   });
 
   it('hands out Kubernetes PodCIDRs in node order, unrelated to the Calico blocks', () => {
-    expect(cluster.nodes.map((n) => n.podCIDR.toString())).toEqual(['192.168.0.0/24', '192.168.1.0/24', '192.168.2.0/24']);
+    expect(cluster.nodes.map((n) => n.podCIDR.toString())).toEqual([
+      '192.168.0.0/24',
+      '192.168.1.0/24',
+      '192.168.2.0/24',
+    ]);
   });
 
   it('describes nodes as kubectl 1.21 shows them', () => {
@@ -87,7 +91,11 @@ describe('buildCluster on seed 1 (cni-overview)', () => {
       expect(pod.labels).toEqual({ app: 'hello-world', 'pod-template-hash': hash });
       expect(pod).toMatchObject({ namespace: 'default', deployment: 'hello-world', mtu: 1480, podIfIndex: 4 });
       expect(pod.containers).toEqual([
-        { name: 'hello-world', image: 'gcr.io/google-samples/hello-app:1.0', ports: [{ containerPort: 8080, protocol: 'TCP' }] },
+        {
+          name: 'hello-world',
+          image: 'gcr.io/google-samples/hello-app:1.0',
+          ports: [{ containerPort: 8080, protocol: 'TCP' }],
+        },
       ]);
     }
     expect(new Set(cluster.pods.map((p) => p.name)).size).toBe(3);
@@ -185,7 +193,9 @@ describe('buildCluster variants', () => {
   });
 
   it('borrows addresses from another node block when the pool has too few blocks', () => {
-    const cluster = buildCluster(withPool({ cidr: Ipv4Prefix.parse('192.168.0.0/26') }, { clusterCIDR: Ipv4Prefix.parse('10.244.0.0/16') }));
+    const cluster = buildCluster(
+      withPool({ cidr: Ipv4Prefix.parse('192.168.0.0/26') }, { clusterCIDR: Ipv4Prefix.parse('10.244.0.0/16') }),
+    );
     expect(cluster.nodes.map((n) => [n.name, n.blocks.map(String)])).toEqual([
       ['master-node', ['192.168.0.0/26']],
       ['worker-node01', []],
@@ -194,6 +204,10 @@ describe('buildCluster variants', () => {
     const worker = node(cluster, 'worker-node01');
     expect(worker.blocks).toEqual([]);
     expect(nodeOwningBlock(cluster, worker.tunnelAddress!)?.name).toBe('master-node');
-    expect(cluster.pods.filter((p) => p.node === 'worker-node01').every((p) => nodeOwningBlock(cluster, p.ip)?.name === 'master-node')).toBe(true);
+    expect(
+      cluster.pods
+        .filter((p) => p.node === 'worker-node01')
+        .every((p) => nodeOwningBlock(cluster, p.ip)?.name === 'master-node'),
+    ).toBe(true);
   });
 });

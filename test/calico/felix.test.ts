@@ -22,11 +22,26 @@ const ip = (text: string) => Ipv4Address.parse(text);
 const prefix = (text: string) => Ipv4Prefix.parse(text);
 
 function tunnelRoute(destination: string, gateway: string): Route {
-  return { kind: 'unicast', destination: prefix(destination), gateway: ip(gateway), dev: 'tunl0', onlink: true, scope: 'global', proto: 'bird' };
+  return {
+    kind: 'unicast',
+    destination: prefix(destination),
+    gateway: ip(gateway),
+    dev: 'tunl0',
+    onlink: true,
+    scope: 'global',
+    proto: 'bird',
+  };
 }
 
 function connected(source: string): Route {
-  return { kind: 'unicast', destination: prefix('10.0.0.0/24'), dev: 'eth0', scope: 'link', proto: 'kernel', source: ip(source) };
+  return {
+    kind: 'unicast',
+    destination: prefix('10.0.0.0/24'),
+    dev: 'eth0',
+    scope: 'link',
+    proto: 'kernel',
+    source: ip(source),
+  };
 }
 
 /** felix's routes for a node, in felix's order. */
@@ -104,7 +119,9 @@ describe('nodeDataplane on seed 1', () => {
       linkAddress: '02:42:0a:00:00:0b',
       linkBroadcast: 'ff:ff:ff:ff:ff:ff',
       linkNetns: '0',
-      addresses: [{ address: ip('10.0.0.11'), prefixLength: 24, broadcast: ip('10.0.0.255'), scope: 'global', label: 'eth0' }],
+      addresses: [
+        { address: ip('10.0.0.11'), prefixLength: 24, broadcast: ip('10.0.0.255'), scope: 'global', label: 'eth0' },
+      ],
     });
     const pods = podsOn('worker-node01');
     expect(calis).toEqual(
@@ -134,7 +151,9 @@ describe('nodeDataplane on seed 1', () => {
     expect(() => nodeDataplane(cluster, 'worker-node01', { eth0: { ...live, index: 5 } })).toThrow(RangeError);
     expect(() => nodeDataplane(cluster, 'master-node', { eth0: { ...live, index: 2 } })).toThrow(/collides/);
     // master-node runs no pods, so index 4 is free there.
-    expect(nodeDataplane(cluster, 'master-node', { eth0: { ...live, index: 4 } }).links.map((l) => l.index)).toEqual([1, 2, 4]);
+    expect(nodeDataplane(cluster, 'master-node', { eth0: { ...live, index: 4 } }).links.map((l) => l.index)).toEqual([
+      1, 2, 4,
+    ]);
   });
 
   it('refuses an unknown node', () => {
@@ -144,7 +163,8 @@ describe('nodeDataplane on seed 1', () => {
 
 describe('nodeDataplane in other IPIP modes', () => {
   const seed = seedSpec();
-  const inMode = (ipipMode: ClusterSpec['pool']['ipipMode']) => buildCluster({ ...seed, pool: { ...seed.pool, ipipMode } });
+  const inMode = (ipipMode: ClusterSpec['pool']['ipipMode']) =>
+    buildCluster({ ...seed, pool: { ...seed.pool, ipipMode } });
 
   it('CrossSubnet routes same-subnet peers over eth0 without the tunnel, and keeps tunl0', () => {
     const cluster = inMode('CrossSubnet');
@@ -167,7 +187,11 @@ describe('nodeDataplane in other IPIP modes', () => {
     const { links } = nodeDataplane(cluster, 'master-node');
     const routes = routesOn(cluster, 'master-node');
     expect(links.map((l) => l.name)).toEqual(['lo', 'eth0']);
-    expect(routes.filter((r) => r.kind === 'unicast' && r.gateway).every((r) => r.kind === 'unicast' && r.dev === 'eth0' && !r.onlink)).toBe(true);
+    expect(
+      routes
+        .filter((r) => r.kind === 'unicast' && r.gateway)
+        .every((r) => r.kind === 'unicast' && r.dev === 'eth0' && !r.onlink),
+    ).toBe(true);
     // No pods and no tunnel address: master-node holds no block, so it has no blackhole either.
     expect(routes.some((r) => r.kind === 'blackhole')).toBe(false);
     expectFullReachability(cluster);
@@ -274,7 +298,10 @@ describe('rendered as the seed shows it', () => {
 
   it("matches the seed's route lines for master-node's Calico routes", () => {
     const names = (address: Ipv4Address) => cluster.nodes.find((n) => n.ip.equals(address))?.name;
-    const lines = renderRoute(nodeDataplane(cluster, 'master-node').routes, { numeric: false, resolveHost: names }).split('\n');
+    const lines = renderRoute(nodeDataplane(cluster, 'master-node').routes, {
+      numeric: false,
+      resolveHost: names,
+    }).split('\n');
     expect(lines).toContain('192.168.87.192  worker-node01   255.255.255.192 UG    0      0        0 tunl0');
     expect(lines).toContain('192.168.158.0   worker-node02   255.255.255.192 UG    0      0        0 tunl0');
     expect(lines).toContain('192.168.77.128  0.0.0.0         255.255.255.192 U     0      0        0 *');

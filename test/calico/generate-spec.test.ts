@@ -53,7 +53,7 @@ describe('generateSpec output', () => {
     expect(spec.network.cidr.toString()).toBe('172.20.0.0/16');
   });
 
-  it('uses the documented defaults: a kind cluster on 10.10.0.0/24, the seeds\' pool, one pod per node', () => {
+  it("uses the documented defaults: a kind cluster on 10.10.0.0/24, the seeds' pool, one pod per node", () => {
     const { spec } = generateSpec({ nodes: 2 });
     expect(spec.name).toBe(GENERATED_SPEC_DEFAULTS.name);
     expect(spec.network.cidr.toString()).toBe(GENERATED_SPEC_DEFAULTS.networkCidr);
@@ -72,7 +72,11 @@ describe('generateSpec output', () => {
     const workloads = (parse(text) as { workloads: Record<string, any>[] }).workloads;
     expect(workloads).toHaveLength(1);
     const [deployment] = workloads;
-    expect(deployment).toMatchObject({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: GENERATED_DEPLOYMENT.name } });
+    expect(deployment).toMatchObject({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: GENERATED_DEPLOYMENT.name },
+    });
     expect(deployment.spec.replicas).toBe(20);
     expect(deployment.spec.template.spec.topologySpreadConstraints).toEqual([
       {
@@ -122,7 +126,7 @@ describe('placement and addresses', () => {
     [63, 1],
     [64, 2],
     [MAX_PODS_PER_NODE, 2],
-  ])('%i pods per node: tunl0 and the pods take %i /26 block(s) per node, never another node\'s', (perNode, blocks) => {
+  ])("%i pods per node: tunl0 and the pods take %i /26 block(s) per node, never another node's", (perNode, blocks) => {
     const cluster = buildCluster(generateSpec({ nodes: 6, podsPerNode: perNode }).spec);
     const all = cluster.nodes.flatMap((node) => node.blocks.map(String));
     expect(new Set(all).size).toBe(6 * blocks);
@@ -134,14 +138,20 @@ describe('placement and addresses', () => {
     }
   });
 
-  it('fills the smallest pool it accepts without any node borrowing from another node\'s blocks', () => {
+  it("fills the smallest pool it accepts without any node borrowing from another node's blocks", () => {
     // A /22 pool holds four /24 PodCIDRs, so four nodes; at the pod limit each needs two of its sixteen /26 blocks.
-    const cluster = buildCluster(generateSpec({ nodes: 4, podsPerNode: MAX_PODS_PER_NODE, poolCidr: '10.244.0.0/22' }).spec);
+    const cluster = buildCluster(
+      generateSpec({ nodes: 4, podsPerNode: MAX_PODS_PER_NODE, poolCidr: '10.244.0.0/22' }).spec,
+    );
     for (const pod of cluster.pods) {
       const node = cluster.nodes.find((n) => n.name === pod.node)!;
       expect(node.blocks.some((block) => block.contains(pod.ip))).toBe(true);
     }
-    expect(cluster.nodes.flatMap((node) => node.blocks).every((block) => Ipv4Prefix.parse('10.244.0.0/22').contains(block.first()))).toBe(true);
+    expect(
+      cluster.nodes
+        .flatMap((node) => node.blocks)
+        .every((block) => Ipv4Prefix.parse('10.244.0.0/22').contains(block.first())),
+    ).toBe(true);
   });
 });
 
@@ -158,7 +168,11 @@ describe('options that cannot make a lab', () => {
     [{ nodes: 2.5 }, 'nodes', /2\.5 is not a whole number/],
     [{ nodes: 3, podsPerNode: -1 }, 'podsPerNode', /-1 is negative/],
     [{ nodes: 3, podsPerNode: 111 }, 'podsPerNode', /111 is more than kubelet's default --max-pods \(110\)/],
-    [{ nodes: 50, networkCidr: '10.0.0.0/28' }, 'networkCidr', /10\.0\.0\.0\/28 has room for 13 node\(s\).*not 50: use a larger network, e\.g\. 10\.0\.0\.0\/26/],
+    [
+      { nodes: 50, networkCidr: '10.0.0.0/28' },
+      'networkCidr',
+      /10\.0\.0\.0\/28 has room for 13 node\(s\).*not 50: use a larger network, e\.g\. 10\.0\.0\.0\/26/,
+    ],
     [{ nodes: 254, networkCidr: '10.0.0.0/24' }, 'networkCidr', /has room for 253 .* e\.g\. 10\.0\.0\.0\/23/],
     [{ nodes: 2, networkCidr: '10.0.0.1/24' }, 'networkCidr', /host bits set \(did you mean 10\.0\.0\.0\/24\?\)/],
     [{ nodes: 2, networkCidr: '10.0.0.0' }, 'networkCidr', /"10\.0\.0\.0" is not an IPv4 CIDR/],
@@ -174,6 +188,8 @@ describe('options that cannot make a lab', () => {
   });
 
   it('accepts the largest lab a /24 network holds', () => {
-    expect(generateSpec({ nodes: 253, networkCidr: '10.0.0.0/24' }).spec.nodes.at(-1)?.ip.toString()).toBe('10.0.0.254');
+    expect(generateSpec({ nodes: 253, networkCidr: '10.0.0.0/24' }).spec.nodes.at(-1)?.ip.toString()).toBe(
+      '10.0.0.254',
+    );
   });
 });

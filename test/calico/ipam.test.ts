@@ -78,9 +78,7 @@ describe('addresses inside a block', () => {
     const ipam = new Ipam(DEFAULT_POOL);
     const addresses = [ipam.assignTunnelAddress('master-node')];
     for (let i = 0; i < 63; i++) addresses.push(ipam.assign('master-node', `pod-${i}`));
-    expect(addresses.map((a) => a.toString())).toEqual(
-      Array.from({ length: 64 }, (_, i) => `192.168.77.${128 + i}`),
-    );
+    expect(addresses.map((a) => a.toString())).toEqual(Array.from({ length: 64 }, (_, i) => `192.168.77.${128 + i}`));
     expect(ipam.handleOf(Ipv4Address.parse('192.168.77.128'))).toBe('ipip-tunnel-addr-master-node');
     expect(ipam.handleOf(Ipv4Address.parse('192.168.77.191'))).toBe('pod-62');
     expect(ipam.blocksOf('master-node')).toHaveLength(1);

@@ -16,7 +16,11 @@ function node(name: string, role: NodeSpec['role'], host: number): NodeSpec {
 }
 
 const MASTER = node('master-node', 'control-plane', 10);
-const WORKERS = [node('worker-node01', 'worker', 11), node('worker-node02', 'worker', 12), node('worker-node03', 'worker', 13)];
+const WORKERS = [
+  node('worker-node01', 'worker', 11),
+  node('worker-node02', 'worker', 12),
+  node('worker-node03', 'worker', 13),
+];
 
 function deployment(name: string, replicas: number, template: Partial<PodTemplate> = {}): Deployment {
   return {
@@ -73,13 +77,17 @@ describe('node metadata', () => {
 
 describe('tolerates', () => {
   it('follows Kubernetes: key, operator, value and effect', () => {
-    expect(tolerates(toleration({ key: MASTER_TAINT.key, operator: 'Exists', effect: 'NoSchedule' }), MASTER_TAINT)).toBe(true);
+    expect(
+      tolerates(toleration({ key: MASTER_TAINT.key, operator: 'Exists', effect: 'NoSchedule' }), MASTER_TAINT),
+    ).toBe(true);
     expect(tolerates(toleration({ key: MASTER_TAINT.key, operator: 'Exists' }), MASTER_TAINT)).toBe(true);
     expect(tolerates(toleration({ operator: 'Exists' }), MASTER_TAINT)).toBe(true);
     expect(tolerates(toleration({ key: MASTER_TAINT.key }), MASTER_TAINT)).toBe(true);
     expect(tolerates(toleration({ key: MASTER_TAINT.key, value: 'x' }), MASTER_TAINT)).toBe(false);
     expect(tolerates(toleration({ key: 'other', operator: 'Exists' }), MASTER_TAINT)).toBe(false);
-    expect(tolerates(toleration({ key: MASTER_TAINT.key, operator: 'Exists', effect: 'NoExecute' }), MASTER_TAINT)).toBe(false);
+    expect(
+      tolerates(toleration({ key: MASTER_TAINT.key, operator: 'Exists', effect: 'NoExecute' }), MASTER_TAINT),
+    ).toBe(false);
   });
 });
 
@@ -88,13 +96,17 @@ describe('unschedulableReason', () => {
     const plain = deployment('web', 1).template;
     expect(unschedulableReason(MASTER, plain)).toBe('untolerated taint node-role.kubernetes.io/master:NoSchedule');
     expect(unschedulableReason(WORKERS[0], plain)).toBeUndefined();
-    const tolerant = deployment('web', 1, { tolerations: [toleration({ key: MASTER_TAINT.key, operator: 'Exists' })] }).template;
+    const tolerant = deployment('web', 1, {
+      tolerations: [toleration({ key: MASTER_TAINT.key, operator: 'Exists' })],
+    }).template;
     expect(unschedulableReason(MASTER, tolerant)).toBeUndefined();
   });
 
   it('honours nodeSelector against the node labels', () => {
     const pinned = deployment('web', 1, { nodeSelector: { 'kubernetes.io/hostname': 'worker-node02' } }).template;
-    expect(unschedulableReason(WORKERS[0], pinned)).toBe('nodeSelector kubernetes.io/hostname=worker-node02 does not match');
+    expect(unschedulableReason(WORKERS[0], pinned)).toBe(
+      'nodeSelector kubernetes.io/hostname=worker-node02 does not match',
+    );
     expect(unschedulableReason(WORKERS[1], pinned)).toBeUndefined();
   });
 });
@@ -118,7 +130,10 @@ describe('schedule', () => {
 
   it('balances pods across Deployments: the least-loaded node first', () => {
     const placements = schedule(WORKERS.slice(0, 2), [deployment('a', 1), deployment('b', 3)]);
-    expect(placements.map((p) => p.nodes)).toEqual([['worker-node01'], ['worker-node02', 'worker-node01', 'worker-node02']]);
+    expect(placements.map((p) => p.nodes)).toEqual([
+      ['worker-node01'],
+      ['worker-node02', 'worker-node01', 'worker-node02'],
+    ]);
   });
 
   it('puts tolerating pods on the control plane too', () => {

@@ -4,7 +4,7 @@ import { readSpecFile } from '../../src/cli/cluster-source.js';
 import { SEED_NETWORKING } from '../support/cli.js';
 
 describe('workloadManifests and withWorkloads', () => {
-  it('inline a spec\'s workload files into a spec that builds the same cluster on its own', () => {
+  it("inline a spec's workload files into a spec that builds the same cluster on its own", () => {
     const document = readSpecFile(SEED_NETWORKING);
     const manifests = workloadManifests(document);
     expect(manifests).toHaveLength(1);

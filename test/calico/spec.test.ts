@@ -113,7 +113,11 @@ describe('parseSpec', () => {
     expect(hello).toMatchObject({ name: 'hello-world', namespace: 'default', replicas: 3 });
     expect(hello.template.labels).toEqual({ app: 'hello-world' });
     expect(hello.template.containers).toEqual([
-      { name: 'hello-world', image: 'gcr.io/google-samples/hello-app:1.0', ports: [{ containerPort: 8080, protocol: 'TCP' }] },
+      {
+        name: 'hello-world',
+        image: 'gcr.io/google-samples/hello-app:1.0',
+        ports: [{ containerPort: 8080, protocol: 'TCP' }],
+      },
     ]);
     expect(hello.template.tolerations).toEqual([]);
     expect(hello.template.raw).toEqual(parseYaml(DEPLOYMENT_YML).spec.template);
@@ -170,9 +174,12 @@ describe('parseSpec', () => {
 
   it('reads workload files with several documents and skips empty ones', () => {
     const second = DEPLOYMENT_YML.replace('name: hello-world\nspec', 'name: hello-again\nspec');
-    const spec = parse(seedWith((s) => (s.workloads = [{ file: 'all.yml' }])), {
-      'all.yml': `---\n${DEPLOYMENT_YML}---\n${second}---\n`,
-    });
+    const spec = parse(
+      seedWith((s) => (s.workloads = [{ file: 'all.yml' }])),
+      {
+        'all.yml': `---\n${DEPLOYMENT_YML}---\n${second}---\n`,
+      },
+    );
     expect(spec.workloads.map((w) => w.name)).toEqual(['hello-world', 'hello-again']);
   });
 
@@ -185,17 +192,49 @@ describe('parseSpec', () => {
     });
 
     it('a wrong apiVersion or kind', () => {
-      expectRejected(seedWith((s) => (s.apiVersion = 'v1')), 'apiVersion', ['"v1"', 'ipip-lab/v1alpha1']);
-      expectRejected(seedWith((s) => (s.kind = 'Config')), 'kind', ['"Config"', 'Cluster']);
+      expectRejected(
+        seedWith((s) => (s.apiVersion = 'v1')),
+        'apiVersion',
+        ['"v1"', 'ipip-lab/v1alpha1'],
+      );
+      expectRejected(
+        seedWith((s) => (s.kind = 'Config')),
+        'kind',
+        ['"Config"', 'Cluster'],
+      );
     });
 
     it('unknown fields at every level of the spec', () => {
-      expectRejected(seedWith((s) => (s.workload = [])), 'workload', ['unknown field']);
-      expectRejected(seedWith((s) => (s.metadata.labels = {})), 'metadata.labels', ['unknown field']);
-      expectRejected(seedWith((s) => (s.network.gateway = '10.0.0.1')), 'network.gateway', ['unknown field', 'cidr, mtu']);
-      expectRejected(seedWith((s) => (s.pool.natOutgoing = true)), 'pool.natOutgoing', ['unknown field']);
-      expectRejected(seedWith((s) => (s.nodes[2].zone = 'a')), 'nodes[2].zone', ['unknown field']);
-      expectRejected(seedWith((s) => (s.workloads[0].namespace = 'x')), 'workloads[0].namespace', ['unknown field']);
+      expectRejected(
+        seedWith((s) => (s.workload = [])),
+        'workload',
+        ['unknown field'],
+      );
+      expectRejected(
+        seedWith((s) => (s.metadata.labels = {})),
+        'metadata.labels',
+        ['unknown field'],
+      );
+      expectRejected(
+        seedWith((s) => (s.network.gateway = '10.0.0.1')),
+        'network.gateway',
+        ['unknown field', 'cidr, mtu'],
+      );
+      expectRejected(
+        seedWith((s) => (s.pool.natOutgoing = true)),
+        'pool.natOutgoing',
+        ['unknown field'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[2].zone = 'a')),
+        'nodes[2].zone',
+        ['unknown field'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[0].namespace = 'x')),
+        'workloads[0].namespace',
+        ['unknown field'],
+      );
     });
 
     it('missing required fields', () => {
@@ -217,18 +256,45 @@ describe('parseSpec', () => {
         [(s) => delete s.workloads[1].metadata.name, 'workloads[1].metadata.name'],
         [(s) => delete s.workloads[1].spec.selector, 'workloads[1].spec.selector'],
         [(s) => delete s.workloads[1].spec.template, 'workloads[1].spec.template'],
-        [(s) => delete s.workloads[1].spec.template.spec.containers[0].image, 'workloads[1].spec.template.spec.containers[0].image'],
+        [
+          (s) => delete s.workloads[1].spec.template.spec.containers[0].image,
+          'workloads[1].spec.template.spec.containers[0].image',
+        ],
       ];
       for (const [edit, field] of cases) expectRejected(seedWith(edit), field, ['is required']);
     });
 
     it('values of the wrong type', () => {
-      expectRejected(seedWith((s) => (s.metadata = ['x'])), 'metadata', ['["x"] is not a mapping']);
-      expectRejected(seedWith((s) => (s.nodes = { name: 'a' })), 'nodes', ['is not a list']);
-      expectRejected(seedWith((s) => (s.network.mtu = '1500')), 'network.mtu', ['"1500" is not an integer']);
-      expectRejected(seedWith((s) => (s.pool.blockSize = 26.5)), 'pool.blockSize', ['26.5 is not an integer']);
-      expectRejected(seedWith((s) => (s.nodes[0].ip = 10)), 'nodes[0].ip', ['10 is not a string']);
-      expectRejected(seedWith((s) => (s.nodes[0].name = '')), 'nodes[0].name', ['must not be empty']);
+      expectRejected(
+        seedWith((s) => (s.metadata = ['x'])),
+        'metadata',
+        ['["x"] is not a mapping'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes = { name: 'a' })),
+        'nodes',
+        ['is not a list'],
+      );
+      expectRejected(
+        seedWith((s) => (s.network.mtu = '1500')),
+        'network.mtu',
+        ['"1500" is not an integer'],
+      );
+      expectRejected(
+        seedWith((s) => (s.pool.blockSize = 26.5)),
+        'pool.blockSize',
+        ['26.5 is not an integer'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[0].ip = 10)),
+        'nodes[0].ip',
+        ['10 is not a string'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[0].name = '')),
+        'nodes[0].name',
+        ['must not be empty'],
+      );
       expectRejected(
         seedWith((s) => (s.workloads[1].spec.template.metadata.labels.version = 2)),
         'workloads[1].spec.template.metadata.labels.version',
@@ -237,29 +303,81 @@ describe('parseSpec', () => {
     });
 
     it('invalid addresses and CIDRs', () => {
-      expectRejected(seedWith((s) => (s.nodes[1].ip = '10.0.0.300')), 'nodes[1].ip', ['"10.0.0.300" is not an IPv4 address']);
-      expectRejected(seedWith((s) => (s.nodes[1].ip = '10.0.0.11/24')), 'nodes[1].ip', ['"10.0.0.11/24" is not an IPv4 address']);
-      expectRejected(seedWith((s) => (s.network.cidr = '10.0.0.0/33')), 'network.cidr', ['"10.0.0.0/33" is not an IPv4 CIDR']);
-      expectRejected(seedWith((s) => (s.pool.cidr = '192.168.0.0')), 'pool.cidr', ['"192.168.0.0" is not an IPv4 CIDR']);
-      expectRejected(seedWith((s) => (s.network.cidr = '10.0.0.1/24')), 'network.cidr', ['"10.0.0.1/24" has host bits set', '10.0.0.0/24']);
-      expectRejected(seedWith((s) => (s.clusterCIDR = '10.244.0.0/33')), 'clusterCIDR', ['"10.244.0.0/33"']);
-      expectRejected(seedWith((s) => (s.network.cidr = '10.0.0.0/31')), 'network.cidr', ['"10.0.0.0/31" is too small']);
+      expectRejected(
+        seedWith((s) => (s.nodes[1].ip = '10.0.0.300')),
+        'nodes[1].ip',
+        ['"10.0.0.300" is not an IPv4 address'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[1].ip = '10.0.0.11/24')),
+        'nodes[1].ip',
+        ['"10.0.0.11/24" is not an IPv4 address'],
+      );
+      expectRejected(
+        seedWith((s) => (s.network.cidr = '10.0.0.0/33')),
+        'network.cidr',
+        ['"10.0.0.0/33" is not an IPv4 CIDR'],
+      );
+      expectRejected(
+        seedWith((s) => (s.pool.cidr = '192.168.0.0')),
+        'pool.cidr',
+        ['"192.168.0.0" is not an IPv4 CIDR'],
+      );
+      expectRejected(
+        seedWith((s) => (s.network.cidr = '10.0.0.1/24')),
+        'network.cidr',
+        ['"10.0.0.1/24" has host bits set', '10.0.0.0/24'],
+      );
+      expectRejected(
+        seedWith((s) => (s.clusterCIDR = '10.244.0.0/33')),
+        'clusterCIDR',
+        ['"10.244.0.0/33"'],
+      );
+      expectRejected(
+        seedWith((s) => (s.network.cidr = '10.0.0.0/31')),
+        'network.cidr',
+        ['"10.0.0.0/31" is too small'],
+      );
     });
 
     it('duplicate node names and IPs', () => {
-      expectRejected(seedWith((s) => (s.nodes[2].name = 'worker-node01')), 'nodes[2].name', ['"worker-node01"', 'nodes[1]']);
-      expectRejected(seedWith((s) => (s.nodes[2].ip = '10.0.0.10')), 'nodes[2].ip', ['"10.0.0.10"', 'nodes[0]', 'master-node']);
+      expectRejected(
+        seedWith((s) => (s.nodes[2].name = 'worker-node01')),
+        'nodes[2].name',
+        ['"worker-node01"', 'nodes[1]'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[2].ip = '10.0.0.10')),
+        'nodes[2].ip',
+        ['"10.0.0.10"', 'nodes[0]', 'master-node'],
+      );
     });
 
     it('node IPs outside the network, or its network or broadcast address', () => {
-      expectRejected(seedWith((s) => (s.nodes[1].ip = '10.0.1.11')), 'nodes[1].ip', ['"10.0.1.11" is outside network.cidr 10.0.0.0/24']);
-      expectRejected(seedWith((s) => (s.nodes[1].ip = '10.0.0.0')), 'nodes[1].ip', ['"10.0.0.0" is the network address']);
-      expectRejected(seedWith((s) => (s.nodes[1].ip = '10.0.0.255')), 'nodes[1].ip', ['"10.0.0.255" is the broadcast address']);
+      expectRejected(
+        seedWith((s) => (s.nodes[1].ip = '10.0.1.11')),
+        'nodes[1].ip',
+        ['"10.0.1.11" is outside network.cidr 10.0.0.0/24'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[1].ip = '10.0.0.0')),
+        'nodes[1].ip',
+        ['"10.0.0.0" is the network address'],
+      );
+      expectRejected(
+        seedWith((s) => (s.nodes[1].ip = '10.0.0.255')),
+        'nodes[1].ip',
+        ['"10.0.0.255" is the broadcast address'],
+      );
     });
 
     it('node names that are not Kubernetes names', () => {
       for (const name of ['Worker-Node01', 'worker_node01', '-worker', 'worker.', 'a'.repeat(254)]) {
-        expectRejected(seedWith((s) => (s.nodes[1].name = name)), 'nodes[1].name', [JSON.stringify(name).slice(0, 20), 'DNS-1123 subdomain']);
+        expectRejected(
+          seedWith((s) => (s.nodes[1].name = name)),
+          'nodes[1].name',
+          [JSON.stringify(name).slice(0, 20), 'DNS-1123 subdomain'],
+        );
       }
       expect(parse(seedWith((s) => (s.nodes[1].name = 'worker.lab.local'))).nodes[1].name).toBe('worker.lab.local');
     });
@@ -269,24 +387,40 @@ describe('parseSpec', () => {
       expectRejected(labelled(['worker']), 'nodes[1].labels', ['is not a mapping']);
       expectRejected(labelled({ 'bad key!': '' }), 'nodes[1].labels.bad key!', ['not a valid label key']);
       expectRejected(labelled({ 'Bad_Prefix/x': '' }), 'nodes[1].labels.Bad_Prefix/x', ['not a valid label key']);
-      expectRejected(labelled({ tier: 'front end' }), 'nodes[1].labels.tier', ['"front end" is not a valid label value']);
+      expectRejected(labelled({ tier: 'front end' }), 'nodes[1].labels.tier', [
+        '"front end" is not a valid label value',
+      ]);
       expectRejected(labelled({ tier: 1 }), 'nodes[1].labels.tier', ['1 is not a string']);
-      expectRejected(labelled({ 'kubernetes.io/hostname': 'x' }), 'nodes[1].labels.kubernetes.io/hostname', ['set by kubelet']);
+      expectRejected(labelled({ 'kubernetes.io/hostname': 'x' }), 'nodes[1].labels.kubernetes.io/hostname', [
+        'set by kubelet',
+      ]);
       const spec = parse(labelled({ 'node-role.kubernetes.io/worker': '', 'example.com/zone': 'a_1' }));
       expect(spec.nodes[1].labels).toEqual({ 'node-role.kubernetes.io/worker': '', 'example.com/zone': 'a_1' });
     });
 
     it('a role other than control-plane or worker', () => {
-      expectRejected(seedWith((s) => (s.nodes[0].role = 'master')), 'nodes[0].role', ['"master" is not one of control-plane, worker']);
+      expectRejected(
+        seedWith((s) => (s.nodes[0].role = 'master')),
+        'nodes[0].role',
+        ['"master" is not one of control-plane, worker'],
+      );
     });
 
     it('an MTU too small to carry IPv4 through the tunnel', () => {
-      expectRejected(seedWith((s) => (s.network.mtu = 87)), 'network.mtu', ['87 is outside 88..65535']);
+      expectRejected(
+        seedWith((s) => (s.network.mtu = 87)),
+        'network.mtu',
+        ['87 is outside 88..65535'],
+      );
       expect(parse(seedWith((s) => (s.network.mtu = 9000))).network.mtu).toBe(9000);
     });
 
     it('a malformed kubernetesVersion', () => {
-      expectRejected(seedWith((s) => (s.kubernetesVersion = '1.21')), 'kubernetesVersion', ['"1.21"']);
+      expectRejected(
+        seedWith((s) => (s.kubernetesVersion = '1.21')),
+        'kubernetesVersion',
+        ['"1.21"'],
+      );
     });
 
     it('a pool that overlaps the node network', () => {
@@ -301,8 +435,16 @@ describe('parseSpec', () => {
     });
 
     it('a block size outside 20..32 or larger than the pool', () => {
-      expectRejected(seedWith((s) => (s.pool.blockSize = 19)), 'pool.blockSize', ['19 is outside 20..32']);
-      expectRejected(seedWith((s) => (s.pool.blockSize = 33)), 'pool.blockSize', ['33 is outside 20..32']);
+      expectRejected(
+        seedWith((s) => (s.pool.blockSize = 19)),
+        'pool.blockSize',
+        ['19 is outside 20..32'],
+      );
+      expectRejected(
+        seedWith((s) => (s.pool.blockSize = 33)),
+        'pool.blockSize',
+        ['33 is outside 20..32'],
+      );
       expectRejected(
         seedWith((s) => {
           s.pool.cidr = '192.168.0.0/24';
@@ -310,16 +452,24 @@ describe('parseSpec', () => {
           s.pool.blockSize = 22;
         }),
         'pool.blockSize',
-        ['22 is shorter than the pool\'s own prefix /24'],
+        ["22 is shorter than the pool's own prefix /24"],
       );
     });
 
     it('an ipipMode outside Always, CrossSubnet, Never', () => {
-      expectRejected(seedWith((s) => (s.pool.ipipMode = 'always')), 'pool.ipipMode', ['"always" is not one of Always, CrossSubnet, Never']);
+      expectRejected(
+        seedWith((s) => (s.pool.ipipMode = 'always')),
+        'pool.ipipMode',
+        ['"always" is not one of Always, CrossSubnet, Never'],
+      );
     });
 
     it('a clusterCIDR without a /24 for every node', () => {
-      expectRejected(seedWith((s) => (s.clusterCIDR = '10.244.0.0/23')), 'clusterCIDR', ['"10.244.0.0/23" has room for 2 node PodCIDRs', '3 nodes']);
+      expectRejected(
+        seedWith((s) => (s.clusterCIDR = '10.244.0.0/23')),
+        'clusterCIDR',
+        ['"10.244.0.0/23" has room for 2 node PodCIDRs', '3 nodes'],
+      );
       expectRejected(
         seedWith((s) => {
           delete s.clusterCIDR;
@@ -332,28 +482,55 @@ describe('parseSpec', () => {
 
     it('negative, fractional or non-numeric replicas', () => {
       const field = 'workloads[1].spec.replicas';
-      expectRejected(seedWith((s) => (s.workloads[1].spec.replicas = -1)), field, ['-1 is outside 0..2147483647']);
-      expectRejected(seedWith((s) => (s.workloads[1].spec.replicas = 1.5)), field, ['1.5 is not an integer']);
-      expectRejected(seedWith((s) => (s.workloads[1].spec.replicas = '3')), field, ['"3" is not an integer']);
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.replicas = -1)),
+        field,
+        ['-1 is outside 0..2147483647'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.replicas = 1.5)),
+        field,
+        ['1.5 is not an integer'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.replicas = '3')),
+        field,
+        ['"3" is not an integer'],
+      );
     });
 
     it('errors inside a workload file, naming the file', () => {
       const broken = DEPLOYMENT_YML.replace('replicas: 3', 'replicas: -3');
-      expectRejected(SEED_SPEC, 'workloads[0].spec.replicas', ['-3 is outside', '(in deployment.yml)'], { 'deployment.yml': broken });
+      expectRejected(SEED_SPEC, 'workloads[0].spec.replicas', ['-3 is outside', '(in deployment.yml)'], {
+        'deployment.yml': broken,
+      });
       expectRejected(SEED_SPEC, 'workloads[0]', ['invalid YAML', '(in deployment.yml)'], { 'deployment.yml': 'a: [' });
       expectRejected(SEED_SPEC, 'workloads[0].file', ['"deployment.yml" cannot be read', 'ENOENT'], {});
-      expectRejected(SEED_SPEC, 'workloads[0].file', ['"deployment.yml" holds no Deployment'], { 'deployment.yml': '---\n' });
+      expectRejected(SEED_SPEC, 'workloads[0].file', ['"deployment.yml" holds no Deployment'], {
+        'deployment.yml': '---\n',
+      });
     });
 
     it('kinds other than apps/v1 Deployment, naming the kind', () => {
       const service = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: hello-world\n';
-      expectRejected(SEED_SPEC, 'workloads[0][1].kind', ['"Service" is not supported', 'only apps/v1 Deployment', '(in deployment.yml)'], {
-        'deployment.yml': `${DEPLOYMENT_YML}---\n${service}`,
-      });
-      expectRejected(seedWith((s) => (s.workloads[1].kind = 'StatefulSet')), 'workloads[1].kind', ['"StatefulSet" is not supported']);
-      expectRejected(seedWith((s) => (s.workloads[1].apiVersion = 'extensions/v1beta1')), 'workloads[1].apiVersion', [
-        '"extensions/v1beta1" is not supported',
-      ]);
+      expectRejected(
+        SEED_SPEC,
+        'workloads[0][1].kind',
+        ['"Service" is not supported', 'only apps/v1 Deployment', '(in deployment.yml)'],
+        {
+          'deployment.yml': `${DEPLOYMENT_YML}---\n${service}`,
+        },
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].kind = 'StatefulSet')),
+        'workloads[1].kind',
+        ['"StatefulSet" is not supported'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].apiVersion = 'extensions/v1beta1')),
+        'workloads[1].apiVersion',
+        ['"extensions/v1beta1" is not supported'],
+      );
     });
 
     it('duplicate Deployment names in a namespace, but not across namespaces', () => {
@@ -361,7 +538,11 @@ describe('parseSpec', () => {
         seedWith((s) => {
           s.workloads[1].metadata = { name: 'hello-world', namespace };
         });
-      expectRejected(duplicate('default'), 'workloads[1].metadata.name', ['"hello-world"', 'default/hello-world', 'workloads[0]']);
+      expectRejected(duplicate('default'), 'workloads[1].metadata.name', [
+        '"hello-world"',
+        'default/hello-world',
+        'workloads[0]',
+      ]);
       expect(parse(duplicate('lab')).workloads.map((w) => `${w.namespace}/${w.name}`)).toEqual([
         'default/hello-world',
         'lab/hello-world',
@@ -377,7 +558,11 @@ describe('parseSpec', () => {
           s.workloads[1].spec.replicas = replicas;
         });
       expect(parse(small(58)).workloads[1].replicas).toBe(58);
-      expectRejected(small(59), 'workloads[1].spec.replicas', ['59: the cluster would have 62 pods', 'holds 61 pod addresses', '3 tunnel']);
+      expectRejected(small(59), 'workloads[1].spec.replicas', [
+        '59: the cluster would have 62 pods',
+        'holds 61 pod addresses',
+        '3 tunnel',
+      ]);
     });
 
     it('a pool too small for the tunnel addresses alone', () => {
@@ -391,7 +576,11 @@ describe('parseSpec', () => {
     });
 
     it('a cluster without nodes', () => {
-      expectRejected(seedWith((s) => (s.nodes = [])), 'nodes', ['needs at least one node']);
+      expectRejected(
+        seedWith((s) => (s.nodes = [])),
+        'nodes',
+        ['needs at least one node'],
+      );
     });
 
     it('replicas that no node can run', () => {
@@ -402,43 +591,75 @@ describe('parseSpec', () => {
         '(in deployment.yml)',
       ]);
       const idle = DEPLOYMENT_YML.replace('replicas: 3', 'replicas: 0');
-      expect(parse(seedWith((s) => ((s.nodes = [s.nodes[0]]), s.workloads.pop())), { 'deployment.yml': idle }).workloads[0].replicas).toBe(0);
-      const pinned = seedWith((s) => (s.workloads[1].spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': 'nowhere' }));
-      expectRejected(pinned, 'workloads[1].spec.replicas', ['worker-node01: nodeSelector kubernetes.io/hostname=nowhere does not match']);
+      expect(
+        parse(
+          seedWith((s) => ((s.nodes = [s.nodes[0]]), s.workloads.pop())),
+          { 'deployment.yml': idle },
+        ).workloads[0].replicas,
+      ).toBe(0);
+      const pinned = seedWith(
+        (s) => (s.workloads[1].spec.template.spec.nodeSelector = { 'kubernetes.io/hostname': 'nowhere' }),
+      );
+      expectRejected(pinned, 'workloads[1].spec.replicas', [
+        'worker-node01: nodeSelector kubernetes.io/hostname=nowhere does not match',
+      ]);
     });
 
     it('a selector that does not match the template labels', () => {
-      expectRejected(seedWith((s) => (s.workloads[1].spec.selector.matchLabels.app = 'other')), 'workloads[1].spec.selector', [
-        'matchLabels app=other',
-      ]);
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.selector.matchLabels.app = 'other')),
+        'workloads[1].spec.selector',
+        ['matchLabels app=other'],
+      );
     });
 
     it('pod templates Kubernetes would refuse', () => {
       const containers = 'workloads[1].spec.template.spec.containers';
-      expectRejected(seedWith((s) => (s.workloads[1].spec.template.spec.containers = [])), containers, ['at least one container']);
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.template.spec.containers = [])),
+        containers,
+        ['at least one container'],
+      );
       expectRejected(
         seedWith((s) => s.workloads[1].spec.template.spec.containers.push({ name: 'web', image: 'busybox' })),
         `${containers}[1].name`,
         ['"web" is already used by containers[0]'],
       );
-      expectRejected(seedWith((s) => (s.workloads[1].spec.template.spec.containers[0].ports[0].containerPort = 70000)), `${containers}[0].ports[0].containerPort`, [
-        '70000 is outside 1..65535',
-      ]);
-      expectRejected(seedWith((s) => (s.workloads[1].spec.template.spec.containers[0].ports[0].protocol = 'ICMP')), `${containers}[0].ports[0].protocol`, ['"ICMP"']);
-      expectRejected(seedWith((s) => (s.workloads[1].spec.template.spec.tolerations = [{ operator: 'Equal', value: 'x' }])), 'workloads[1].spec.template.spec.tolerations[0].operator', [
-        'needs a key',
-      ]);
-      expectRejected(seedWith((s) => (s.workloads[1].spec.template.spec.tolerations = [{ key: 'k', effect: 'Never' }])), 'workloads[1].spec.template.spec.tolerations[0].effect', [
-        '"Never" is not one of NoSchedule, PreferNoSchedule, NoExecute',
-      ]);
-      expectRejected(seedWith((s) => (s.workloads[1].metadata.namespace = 'Lab')), 'workloads[1].metadata.namespace', ['"Lab"']);
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.template.spec.containers[0].ports[0].containerPort = 70000)),
+        `${containers}[0].ports[0].containerPort`,
+        ['70000 is outside 1..65535'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.template.spec.containers[0].ports[0].protocol = 'ICMP')),
+        `${containers}[0].ports[0].protocol`,
+        ['"ICMP"'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.template.spec.tolerations = [{ operator: 'Equal', value: 'x' }])),
+        'workloads[1].spec.template.spec.tolerations[0].operator',
+        ['needs a key'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].spec.template.spec.tolerations = [{ key: 'k', effect: 'Never' }])),
+        'workloads[1].spec.template.spec.tolerations[0].effect',
+        ['"Never" is not one of NoSchedule, PreferNoSchedule, NoExecute'],
+      );
+      expectRejected(
+        seedWith((s) => (s.workloads[1].metadata.namespace = 'Lab')),
+        'workloads[1].metadata.namespace',
+        ['"Lab"'],
+      );
     });
   });
 });
 
 describe('parseDeployments', () => {
   it('reads every document, as kubectl apply -f does', () => {
-    const deployments = parseDeployments(`${DEPLOYMENT_YML}---\n${DEPLOYMENT_YML.replace('name: hello-world\nspec', 'name: two\nspec')}`, 'app.yml');
+    const deployments = parseDeployments(
+      `${DEPLOYMENT_YML}---\n${DEPLOYMENT_YML.replace('name: hello-world\nspec', 'name: two\nspec')}`,
+      'app.yml',
+    );
     expect(deployments.map((d) => [d.name, d.replicas])).toEqual([
       ['hello-world', 3],
       ['two', 3],
@@ -449,7 +670,9 @@ describe('parseDeployments', () => {
     const single = specError(() => parseDeployments(DEPLOYMENT_YML.replace('replicas: 3', 'replicas: x'), 'app.yml'));
     expect(single.field).toBe('spec.replicas');
     expect(single.message).toBe('app.yml: spec.replicas: "x" is not an integer');
-    const multi = specError(() => parseDeployments(`${DEPLOYMENT_YML}---\nkind: ConfigMap\napiVersion: v1\n`, 'app.yml'));
+    const multi = specError(() =>
+      parseDeployments(`${DEPLOYMENT_YML}---\nkind: ConfigMap\napiVersion: v1\n`, 'app.yml'),
+    );
     expect(multi.field).toBe('[1].kind');
     expect(multi.message).toContain('"ConfigMap" is not supported');
   });

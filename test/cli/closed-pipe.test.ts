@@ -10,7 +10,11 @@ const directory = mkdtempSync(join(tmpdir(), 'ipip-lab-pipe-'));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
 /** Runs a built command whose reader takes the first chunk and goes away, as `| head -1` does. */
-function readFirstChunkOnly(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> {
+function readFirstChunkOnly(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env } });
     let stderr = '';
@@ -23,7 +27,16 @@ function readFirstChunkOnly(script: string, args: string[], env: NodeJS.ProcessE
 describe('a reader that closes the pipe early', () => {
   // Big enough that the view cannot fit in the pipe's buffer before the reader leaves.
   const spec = join(directory, 'big.yaml');
-  const generated = spawnSync(process.execPath, [CLI, 'gen-spec', '--nodes', '200', '--pods-per-node', '100', '-o', spec]);
+  const generated = spawnSync(process.execPath, [
+    CLI,
+    'gen-spec',
+    '--nodes',
+    '200',
+    '--pods-per-node',
+    '100',
+    '-o',
+    spec,
+  ]);
 
   it('ends kubectl get pods as SIGPIPE ends the real one: status 141, nothing on stderr', async () => {
     expect(generated.status).toBe(0);

@@ -15,7 +15,11 @@ describe('composeFileFor', () => {
     const { text, value } = composeFor(4);
     expect(text).toContain('x-node: &node');
     expect(text.match(/<<: \*node/g)).toHaveLength(4);
-    expect(value.services['kind-worker3']).toMatchObject({ restart: 'unless-stopped', init: false, pull_policy: 'never' });
+    expect(value.services['kind-worker3']).toMatchObject({
+      restart: 'unless-stopped',
+      init: false,
+      pull_policy: 'never',
+    });
   });
 
   it("checks health through the agent's API with bash, not a Node process, escaping $ for Compose", () => {

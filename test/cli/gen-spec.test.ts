@@ -39,13 +39,27 @@ describe('ipip-lab gen-spec', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const [first, ...rest] = result.stdout.split('\n');
-    expect(first).toBe('# Made by: ipip-lab gen-spec --nodes 4 --pods-per-node 2 --name kind --cidr 10.10.0.0/24 --pool 192.168.0.0/16');
+    expect(first).toBe(
+      '# Made by: ipip-lab gen-spec --nodes 4 --pods-per-node 2 --name kind --cidr 10.10.0.0/24 --pool 192.168.0.0/16',
+    );
     expect(rest.join('\n')).toBe(generateSpec({ nodes: 4, podsPerNode: 2 }).text);
   });
 
-  it("writes a spec the other commands read: get pods shows pods-per-node pods on every node", async () => {
+  it('writes a spec the other commands read: get pods shows pods-per-node pods on every node', async () => {
     const spec = path.join(folder, 'lab.yaml');
-    const made = await cli('gen-spec', '--nodes', '5', '--pods-per-node', '3', '--name', 'demo', '--cidr', '10.41.0.0/24', '-o', spec);
+    const made = await cli(
+      'gen-spec',
+      '--nodes',
+      '5',
+      '--pods-per-node',
+      '3',
+      '--name',
+      'demo',
+      '--cidr',
+      '10.41.0.0/24',
+      '-o',
+      spec,
+    );
     expect(made).toEqual({ code: 0, stdout: '', stderr: '' });
     const pods = JSON.parse((await cli('get', 'pods', '-o', 'json', '--spec', spec)).stdout) as { node: string }[];
     const perNode = new Map<string, number>();
@@ -64,7 +78,14 @@ describe('ipip-lab gen-spec', () => {
   it('explains itself in --help: the names, the spread, the limits and an example', async () => {
     const result = await cli('gen-spec', '--help');
     expect(result.code).toBe(0);
-    for (const text of ['--nodes <n>', '--pods-per-node <n>', '"10.10.0.0/24"', 'kind-control-plane', 'max-pods', '--compose']) {
+    for (const text of [
+      '--nodes <n>',
+      '--pods-per-node <n>',
+      '"10.10.0.0/24"',
+      'kind-control-plane',
+      'max-pods',
+      '--compose',
+    ]) {
       expect(result.stdout).toContain(text);
     }
   });
@@ -74,8 +95,14 @@ describe('ipip-lab gen-spec', () => {
     [['--nodes', 'many'], /--nodes <n>' argument 'many' is invalid\. expected a whole number/],
     [['--nodes', '-3'], /expected a whole number/],
     [['--nodes', '0'], /gen-spec: --nodes: 0: a cluster needs at least one node/],
-    [['--nodes', '3', '--pods-per-node', '200'], /gen-spec: --pods-per-node: 200 is more than kubelet's default --max-pods \(110\)/],
-    [['--nodes', '50', '--cidr', '10.41.0.0/27'], /gen-spec: --cidr: 10\.41\.0\.0\/27 has room for 29 node\(s\).*e\.g\. 10\.41\.0\.0\/26/],
+    [
+      ['--nodes', '3', '--pods-per-node', '200'],
+      /gen-spec: --pods-per-node: 200 is more than kubelet's default --max-pods \(110\)/,
+    ],
+    [
+      ['--nodes', '50', '--cidr', '10.41.0.0/27'],
+      /gen-spec: --cidr: 10\.41\.0\.0\/27 has room for 29 node\(s\).*e\.g\. 10\.41\.0\.0\/26/,
+    ],
     [['--nodes', '3', '--pool', '10.10.0.0/16'], /gen-spec: --pool: 10\.10\.0\.0\/16 overlaps the node network/],
     [['--nodes', '3', '--name', 'My_Lab'], /gen-spec: --name: "My_Lab" is not a DNS-1123 label/],
     [['--nodes', '3', '--compose', 'lab.compose.yml'], /--compose needs -o FILE too/],
@@ -95,10 +122,26 @@ describe('ipip-lab gen-spec', () => {
 });
 
 describe('ipip-lab gen-spec --compose', () => {
-  async function generate(nodes: number, specName: string, composeName: string): Promise<{ compose: ComposeFile; composePath: string; specPath: string }> {
+  async function generate(
+    nodes: number,
+    specName: string,
+    composeName: string,
+  ): Promise<{ compose: ComposeFile; composePath: string; specPath: string }> {
     const specPath = path.join(folder, specName);
     const composePath = path.join(folder, composeName);
-    const result = await cli('gen-spec', '--nodes', String(nodes), '--pods-per-node', '2', '--cidr', '10.41.0.0/24', '-o', specPath, '--compose', composePath);
+    const result = await cli(
+      'gen-spec',
+      '--nodes',
+      String(nodes),
+      '--pods-per-node',
+      '2',
+      '--cidr',
+      '10.41.0.0/24',
+      '-o',
+      specPath,
+      '--compose',
+      composePath,
+    );
     expect(result).toEqual({ code: 0, stdout: '', stderr: '' });
     // Compose resolves `<<: *node` merge keys, so the test does too.
     return { compose: parse(readFileSync(composePath, 'utf8'), { merge: true }) as ComposeFile, composePath, specPath };
@@ -119,7 +162,12 @@ describe('ipip-lab gen-spec --compose', () => {
       const seed = service.volumes.find((volume) => volume.target === '/etc/ipip-lab-seed.yaml');
       expect(seed).toMatchObject({ type: 'bind', read_only: true });
       expect(path.resolve(folder, seed!.source)).toBe(specPath);
-      expect(service.volumes).toContainEqual({ type: 'volume', source: 'spec', target: '/etc/ipip-lab', volume: { nocopy: true } });
+      expect(service.volumes).toContainEqual({
+        type: 'volume',
+        source: 'spec',
+        target: '/etc/ipip-lab',
+        volume: { nocopy: true },
+      });
     }
     expect(compose.volumes).toEqual({ spec: null });
   });

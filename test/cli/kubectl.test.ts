@@ -25,39 +25,79 @@ async function kubectl(spec: string, ...argv: string[]): Promise<{ code: number;
 describe('reads, as the seeds type them', () => {
   it('get nodes -o wide: ROLES follow the spec (the first seed labelled its workers, kind does not)', async () => {
     const first = await kubectl(SEED_CNI_OVERVIEW, 'get', 'nodes', '-o', 'wide');
-    expect(first.stdout.split('\n').slice(1, 4).map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
+    expect(
+      first.stdout
+        .split('\n')
+        .slice(1, 4)
+        .map((line) => line.split(/\s+/).slice(0, 3)),
+    ).toEqual([
       ['master-node', 'Ready', 'control-plane,master'],
       ['worker-node01', 'Ready', 'worker'],
       ['worker-node02', 'Ready', 'worker'],
     ]);
     const kind = await kubectl(SEED_NETWORKING, 'get', 'nodes', '-o', 'wide');
-    expect(kind.stdout.split('\n').slice(1, 5).map((line) => line.split(/\s+/)[2])).toEqual(['control-plane,master', '<none>', '<none>', '<none>']);
+    expect(
+      kind.stdout
+        .split('\n')
+        .slice(1, 5)
+        .map((line) => line.split(/\s+/)[2]),
+    ).toEqual(['control-plane,master', '<none>', '<none>', '<none>']);
   });
 
   it('get pods -A -o wide adds NAMESPACE and says on stderr that system pods are not emulated', async () => {
     const result = await kubectl(SEED_NETWORKING, 'get', 'pods', '-A', '-o', 'wide');
     expect(result.code).toBe(0);
     const [header, ...rows] = result.stdout.trimEnd().split('\n');
-    expect(header.split(/\s{2,}/)).toEqual(['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES']);
+    expect(header.split(/\s{2,}/)).toEqual([
+      'NAMESPACE',
+      'NAME',
+      'READY',
+      'STATUS',
+      'RESTARTS',
+      'AGE',
+      'IP',
+      'NODE',
+      'NOMINATED NODE',
+      'READINESS GATES',
+    ]);
     expect(rows.map((row) => row.split(/\s+/)[0])).toEqual(['default', 'default', 'default']);
     expect(result.stderr).toContain('no kube-system pods');
   });
 
-  it("lists pods sorted by name, as the API server does", async () => {
-    const names = (await kubectl(SEED_CNI_OVERVIEW, 'get', 'pods')).stdout.trimEnd().split('\n').slice(1).map((l) => l.split(' ')[0]);
+  it('lists pods sorted by name, as the API server does', async () => {
+    const names = (await kubectl(SEED_CNI_OVERVIEW, 'get', 'pods')).stdout
+      .trimEnd()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(' ')[0]);
     expect(names).toEqual([...names].sort());
   });
 
   it("the seed's PODNAME=$(kubectl get pods --selector=app=hello-world -o jsonpath=…) gives a name, no newline", async () => {
-    const result = await kubectl(SEED_CNI_OVERVIEW, 'get', 'pods', '--selector=app=hello-world', '-o', 'jsonpath={.items[0].metadata.name}');
+    const result = await kubectl(
+      SEED_CNI_OVERVIEW,
+      'get',
+      'pods',
+      '--selector=app=hello-world',
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    );
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^hello-world-[a-z0-9]+-[a-z0-9]{5}$/);
     const cluster = loadCluster(SEED_CNI_OVERVIEW);
     expect(cluster.pods.map((pod) => pod.name)).toContain(result.stdout);
   });
 
-  it('a selector matching nothing leaves jsonpath an empty list: kubectl\'s out-of-bounds error, exit 1', async () => {
-    const result = await kubectl(SEED_CNI_OVERVIEW, 'get', 'pods', '-l', 'app=nope', '-o', 'jsonpath={.items[0].metadata.name}');
+  it("a selector matching nothing leaves jsonpath an empty list: kubectl's out-of-bounds error, exit 1", async () => {
+    const result = await kubectl(
+      SEED_CNI_OVERVIEW,
+      'get',
+      'pods',
+      '-l',
+      'app=nope',
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    );
     expect(result).toMatchObject({ code: 1, stdout: '' });
     expect(result.stderr).toBe(
       'error: error executing jsonpath "{.items[0].metadata.name}": Error executing template: array index out of bounds: index 0, length 0\n',
@@ -69,11 +109,15 @@ describe('reads, as the seeds type them', () => {
   it('-o json is a v1 List of Pod objects; -o name prints pod/NAME', async () => {
     const list = JSON.parse((await kubectl(SEED_CNI_OVERVIEW, 'get', 'pods', '-o', 'json')).stdout);
     expect(list).toMatchObject({ apiVersion: 'v1', kind: 'List' });
-    expect(list.items[0]).toMatchObject({ kind: 'Pod', metadata: { namespace: 'default', labels: { app: 'hello-world' } }, status: { phase: 'Running' } });
+    expect(list.items[0]).toMatchObject({
+      kind: 'Pod',
+      metadata: { namespace: 'default', labels: { app: 'hello-world' } },
+      status: { phase: 'Running' },
+    });
     expect((await kubectl(SEED_CNI_OVERVIEW, 'get', 'po', '-oname')).stdout).toMatch(/^(pod\/hello-world-\S+\n){3}$/);
   });
 
-  it("describe node master, as the seed types it, describes master-node (kubectl matches a name prefix)", async () => {
+  it('describe node master, as the seed types it, describes master-node (kubectl matches a name prefix)', async () => {
     const result = await kubectl(SEED_CNI_OVERVIEW, 'describe', 'node', 'master');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Name: {15}master-node\n/);
@@ -96,7 +140,9 @@ describe('reads, as the seeds type them', () => {
     expect(shell.code).toBe(1);
     expect(shell.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(shell.stderr).toContain(`kubectl exec ${pod.name} -- ip addr | ip route`);
-    expect((await kubectl(SEED_CNI_OVERVIEW, 'exec', 'nginx', '--', 'ip', 'addr')).stderr).toBe('Error from server (NotFound): pods "nginx" not found\n');
+    expect((await kubectl(SEED_CNI_OVERVIEW, 'exec', 'nginx', '--', 'ip', 'addr')).stderr).toBe(
+      'Error from server (NotFound): pods "nginx" not found\n',
+    );
   });
 
   it.each([
@@ -107,7 +153,9 @@ describe('reads, as the seeds type them', () => {
   ])('kubectl %j is refused in one line that lists what is supported', async (argv) => {
     const result = await kubectl(SEED_CNI_OVERVIEW, ...argv);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error: unsupported: kubectl .*\(this lab's kubectl supports: get nodes\|pods .*apply -f FILE, delete -f FILE\)\n$/);
+    expect(result.stderr).toMatch(
+      /^error: unsupported: kubectl .*\(this lab's kubectl supports: get nodes\|pods .*apply -f FILE, delete -f FILE\)\n$/,
+    );
   });
 
   it('no arguments or --help teach the supported commands', async () => {
@@ -119,7 +167,12 @@ describe('reads, as the seeds type them', () => {
 
 describe('argument grammar', () => {
   it("takes kubectl's spellings of flags anywhere", () => {
-    for (const argv of [['get', 'pods', '-o', 'wide'], ['get', '-owide', 'pods'], ['get', 'pods', '-o=wide'], ['get', 'pods', '--output=wide']]) {
+    for (const argv of [
+      ['get', 'pods', '-o', 'wide'],
+      ['get', '-owide', 'pods'],
+      ['get', 'pods', '-o=wide'],
+      ['get', 'pods', '--output=wide'],
+    ]) {
       expect(parseKubectlArgs(argv).values.get('output')).toEqual(['wide']);
     }
     const exec = parseKubectlArgs(['exec', '-it', 'pod', '-nkube-system', '--', 'ip', '-o', 'addr']);
@@ -139,7 +192,9 @@ describe('argument grammar', () => {
   it('jsonpath: fields, [N], [*] and literal text; anything else by name', () => {
     const list = { items: [{ metadata: { name: 'a' } }, { metadata: { name: 'b' } }] };
     expect(renderJsonPath('{.items[*].metadata.name}', list)).toBe('a b');
-    expect(renderJsonPath('first={.items[0].metadata.name} last={.items[-1].metadata.name}', list)).toBe('first=a last=b');
+    expect(renderJsonPath('first={.items[0].metadata.name} last={.items[-1].metadata.name}', list)).toBe(
+      'first=a last=b',
+    );
     expect(renderJsonPath('{.items[0].metadata}', list)).toBe('{"name":"a"}');
     expect(() => renderJsonPath('{.items[?(@.x)]}', list)).toThrow('only .field, [N] and [*] are supported');
     expect(() => renderJsonPath('{.items[0].spec}', list)).toThrow('spec is not found');
@@ -159,7 +214,11 @@ describe('apply -f and delete -f on a spec', () => {
   afterEach(() => rmSync(directory, { recursive: true, force: true }));
 
   it("prints kubectl's lines, rewrites the spec self-contained, and exits 1 for what is not there", async () => {
-    expect(await kubectl(spec, 'apply', '-f', DEPLOYMENT)).toEqual({ code: 0, stdout: 'deployment.apps/hello-world created\n', stderr: '' });
+    expect(await kubectl(spec, 'apply', '-f', DEPLOYMENT)).toEqual({
+      code: 0,
+      stdout: 'deployment.apps/hello-world created\n',
+      stderr: '',
+    });
     expect(loadCluster(spec).pods).toHaveLength(3);
     // The spec names no file: apply wrote the manifest inline, so the spec alone describes the lab.
     expect(readFileSync(spec, 'utf8')).not.toContain('file:');
@@ -170,7 +229,11 @@ describe('apply -f and delete -f on a spec', () => {
     expect((await kubectl(spec, 'apply', '-f', scaled)).stdout).toBe('deployment.apps/hello-world configured\n');
     expect(loadCluster(spec).pods).toHaveLength(5);
 
-    expect(await kubectl(spec, 'delete', '-f', DEPLOYMENT)).toEqual({ code: 0, stdout: 'deployment.apps "hello-world" deleted\n', stderr: '' });
+    expect(await kubectl(spec, 'delete', '-f', DEPLOYMENT)).toEqual({
+      code: 0,
+      stdout: 'deployment.apps "hello-world" deleted\n',
+      stderr: '',
+    });
     expect(loadCluster(spec).pods).toHaveLength(0);
     expect(await kubectl(spec, 'delete', '-f', DEPLOYMENT)).toEqual({
       code: 1,
@@ -187,14 +250,18 @@ describe('apply -f and delete -f on a spec', () => {
     writeFileSync(service, 'apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n');
     const refused = await kubectl(spec, 'apply', '-f', service);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toBe(`error: error validating "${service}": kind: "Service" is not supported (only apps/v1 Deployment)\n`);
+    expect(refused.stderr).toBe(
+      `error: error validating "${service}": kind: "Service" is not supported (only apps/v1 Deployment)\n`,
+    );
 
     const huge = path.join(directory, 'huge.yml');
     writeFileSync(huge, readFileSync(DEPLOYMENT, 'utf8').replace('replicas: 3', 'replicas: 70000'));
     const tooBig = await kubectl(spec, 'apply', '-f', huge);
     expect(tooBig.code).toBe(1);
     expect(tooBig.stderr).toContain(`the lab cannot run ${huge}, nothing changed`);
-    expect((await kubectl(spec, 'apply', '-f', path.join(directory, 'missing.yml'))).stderr).toContain('does not exist');
+    expect((await kubectl(spec, 'apply', '-f', path.join(directory, 'missing.yml'))).stderr).toContain(
+      'does not exist',
+    );
     expect(readFileSync(spec, 'utf8')).toBe(before);
   });
 });

@@ -56,7 +56,9 @@ describe('get nodes -o wide', () => {
       'CONTAINER-RUNTIME',
     ]);
     expect(lines[0].startsWith('NAME            STATUS   ROLES                  AGE')).toBe(true);
-    expect(lines[1]).toMatch(/^master-node {5}Ready {4}control-plane,master {3}<unknown> {3}v1\.21\.4 {3}10\.0\.0\.10 {5}<none> {8}Debian/);
+    expect(lines[1]).toMatch(
+      /^master-node {5}Ready {4}control-plane,master {3}<unknown> {3}v1\.21\.4 {3}10\.0\.0\.10 {5}<none> {8}Debian/,
+    );
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(['master-node', 'worker-node01', 'worker-node02']);
   });
 });

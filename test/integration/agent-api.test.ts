@@ -48,13 +48,22 @@ afterAll(async () => {
 });
 
 /** A raw request, for what the CLI's client never sends (wrong JSON, huge bodies). */
-function raw(method: string, urlPath: string, body: string | Buffer): Promise<{ status: number; json: { error?: string } }> {
+function raw(
+  method: string,
+  urlPath: string,
+  body: string | Buffer,
+): Promise<{ status: number; json: { error?: string } }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path: urlPath, headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) }));
-    });
+    const req = request(
+      { socketPath, method, path: urlPath, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -72,40 +81,68 @@ async function refusal(promise: Promise<unknown>): Promise<AgentError> {
 describe('reads', () => {
   test('GET /v1/node names the node and its pods', async () => {
     const info = (await client.raw('GET', '/v1/node')) as NodeInfo;
-    expect(info).toMatchObject({ name: 'worker-node01', ip: '10.0.0.11', tunnelAddress: '192.168.87.192', startedAt: '1970-01-01T00:00:00.000Z' });
+    expect(info).toMatchObject({
+      name: 'worker-node01',
+      ip: '10.0.0.11',
+      tunnelAddress: '192.168.87.192',
+      startedAt: '1970-01-01T00:00:00.000Z',
+    });
     expect(info.pods).toEqual(
-      cluster.pods.filter((pod) => pod.node === 'worker-node01').map((pod) => ({ name: pod.name, ip: pod.ip.toString(), hostInterface: pod.hostInterface })),
+      cluster.pods
+        .filter((pod) => pod.node === 'worker-node01')
+        .map((pod) => ({ name: pod.name, ip: pod.ip.toString(), hostInterface: pod.hostInterface })),
     );
   });
 
   test('GET /v1/dataplane has every link with its counters, and felix routes', async () => {
-    const dataplane = (await client.raw('GET', '/v1/dataplane')) as { links: { name: string; stats: unknown }[]; routes: unknown[] };
-    expect(dataplane.links.map((link) => link.name)).toEqual(['lo', 'tunl0', 'eth0', ...cluster.pods.filter((p) => p.node === 'worker-node01').map((p) => p.hostInterface)]);
+    const dataplane = (await client.raw('GET', '/v1/dataplane')) as {
+      links: { name: string; stats: unknown }[];
+      routes: unknown[];
+    };
+    expect(dataplane.links.map((link) => link.name)).toEqual([
+      'lo',
+      'tunl0',
+      'eth0',
+      ...cluster.pods.filter((p) => p.node === 'worker-node01').map((p) => p.hostInterface),
+    ]);
     expect(dataplane.links.find((link) => link.name === 'lo')?.stats).toBeNull();
     expect(dataplane.routes.length).toBeGreaterThan(3);
   });
 
   test('stats render as ip -s link blocks, then the drops by reason', async () => {
     await client.raw('POST', '/v1/ping', { from: podA.name, to: '192.168.87.250', count: 1, timeoutMs: 1 });
-    const text = renderStats((await client.raw('GET', '/v1/stats')) as NodeStatsResponse, ((await client.raw('GET', '/v1/dataplane')) as DataplaneView).links);
-    expect(text).toContain('2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\n    link/ipip 0.0.0.0 brd 0.0.0.0\n    RX:  bytes packets dropped\n');
+    const text = renderStats(
+      (await client.raw('GET', '/v1/stats')) as NodeStatsResponse,
+      ((await client.raw('GET', '/v1/dataplane')) as DataplaneView).links,
+    );
+    expect(text).toContain(
+      '2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\n    link/ipip 0.0.0.0 brd 0.0.0.0\n    RX:  bytes packets dropped\n',
+    );
     expect(text).toMatch(/\nDrops on worker-node01: [1-9]\d*\n(.*\n)*    blackhole +1\n/);
     expect(text).not.toContain('1: lo');
   });
 
   test('GET /v1/cluster is the cluster state as JSON', async () => {
     const state = (await client.raw('GET', '/v1/cluster')) as { nodes: { name: string; ip: string }[] };
-    expect(state.nodes.map((node) => `${node.name} ${node.ip}`)).toEqual(['master-node 10.0.0.10', 'worker-node01 10.0.0.11', 'worker-node02 10.0.0.12']);
+    expect(state.nodes.map((node) => `${node.name} ${node.ip}`)).toEqual([
+      'master-node 10.0.0.10',
+      'worker-node01 10.0.0.11',
+      'worker-node02 10.0.0.12',
+    ]);
   });
 });
 
 describe('actions', () => {
-  test('POST /v1/ping answers with the report and ping\'s text', async () => {
-    const response = (await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 })) as { text: string; report: PingReport };
+  test("POST /v1/ping answers with the report and ping's text", async () => {
+    const response = (await client.raw('POST', '/v1/ping', {
+      from: podA.name,
+      to: podB.name,
+      count: 2,
+      intervalMs: 10,
+    })) as { text: string; report: PingReport };
     expect(response.report.received).toBe(2);
     expect(response.text).toContain(`64 bytes from ${podB.ip}: icmp_seq=1 ttl=62`);
   });
-
 });
 
 describe('captures', () => {
@@ -115,7 +152,9 @@ describe('captures', () => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
-      response.on('end', () => resolve({ file: Buffer.concat(chunks), stats: JSON.parse(response.trailers[CAPTURE_HEADER.stats]!) }));
+      response.on('end', () =>
+        resolve({ file: Buffer.concat(chunks), stats: JSON.parse(response.trailers[CAPTURE_HEADER.stats]!) }),
+      );
     });
   }
 
@@ -135,7 +174,11 @@ describe('captures', () => {
 
     const capture = decode(file);
     expect(capture.interfaces).toEqual([
-      { linkType: 101, name: podA.hostInterface, description: `worker-node01 ${podA.hostInterface} ↔ pod default/${podA.name} (${podA.ip})` },
+      {
+        linkType: 101,
+        name: podA.hostInterface,
+        description: `worker-node01 ${podA.hostInterface} ↔ pod default/${podA.name} (${podA.ip})`,
+      },
     ]);
     expect(capture.packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
     expect(stats).toEqual({ captured: 3, written: 3, droppedRecords: 0, bytesWritten: file.length });
@@ -153,11 +196,15 @@ describe('captures', () => {
         if (decode(Buffer.concat(received)).packets.length > 0) resolve();
       }),
     );
-    const ended = new Promise<CaptureStats>((resolve) => response.on('end', () => resolve(JSON.parse(response.trailers[CAPTURE_HEADER.stats]!))));
+    const ended = new Promise<CaptureStats>((resolve) =>
+      response.on('end', () => resolve(JSON.parse(response.trailers[CAPTURE_HEADER.stats]!))),
+    );
     await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 1 });
     await firstPacket;
     const listed = (await client.raw('GET', '/v1/captures')) as CaptureInfo[];
-    expect(listed.map((capture) => [capture.id, capture.interfaces, capture.filter])).toEqual([[id, ['eth0', 'tunl0'], 'inner icmp or icmp']]);
+    expect(listed.map((capture) => [capture.id, capture.interfaces, capture.filter])).toEqual([
+      [id, ['eth0', 'tunl0'], 'inner icmp or icmp'],
+    ]);
 
     const stopped = (await client.raw('DELETE', `/v1/captures/${id}`)) as CaptureInfo;
     const trailer = await ended;
@@ -165,7 +212,12 @@ describe('captures', () => {
     // Request and reply, each on tunl0 and eth0.
     expect(trailer).toMatchObject({ captured: 4, written: 4, droppedRecords: 0 });
     const capture = decode(Buffer.concat(received));
-    expect(capture.packets.map((packet) => capture.interfaces[packet.interfaceId].name)).toEqual(['tunl0', 'eth0', 'eth0', 'tunl0']);
+    expect(capture.packets.map((packet) => capture.interfaces[packet.interfaceId].name)).toEqual([
+      'tunl0',
+      'eth0',
+      'eth0',
+      'tunl0',
+    ]);
   });
 
   test('a client that hangs up stops its capture, and closing the API ends the others with their trailer', async () => {
@@ -173,9 +225,9 @@ describe('captures', () => {
     gone.destroy();
     const kept = await client.capture({ format: 'pcap' });
     expect(kept.headers['content-type']).toBe('application/vnd.tcpdump.pcap');
-    await expect.poll(async () => ((await client.raw('GET', '/v1/captures')) as CaptureInfo[]).map((capture) => capture.id)).toEqual([
-      kept.headers[CAPTURE_HEADER.id],
-    ]);
+    await expect
+      .poll(async () => ((await client.raw('GET', '/v1/captures')) as CaptureInfo[]).map((capture) => capture.id))
+      .toEqual([kept.headers[CAPTURE_HEADER.id]]);
     handler.close();
     const { file, stats } = await readStream(kept);
     expect(file.readUInt32LE(0)).toBe(0xa1b23c4d);
@@ -196,7 +248,10 @@ describe('captures', () => {
       expect(decode(written).packets.map((packet) => packet.direction)).toEqual(['inbound', 'outbound', 'inbound']);
 
       const relative = await refusal(client.capture({ file: 'ping.pcapng' }));
-      expect([relative.status, relative.message]).toEqual([400, 'worker-node01: file: expected an absolute path, got "ping.pcapng"']);
+      expect([relative.status, relative.message]).toEqual([
+        400,
+        'worker-node01: file: expected an absolute path, got "ping.pcapng"',
+      ]);
       const unwritable = await refusal(client.capture({ file: path.join(directory, 'no', 'such.pcapng') }));
       expect(unwritable.status).toBe(400);
       expect(unwritable.message).toContain(`cannot write ${path.join(directory, 'no', 'such.pcapng')}: ENOENT`);
@@ -221,12 +276,17 @@ describe('captures', () => {
 
   test('a bad filter, an unknown interface, a pod of another node and too many captures are refused', async () => {
     const filter = await refusal(client.capture({ filter: 'host' }));
-    expect([filter.status, filter.message]).toEqual([400, 'worker-node01: filter: expected an address after "host" at column 5']);
+    expect([filter.status, filter.message]).toEqual([
+      400,
+      'worker-node01: filter: expected an address after "host" at column 5',
+    ]);
     const unknown = await refusal(client.capture({ interfaces: ['eth1'] }));
     expect(unknown.status).toBe(404);
     expect(unknown.message).toContain('no interface or pod "eth1" on worker-node01 (interfaces: tunl0, eth0, cali');
     const elsewhere = await refusal(client.capture({ interfaces: [podB.name] }));
-    expect(elsewhere.message).toContain(`pod ${podB.name} runs on worker-node02, not worker-node01: capture on worker-node02`);
+    expect(elsewhere.message).toContain(
+      `pod ${podB.name} runs on worker-node02, not worker-node01: capture on worker-node02`,
+    );
     const tooLong = await refusal(client.capture({ durationMs: 3_600_001 }));
     expect(tooLong.message).toContain('durationMs: expected an integer in 1..3600000');
 
@@ -240,7 +300,10 @@ describe('captures', () => {
 
 describe('refusals', () => {
   test('an unknown endpoint is 404 and a wrong method 405, both as JSON errors', async () => {
-    expect(await raw('GET', '/v1/nothing', '')).toEqual({ status: 404, json: { error: 'no such endpoint: GET /v1/nothing' } });
+    expect(await raw('GET', '/v1/nothing', '')).toEqual({
+      status: 404,
+      json: { error: 'no such endpoint: GET /v1/nothing' },
+    });
     const wrongMethod = await raw('PUT', '/v1/node', '');
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.json.error).toContain('allowed: GET /v1/node');
@@ -248,7 +311,10 @@ describe('refusals', () => {
 
   test('a body that is not JSON, or not an object, is 400', async () => {
     expect((await raw('POST', '/v1/ping', '{"from":')).status).toBe(400);
-    expect(await raw('POST', '/v1/ping', '[1]')).toEqual({ status: 400, json: { error: 'request body must be a JSON object' } });
+    expect(await raw('POST', '/v1/ping', '[1]')).toEqual({
+      status: 400,
+      json: { error: 'request body must be a JSON object' },
+    });
   });
 
   test('wrong types and out-of-range values are 400 with the field named', async () => {
@@ -275,7 +341,9 @@ describe('refusals', () => {
   });
 
   test('after all that the node still forwards', async () => {
-    const response = (await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 1 })) as { report: PingReport };
+    const response = (await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 1 })) as {
+      report: PingReport;
+    };
     expect(response.report.received).toBe(1);
   });
 });

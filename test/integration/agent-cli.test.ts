@@ -8,9 +8,18 @@ import { cli, SEED_CNI_OVERVIEW } from '../support/cli.js';
 
 describe('on the host', () => {
   test.each([
-    [['ping', '192.168.158.1', '--from', 'hello-world-7597b4f945-fwv7r'], 'worker-node01 ipip-lab ping 192.168.158.1 --from hello-world-7597b4f945-fwv7r'],
-    [['curl', 'http://192.168.158.1:8080/', '--from', 'hello-world-7597b4f945-zfzzk'], 'worker-node02 ipip-lab curl http://192.168.158.1:8080/'],
-    [['traceroute', '192.168.158.1', '--from', 'hello-world-7597b4f945-fwv7r'], 'worker-node01 ipip-lab traceroute 192.168.158.1'],
+    [
+      ['ping', '192.168.158.1', '--from', 'hello-world-7597b4f945-fwv7r'],
+      'worker-node01 ipip-lab ping 192.168.158.1 --from hello-world-7597b4f945-fwv7r',
+    ],
+    [
+      ['curl', 'http://192.168.158.1:8080/', '--from', 'hello-world-7597b4f945-zfzzk'],
+      'worker-node02 ipip-lab curl http://192.168.158.1:8080/',
+    ],
+    [
+      ['traceroute', '192.168.158.1', '--from', 'hello-world-7597b4f945-fwv7r'],
+      'worker-node01 ipip-lab traceroute 192.168.158.1',
+    ],
     [['stats', '--node', 'worker-node02'], 'worker-node02 ipip-lab stats --node worker-node02'],
     [['api', 'GET', '/v1/node'], 'worker-node01 ipip-lab api GET /v1/node'],
   ])('ipip-lab %j refuses and points at docker compose exec', async (args, hint) => {

@@ -22,7 +22,12 @@ afterAll(async () => {
 
 test('the API reports the node, its system and its pods', async () => {
   const info = await node01.info();
-  expect(info).toMatchObject({ name: 'worker-node01', ip: '10.0.0.11', tunnelAddress: '192.168.87.192', apiPort: 9440 });
+  expect(info).toMatchObject({
+    name: 'worker-node01',
+    ip: '10.0.0.11',
+    tunnelAddress: '192.168.87.192',
+    apiPort: 9440,
+  });
   expect(info.system.osImage).toMatch(/^Debian GNU\/Linux 12/);
   expect(info.pods.map((pod) => pod.name)).toEqual(lab.podsOn('worker-node01').map((pod) => pod.name));
 });
@@ -30,10 +35,12 @@ test('the API reports the node, its system and its pods', async () => {
 test('an unknown node name is refused with exit code 2', async () => {
   const result = await node01.ipipLab(['node', '--name', 'worker-node09']);
   expect(result.exitCode).toBe(2);
-  expect(result.stderr).toContain('no node named "worker-node09" in the cluster (nodes: master-node, worker-node01, worker-node02)');
+  expect(result.stderr).toContain(
+    'no node named "worker-node09" in the cluster (nodes: master-node, worker-node01, worker-node02)',
+  );
 });
 
-test("a node whose address is not on this machine is refused with exit code 2, naming what is here", async () => {
+test('a node whose address is not on this machine is refused with exit code 2, naming what is here', async () => {
   const result = await node01.ipipLab(['node', '--name', 'worker-node02']);
   expect(result.exitCode).toBe(2);
   expect(result.stderr).toContain("worker-node02's address 10.0.0.12 is not on any interface of this machine");
@@ -41,7 +48,11 @@ test("a node whose address is not on this machine is refused with exit code 2, n
 });
 
 test('a bad spec is refused with exit code 2, naming the field', async () => {
-  const written = await node01.exec(['sh', '-c', "sed 's/blockSize: 26/blockSize: 40/' /etc/ipip-lab/cluster.yaml > /tmp/bad.yaml"]);
+  const written = await node01.exec([
+    'sh',
+    '-c',
+    "sed 's/blockSize: 26/blockSize: 40/' /etc/ipip-lab/cluster.yaml > /tmp/bad.yaml",
+  ]);
   expect(written.exitCode).toBe(0);
   const result = await node01.ipipLab(['node', '--name', 'worker-node01', '--spec', '/tmp/bad.yaml']);
   expect(result.exitCode).toBe(2);
@@ -60,7 +71,12 @@ test('SIGTERM stops the agent cleanly in under a second', async () => {
   await master.container.stop({ timeout: 5_000, remove: false });
   const elapsedMs = performance.now() - started;
 
-  const { stdout: exitCode } = await promisify(execFile)('docker', ['inspect', '--format', '{{.State.ExitCode}}', master.container.getId()]);
+  const { stdout: exitCode } = await promisify(execFile)('docker', [
+    'inspect',
+    '--format',
+    '{{.State.ExitCode}}',
+    master.container.getId(),
+  ]);
   expect(exitCode.trim()).toBe('0');
   const logs = await master.logs();
   expect(logs).toContain('master-node: SIGTERM: stopping');

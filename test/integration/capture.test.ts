@@ -49,7 +49,7 @@ function ipPacketsOfEthernetPcap(file: Buffer): Buffer[] {
   expect([0xa1b2c3d4, 0xa1b23c4d]).toContain(file.readUInt32LE(0));
   expect(file.readUInt32LE(20)).toBe(LINKTYPE.ETHERNET);
   const packets: Buffer[] = [];
-  for (let at = 24; at + 16 <= file.length; ) {
+  for (let at = 24; at + 16 <= file.length;) {
     const captured = file.readUInt32LE(at + 8);
     packets.push(file.subarray(at + 16 + ETHERNET_HEADER, at + 16 + captured));
     at += 16 + captured;
@@ -58,7 +58,11 @@ function ipPacketsOfEthernetPcap(file: Buffer): Buffer[] {
 }
 
 /** A shell command in a node container, as `docker exec` runs it, its stdout piped into a host command. */
-function pipeFromContainer(node: LabNodeHandle, inContainer: string, onHost: string): Promise<{ code: number | null; lines: string[]; at: number[] }> {
+function pipeFromContainer(
+  node: LabNodeHandle,
+  inContainer: string,
+  onHost: string,
+): Promise<{ code: number | null; lines: string[]; at: number[] }> {
   const started = Date.now();
   const lines: string[] = [];
   const at: number[] = [];
@@ -97,8 +101,18 @@ describe('an eth0 capture of a cross-node ping', () => {
   test('is IPIP 10.0.0.11 ↔ 10.0.0.12 with the pod packet nested: the pod addresses at ip.src#2 and ip.dst#2', async () => {
     const request = ['10.0.0.11,' + podA.ip, '10.0.0.12,' + podB.ip, '4,1', '8'];
     const reply = ['10.0.0.12,' + podB.ip, '10.0.0.11,' + podA.ip, '4,1', '0'];
-    expect(await fields(file, ['ip.src', 'ip.dst', 'ip.proto', 'icmp.type'])).toEqual([request, reply, request, reply, request, reply]);
-    const nested = (src: PodState, dst: PodState) => ['-Y', `ip.proto == 4 && ip.src#2 == ${src.ip} && ip.dst#2 == ${dst.ip}`];
+    expect(await fields(file, ['ip.src', 'ip.dst', 'ip.proto', 'icmp.type'])).toEqual([
+      request,
+      reply,
+      request,
+      reply,
+      request,
+      reply,
+    ]);
+    const nested = (src: PodState, dst: PodState) => [
+      '-Y',
+      `ip.proto == 4 && ip.src#2 == ${src.ip} && ip.dst#2 == ${dst.ip}`,
+    ];
     expect(await fields(file, ['frame.number'], nested(podA, podB))).toEqual([['1'], ['3'], ['5']]);
     expect(await fields(file, ['frame.number'], nested(podB, podA))).toEqual([['2'], ['4'], ['6']]);
   });
@@ -111,27 +125,47 @@ describe('an eth0 capture of a cross-node ping', () => {
   });
 
   test('names the interface and the node, and its timestamps never go backwards', async () => {
-    const rows = await fields(file, ['frame.interface_name', 'frame.interface_description', 'frame.packet_flags_direction', 'frame.time_epoch']);
+    const rows = await fields(file, [
+      'frame.interface_name',
+      'frame.interface_description',
+      'frame.packet_flags_direction',
+      'frame.time_epoch',
+    ]);
     expect(rows.map(([name, description]) => [name, description])).toEqual(
       Array(6).fill(['eth0', 'worker-node01 eth0 ↔ underlay 10.0.0.11 (IPIP, outer headers)']),
     );
     // Requests leave worker-node01 (outbound), replies arrive (inbound).
-    expect(rows.map(([, , direction]) => direction)).toEqual(['0x00000002', '0x00000001', '0x00000002', '0x00000001', '0x00000002', '0x00000001']);
+    expect(rows.map(([, , direction]) => direction)).toEqual([
+      '0x00000002',
+      '0x00000001',
+      '0x00000002',
+      '0x00000001',
+      '0x00000002',
+      '0x00000001',
+    ]);
     const times = rows.map(([, , , epoch]) => BigInt(epoch.replace('.', '')));
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]);
   });
 
   test('holds the same packets, byte for byte, as tcpdump -w on eth0 in the same container', () => {
-    expect(ours.packets.map((p) => p.packet.toString('hex'))).toEqual(ipPacketsOfEthernetPcap(kernel).map((p) => p.toString('hex')));
+    expect(ours.packets.map((p) => p.packet.toString('hex'))).toEqual(
+      ipPacketsOfEthernetPcap(kernel).map((p) => p.toString('hex')),
+    );
   });
 });
 
 describe('other views', () => {
-  test('tunl0 holds the inner packets, and -i POD the pod\'s cali interface, described with its pod', async () => {
+  test("tunl0 holds the inner packets, and -i POD the pod's cali interface, described with its pod", async () => {
     const capture = await node01.capture({ interfaces: ['tunl0', podA.name] });
     await node01.ping({ from: podA.name, to: podB.name, count: 1 });
     const file = saved((await capture.stop()).file);
-    const rows = await fields(file, ['frame.interface_name', 'frame.interface_description', 'ip.src', 'ip.dst', 'ip.ttl']);
+    const rows = await fields(file, [
+      'frame.interface_name',
+      'frame.interface_description',
+      'ip.src',
+      'ip.dst',
+      'ip.ttl',
+    ]);
     const cali = [podA.hostInterface, `worker-node01 ${podA.hostInterface} ↔ pod default/${podA.name} (${podA.ip})`];
     const tunl0 = ['tunl0', 'worker-node01 tunl0 ↔ IPIP tunnel 192.168.87.192 (inner packets)'];
     expect(rows).toEqual([
@@ -145,16 +179,25 @@ describe('other views', () => {
   test('without -w the file lands in /captures, named after the node, the interfaces and the time, with the stats', async () => {
     const [result] = await Promise.all([
       node01.exec(['ipip-lab', 'capture', '-i', 'eth0', '-c', '2', '--format', 'pcap']),
-      new Promise((resolve) => setTimeout(resolve, 1500)).then(() => node01.ping({ from: podA.name, to: podB.name, count: 3, intervalMs: 200 })),
+      new Promise((resolve) => setTimeout(resolve, 1500)).then(() =>
+        node01.ping({ from: podA.name, to: podB.name, count: 3, intervalMs: 200 }),
+      ),
     ]);
     expect(result.exitCode).toBe(0);
-    const name = /writing (\/captures\/worker-node01-eth0-\d{8}T\d{6}Z\.pcap) \(Ctrl-C stops\)/.exec(result.stderr)?.[1];
+    const name = /writing (\/captures\/worker-node01-eth0-\d{8}T\d{6}Z\.pcap) \(Ctrl-C stops\)/.exec(
+      result.stderr,
+    )?.[1];
     expect(name, result.stderr).toBeDefined();
-    expect(result.stderr).toContain(`2 packets captured\n2 packets written to ${name}\n0 packets dropped because the capture fell behind (forwarding comes first)\n`);
+    expect(result.stderr).toContain(
+      `2 packets captured\n2 packets written to ${name}\n0 packets dropped because the capture fell behind (forwarding comes first)\n`,
+    );
     const copy = await node01.exec(['base64', '-w', '0', name!]);
     const file = saved(Buffer.from(copy.stdout, 'base64'), 'pcap');
     const RAW_IP = '7';
-    expect(await fields(file, ['frame.encap_type', 'ip.proto'])).toEqual([[RAW_IP, '4,1'], [RAW_IP, '4,1']]);
+    expect(await fields(file, ['frame.encap_type', 'ip.proto'])).toEqual([
+      [RAW_IP, '4,1'],
+      [RAW_IP, '4,1'],
+    ]);
   });
 
   test('a filter it cannot read is refused before anything is created', async () => {
@@ -175,7 +218,7 @@ describe('streaming with -w -', () => {
       node01,
       'ipip-lab capture -i eth0 -c 4 -w - 2>/dev/null',
       // tshark refuses a socket on stdin, and that is what a child's pipe is: cat puts a real pipe in between.
-      "cat | tshark -l -r - -T fields -E occurrence=a -e frame.interface_name -e ip.src 2>/dev/null",
+      'cat | tshark -l -r - -T fields -E occurrence=a -e frame.interface_name -e ip.src 2>/dev/null',
     );
     await pinging;
     expect(piped.code).toBe(0);
@@ -197,7 +240,9 @@ describe('streaming with -w -', () => {
     await node01.ping({ from: podA.name, to: podB.name, count: 2, intervalMs: 200 });
     expect((await capture).exitCode).toBe(0);
     expect((await node01.exec(['cat', '/tmp/reader-gone.status'])).stdout).toBe('0\n');
-    expect((await node01.exec(['cat', '/tmp/reader-gone.log'])).stdout).toMatch(/\d+ packets captured\n\d+ packets written to stdout\n/);
+    expect((await node01.exec(['cat', '/tmp/reader-gone.log'])).stdout).toMatch(
+      /\d+ packets captured\n\d+ packets written to stdout\n/,
+    );
     expect(await node01.api('GET', '/v1/captures')).toEqual([]);
   });
 });

@@ -11,7 +11,8 @@ const SEED_NODES_HEADER =
   'NAME            STATUS   ROLES                  AGE     VERSION   INTERNAL-IP   EXTERNAL-IP   OS-IMAGE             KERNEL-VERSION       CONTAINER-RUNTIME';
 const SEED_PODS_HEADER =
   'NAME                           READY   STATUS    RESTARTS   AGE     IP               NODE            NOMINATED NODE   READINESS GATES';
-const SEED_ROUTE_HEADER = 'Kernel IP routing table\nDestination     Gateway         Genmask         Flags Metric Ref    Use Iface\n';
+const SEED_ROUTE_HEADER =
+  'Kernel IP routing table\nDestination     Gateway         Genmask         Flags Metric Ref    Use Iface\n';
 
 let lab: ComposeLab;
 let pods: { name: string; ip: string; node: string }[];
@@ -59,7 +60,9 @@ describe('before the course applies its Deployment', () => {
 
 describe('after kubectl apply -f deployment.yml', () => {
   beforeAll(async () => {
-    expect(await ok('master-node', 'kubectl', 'apply', '-f', 'deployment.yml')).toBe('deployment.apps/hello-world created\n');
+    expect(await ok('master-node', 'kubectl', 'apply', '-f', 'deployment.yml')).toBe(
+      'deployment.apps/hello-world created\n',
+    );
     const json = JSON.parse(await ok('worker-node01', 'kubectl', 'get', 'pods', '-o', 'json')) as {
       items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIP: string } }[];
     };
@@ -67,7 +70,9 @@ describe('after kubectl apply -f deployment.yml', () => {
   });
 
   test('applying it again changes nothing', async () => {
-    expect(await ok('worker-node02', 'kubectl', 'apply', '-f', 'deployment.yml')).toBe('deployment.apps/hello-world unchanged\n');
+    expect(await ok('worker-node02', 'kubectl', 'apply', '-f', 'deployment.yml')).toBe(
+      'deployment.apps/hello-world unchanged\n',
+    );
   });
 
   test('every node sees the same 3 pods on the workers', async () => {
@@ -82,28 +87,43 @@ describe('after kubectl apply -f deployment.yml', () => {
     const [header, ...rows] = (await ok('master-node', 'kubectl', 'get', 'pods', '-o', 'wide')).trimEnd().split('\n');
     expect(header).toMatch(headerPattern(SEED_PODS_HEADER, ['AGE']));
     expect(rows).toHaveLength(3);
-    for (const row of rows) expect(row.slice(header.indexOf('IP '))).toMatch(/^192\.168\.\d+\.\d+ +worker-node0[12] +<none> +<none>$/);
+    for (const row of rows)
+      expect(row.slice(header.indexOf('IP '))).toMatch(/^192\.168\.\d+\.\d+ +worker-node0[12] +<none> +<none>$/);
   });
 
   test("the seed's PODNAME=$(kubectl get pods --selector=… -o jsonpath=…), then kubectl exec -it $PODNAME -- ip addr", async () => {
-    const name = await ok('master-node', 'kubectl', 'get', 'pods', '--selector=app=hello-world', '-o', 'jsonpath={.items[0].metadata.name}');
+    const name = await ok(
+      'master-node',
+      'kubectl',
+      'get',
+      'pods',
+      '--selector=app=hello-world',
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    );
     const pod = pods.find((p) => p.name === name)!;
     expect(pod).toBeDefined();
     const lines = (await ok('master-node', 'kubectl', 'exec', '-it', name, '--', 'ip', 'addr')).split('\n');
     expect(lines).toContain('2: tunl0@NONE: <NOARP> mtu 1480 qdisc noop state DOWN qlen 1000');
-    expect(lines.find((line) => line.startsWith('4: eth0@'))).toMatch(/^4: eth0@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1480 qdisc noqueue state UP $/);
+    expect(lines.find((line) => line.startsWith('4: eth0@'))).toMatch(
+      /^4: eth0@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1480 qdisc noqueue state UP $/,
+    );
     expect(lines).toContain(`    inet ${pod.ip}/32 brd ${pod.ip} scope global eth0`);
     const shell = await lab.exec('master-node', 'kubectl', 'exec', '-it', name, '--', '/bin/sh');
     expect(shell.exitCode).toBe(1);
     expect(shell.stderr).toContain('ip addr | ip route');
   });
 
-  test('kubectl describe node master (the seed\'s words, a prefix of master-node): annotations, Addresses, PodCIDRs', async () => {
+  test("kubectl describe node master (the seed's words, a prefix of master-node): annotations, Addresses, PodCIDRs", async () => {
     const text = await ok('master-node', 'kubectl', 'describe', 'node', 'master');
     expect(text).toMatch(/^Name: {15}master-node\n/);
-    expect(text).toContain('                    projectcalico.org/IPv4Address: 10.0.0.10/24\n                    projectcalico.org/IPv4IPIPTunnelAddr: 192.168.77.128\n');
+    expect(text).toContain(
+      '                    projectcalico.org/IPv4Address: 10.0.0.10/24\n                    projectcalico.org/IPv4IPIPTunnelAddr: 192.168.77.128\n',
+    );
     expect(text).toContain('Addresses:\n  InternalIP:  10.0.0.10\n  Hostname:    master-node\n');
-    expect(text).toContain('PodCIDR:                      192.168.0.0/24\nPodCIDRs:                     192.168.0.0/24\n');
+    expect(text).toContain(
+      'PodCIDR:                      192.168.0.0/24\nPodCIDRs:                     192.168.0.0/24\n',
+    );
     expect(await lab.exec('master-node', 'kubectl', 'describe', 'node', 'vagrant')).toMatchObject({
       exitCode: 1,
       stderr: 'Error from server (NotFound): nodes "vagrant" not found\n',
@@ -123,14 +143,24 @@ describe('after kubectl apply -f deployment.yml', () => {
     const local = pods.filter((pod) => pod.node === 'worker-node01');
     const text = await ok('worker-node01', 'ipip-lab', 'route');
     expect(text.split('\n')).toContain('192.168.77.128  master-node     255.255.255.192 UG    0      0        0 tunl0');
-    for (const pod of local) expect(text).toMatch(new RegExp(`^${pod.ip.replace(/\./g, '\\.')} +0\\.0\\.0\\.0 +255\\.255\\.255\\.255 UH {4}0 {6}0 {8}0 cali[0-9a-f]{11}$`, 'm'));
+    for (const pod of local)
+      expect(text).toMatch(
+        new RegExp(
+          `^${pod.ip.replace(/\./g, '\\.')} +0\\.0\\.0\\.0 +255\\.255\\.255\\.255 UH {4}0 {6}0 {8}0 cali[0-9a-f]{11}$`,
+          'm',
+        ),
+      );
     const numeric = await ok('master-node', 'ipip-lab', 'route', '-n', '--node', 'worker-node01');
-    expect(numeric.split('\n')).toContain('192.168.77.128  10.0.0.10       255.255.255.192 UG    0      0        0 tunl0');
+    expect(numeric.split('\n')).toContain(
+      '192.168.77.128  10.0.0.10       255.255.255.192 UG    0      0        0 tunl0',
+    );
   });
 
   test("ip addr on worker-node01: the seed's tunl0 lines", async () => {
     const lines = (await ok('worker-node01', 'ipip-lab', 'ip', 'addr')).split('\n');
-    expect(lines).toContain('2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN group default qlen 1000');
+    expect(lines).toContain(
+      '2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN group default qlen 1000',
+    );
     expect(lines).toContain('    link/ipip 0.0.0.0 brd 0.0.0.0');
     expect(lines).toContain('    inet 192.168.87.192/32 scope global tunl0');
   });
@@ -144,13 +174,19 @@ describe('after kubectl apply -f deployment.yml', () => {
     const curl = await ok('master-node', 'ipip-lab', 'curl', `http://${to.ip}:8080/`, '--from', from.name);
     expect(curl).toContain(`Hello, world!\nVersion: 1.0.0\nHostname: ${to.name}\n`);
     const tunl0 = await ok('worker-node01', 'ipip-lab', 'ifconfig', 'tunl0');
-    expect(tunl0).toMatch(/^tunl0: flags=193<UP,RUNNING,NOARP> {2}mtu 1480\n {8}inet 192\.168\.87\.192 {2}netmask 255\.255\.255\.255\n/);
+    expect(tunl0).toMatch(
+      /^tunl0: flags=193<UP,RUNNING,NOARP> {2}mtu 1480\n {8}inet 192\.168\.87\.192 {2}netmask 255\.255\.255\.255\n/,
+    );
     expect(tunl0).not.toContain('TX packets 0 ');
   });
 
   test('kubectl delete -f deployment.yml removes the pods and their routes everywhere', async () => {
-    expect(await ok('master-node', 'kubectl', 'delete', '-f', 'deployment.yml')).toBe('deployment.apps "hello-world" deleted\n');
-    expect((await lab.exec('worker-node01', 'kubectl', 'get', 'pods')).stderr).toBe('No resources found in default namespace.\n');
+    expect(await ok('master-node', 'kubectl', 'delete', '-f', 'deployment.yml')).toBe(
+      'deployment.apps "hello-world" deleted\n',
+    );
+    expect((await lab.exec('worker-node01', 'kubectl', 'get', 'pods')).stderr).toBe(
+      'No resources found in default namespace.\n',
+    );
     expect(await ok('worker-node01', 'ipip-lab', 'route')).not.toContain('cali');
   });
 });

@@ -40,16 +40,38 @@ test('kubectl get nodes -o wide: kind labels no worker, so they show ROLES <none
 });
 
 test('kubectl apply -f ./csi-calico-demo/Deployment.yaml puts one hello-world pod on each worker', async () => {
-  expect(await ok(CONTROL_PLANE, 'kubectl', 'apply', '-f', './csi-calico-demo/Deployment.yaml')).toBe('deployment.apps/hello-world created\n');
+  expect(await ok(CONTROL_PLANE, 'kubectl', 'apply', '-f', './csi-calico-demo/Deployment.yaml')).toBe(
+    'deployment.apps/hello-world created\n',
+  );
   const rows = (await ok('networking-worker2', 'kubectl', 'get', 'pods', '-A', '-o', 'wide')).trimEnd().split('\n');
-  expect(rows[0].split(/ {2,}/)).toEqual(['NAMESPACE', 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES']);
-  expect(rows.slice(1).map((row) => row.split(/ +/)[7]).sort()).toEqual(WORKERS);
+  expect(rows[0].split(/ {2,}/)).toEqual([
+    'NAMESPACE',
+    'NAME',
+    'READY',
+    'STATUS',
+    'RESTARTS',
+    'AGE',
+    'IP',
+    'NODE',
+    'NOMINATED NODE',
+    'READINESS GATES',
+  ]);
+  expect(
+    rows
+      .slice(1)
+      .map((row) => row.split(/ +/)[7])
+      .sort(),
+  ).toEqual(WORKERS);
 });
 
 test("kubectl describe node networking-control-plane: the seed's annotations, with the /16 of kind's network", async () => {
   const text = await ok(CONTROL_PLANE, 'kubectl', 'describe', 'node', CONTROL_PLANE);
-  expect(text).toContain('                    projectcalico.org/IPv4Address: 172.20.0.2/16\n                    projectcalico.org/IPv4IPIPTunnelAddr: 192.168.223.128\n');
-  expect(text).toContain('PodCIDR:                      192.168.0.0/24\nPodCIDRs:                     192.168.0.0/24\n');
+  expect(text).toContain(
+    '                    projectcalico.org/IPv4Address: 172.20.0.2/16\n                    projectcalico.org/IPv4IPIPTunnelAddr: 192.168.223.128\n',
+  );
+  expect(text).toContain(
+    'PodCIDR:                      192.168.0.0/24\nPodCIDRs:                     192.168.0.0/24\n',
+  );
 });
 
 test("route on the control plane and on networking-worker2: the seed's blocks, gateways cut to 15 characters", async () => {
@@ -84,10 +106,28 @@ test('a pod pings and curls pods on the other workers through the tunnel', async
   };
   const [from, ...others] = list.items;
   for (const to of others) {
-    const ping = await ok(CONTROL_PLANE, 'ipip-lab', 'ping', to.status.podIP, '--from', from.metadata.name, '-c', '2', '-i', '0.2');
+    const ping = await ok(
+      CONTROL_PLANE,
+      'ipip-lab',
+      'ping',
+      to.status.podIP,
+      '--from',
+      from.metadata.name,
+      '-c',
+      '2',
+      '-i',
+      '0.2',
+    );
     expect(ping).toContain('2 packets transmitted, 2 received, 0% packet loss');
   }
-  const curl = await ok(CONTROL_PLANE, 'ipip-lab', 'curl', `http://${others[0].status.podIP}:8080/`, '--from', from.metadata.name);
+  const curl = await ok(
+    CONTROL_PLANE,
+    'ipip-lab',
+    'curl',
+    `http://${others[0].status.podIP}:8080/`,
+    '--from',
+    from.metadata.name,
+  );
   expect(curl).toContain(`Hostname: ${others[0].metadata.name}\n`);
 });
 

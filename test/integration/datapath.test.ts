@@ -67,7 +67,14 @@ describe('pod to pod across nodes', () => {
 
   test('a 1501-byte ping without DF crosses as inner fragments, each its own IPIP packet, and is answered', async () => {
     const wire = await node01.tcpdump({ filter: 'ip proto 4' });
-    const report = await node01.ping({ from: podA.name, to: podB.name, count: 1, size: 1473, df: false, timeoutMs: 3_000 });
+    const report = await node01.ping({
+      from: podA.name,
+      to: podB.name,
+      count: 1,
+      size: 1473,
+      df: false,
+      timeoutMs: 3_000,
+    });
     const rows = await captureRows(await wire.stop(), ['ip.src', 'ip.len', 'ip.flags.mf', 'ip.frag_offset', 'ip.id']);
 
     expect(report.received).toBe(1);
@@ -188,10 +195,10 @@ describe('TTL expiry', () => {
   test('traceroute lists node01, node02 by its tunl0 address, then the pod', async () => {
     const report = await node01.traceroute(podB.ip.toString(), { from: podA.name, maxHops: 5 });
     expect(report.reached).toBe(true);
-    expect(report.hops.map((hop) => [...new Set(hop.probes.map((probe) => (probe.from === undefined ? '*' : ipv4ToString(probe.from))))])).toEqual([
-      ['10.0.0.11'],
-      ['192.168.158.0'],
-      [podB.ip.toString()],
-    ]);
+    expect(
+      report.hops.map((hop) => [
+        ...new Set(hop.probes.map((probe) => (probe.from === undefined ? '*' : ipv4ToString(probe.from)))),
+      ]),
+    ).toEqual([['10.0.0.11'], ['192.168.158.0'], [podB.ip.toString()]]);
   });
 });

@@ -118,7 +118,11 @@ function pingPlan(lab: Lab, nodes: readonly NodeState[], source: number, firstRo
     const target = roundRobinPartner(source, round, nodes.length);
     const from = podsOf(nodes[source]);
     const to = podsOf(nodes[target]);
-    return { from: from[target % from.length].name, to: to[source % to.length].ip.toString(), at: firstRoundAt + round * ROUND_MS };
+    return {
+      from: from[target % from.length].name,
+      to: to[source % to.length].ip.toString(),
+      at: firstRoundAt + round * ROUND_MS,
+    };
   });
 }
 
@@ -136,7 +140,11 @@ interface ArpTableFigures {
 function watchArpTable(): () => ArpTableFigures | undefined {
   const read = (): { entries: number; tableFulls: number } | undefined => {
     try {
-      const rows = readFileSync('/proc/net/stat/arp_cache', 'utf8').trim().split('\n').slice(1).map((row) => row.trim().split(/\s+/));
+      const rows = readFileSync('/proc/net/stat/arp_cache', 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((row) => row.trim().split(/\s+/));
       const hex = (text: string): number => Number.parseInt(text, 16);
       return { entries: hex(rows[0][0]), tableFulls: rows.reduce((sum, row) => sum + hex(row[row.length - 1]), 0) };
     } catch {
@@ -149,7 +157,9 @@ function watchArpTable(): () => ArpTableFigures | undefined {
   return () => {
     clearInterval(timer);
     const last = read();
-    return first && last ? { peakEntries: Math.max(peak, last.entries), overflows: last.tableFulls - first.tableFulls } : undefined;
+    return first && last
+      ? { peakEntries: Math.max(peak, last.entries), overflows: last.tableFulls - first.tableFulls }
+      : undefined;
   };
 }
 
@@ -158,7 +168,9 @@ async function sweep(handle: LabNodeHandle, pings: PingPlan[]): Promise<SweepRep
   const result = await handle.exec(['node', '-e', SWEEP_SCRIPT, argument]);
   if (result.exitCode !== 0) {
     const agentLog = (await handle.logs()).trim().split('\n').slice(-15).join('\n');
-    throw new Error(`ping sweep on ${handle.name} exited ${result.exitCode}: ${result.stderr.trim()}\nits agent's last lines:\n${agentLog}`);
+    throw new Error(
+      `ping sweep on ${handle.name} exited ${result.exitCode}: ${result.stderr.trim()}\nits agent's last lines:\n${agentLog}`,
+    );
   }
   return JSON.parse(result.stdout) as SweepReport;
 }
@@ -172,7 +184,18 @@ beforeAll(async () => {
   const spec = path.join(folder, 'large.yaml');
   const made = await cli(
     'gen-spec',
-    ...['--nodes', String(NODES), '--pods-per-node', String(PODS_PER_NODE), '--name', 'large', '--cidr', SUBNET, '-o', spec],
+    ...[
+      '--nodes',
+      String(NODES),
+      '--pods-per-node',
+      String(PODS_PER_NODE),
+      '--name',
+      'large',
+      '--cidr',
+      SUBNET,
+      '-o',
+      spec,
+    ],
   );
   if (made.code !== 0) throw new Error(`gen-spec failed: ${made.stderr}`);
   const started = performance.now();
@@ -196,7 +219,9 @@ describe(`a ${NODES}-node lab with ${PODS_PER_NODE} pods per node`, () => {
     const started = performance.now();
     const arpTable = watchArpTable();
     const firstRoundAt = Date.now() + FIRST_ROUND_DELAY_MS;
-    const reports = await Promise.all(nodes.map((node, i) => sweep(lab.node(node.name), pingPlan(lab, nodes, i, firstRoundAt))));
+    const reports = await Promise.all(
+      nodes.map((node, i) => sweep(lab.node(node.name), pingPlan(lab, nodes, i, firstRoundAt))),
+    );
     figures.pingSeconds = seconds(started);
     const hostArpTable = arpTable();
     figures.hostArpTable = hostArpTable;
@@ -213,14 +238,18 @@ describe(`a ${NODES}-node lab with ${PODS_PER_NODE} pods per node`, () => {
       peakMax: megabytes(Math.max(...reports.map((report) => report.peakRssKb))),
     };
 
-    expect(reports.map((report) => [report.node, report.localPods])).toEqual(nodes.map((node) => [node.name, PODS_PER_NODE]));
+    expect(reports.map((report) => [report.node, report.localPods])).toEqual(
+      nodes.map((node) => [node.name, PODS_PER_NODE]),
+    );
     expect(failed).toEqual([]);
     // Where Docker's kernel is this one: it never found its table full.
     expect(hostArpTable?.overflows ?? 0).toBe(0);
     const last = lab.node(nodes[NODES - 1].name);
     expect(await last.logs()).toContain(`neighbour entries of ${NODES - 1} peers on eth0: managed by the kernel`);
     const neighbours = await last.exec(['ip', '-d', 'neigh', 'show', 'dev', 'eth0']);
-    const managed = neighbours.stdout.split('\n').filter((line) => / managed extern_learn (REACHABLE|STALE|DELAY|PROBE)/.test(line));
+    const managed = neighbours.stdout
+      .split('\n')
+      .filter((line) => / managed extern_learn (REACHABLE|STALE|DELAY|PROBE)/.test(line));
     expect(managed).toHaveLength(NODES - 1);
     expect(pings).toHaveLength(NODES * (NODES - 1));
     // Every ordered pair of distinct nodes, once.

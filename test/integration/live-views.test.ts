@@ -29,20 +29,20 @@ async function fromSpec(command: string, ...args: string[]): Promise<string> {
 }
 
 describe('node views inside a node container', () => {
-  test.each([
-    [['route']],
-    [['route', '-n']],
-    [['ip', 'addr']],
-    [['ip', 'route']],
-  ])('ipip-lab %j shows this node as --spec mode does', async (args) => {
-    const live = await node01.ipipLab(args);
-    expect(live.stderr).toBe('');
-    expect(live.stdout).toBe(await fromSpec(args[0], ...args.slice(1), '--node', 'worker-node01'));
-  });
+  test.each([[['route']], [['route', '-n']], [['ip', 'addr']], [['ip', 'route']]])(
+    'ipip-lab %j shows this node as --spec mode does',
+    async (args) => {
+      const live = await node01.ipipLab(args);
+      expect(live.stderr).toBe('');
+      expect(live.stdout).toBe(await fromSpec(args[0], ...args.slice(1), '--node', 'worker-node01'));
+    },
+  );
 
   test("the course's bare `route` and `ifconfig` are ipip-lab's", async () => {
     expect((await node01.exec(['route', '-n'])).stdout).toBe((await node01.ipipLab(['route', '-n'])).stdout);
-    expect((await node01.exec(['ifconfig', 'tunl0'])).stdout).toMatch(/^tunl0: flags=193<UP,RUNNING,NOARP>  mtu 1480\n/);
+    expect((await node01.exec(['ifconfig', 'tunl0'])).stdout).toMatch(
+      /^tunl0: flags=193<UP,RUNNING,NOARP>  mtu 1480\n/,
+    );
   });
 
   test('--node reaches another node over the lab network', async () => {
@@ -78,7 +78,13 @@ describe('kubectl views from the agents', () => {
       .split('\n')
       .slice(1)
       .map((row) => row.split(/\s+/));
-    expect(names.map(([name]) => name).sort()).toEqual(lab.podsOn('worker-node01').concat(lab.podsOn('worker-node02')).map((p) => p.name).sort());
+    expect(names.map(([name]) => name).sort()).toEqual(
+      lab
+        .podsOn('worker-node01')
+        .concat(lab.podsOn('worker-node02'))
+        .map((p) => p.name)
+        .sort(),
+    );
     for (const cells of names) expect(cells[4]).toMatch(/^\d+s$/);
   });
 

@@ -9,7 +9,11 @@ import { REPO_ROOT } from '../support/cli.js';
 
 const SPEC = `${REPO_ROOT}test/fixtures/native-underlay.yaml`;
 /** worker-node03 runs raw-socket, the others native. */
-const UNDERLAY_OF: Record<string, string> = { 'worker-node01': 'native', 'worker-node02': 'native', 'worker-node03': 'raw-socket' };
+const UNDERLAY_OF: Record<string, string> = {
+  'worker-node01': 'native',
+  'worker-node02': 'native',
+  'worker-node03': 'raw-socket',
+};
 
 let lab: Lab;
 let native1: LabNodeHandle;
@@ -55,10 +59,11 @@ afterAll(async () => {
 /** The IPv4 packets of a tcpdump file (classic pcap) taken on an Ethernet interface. */
 function ipv4Packets(pcap: Buffer): Buffer[] {
   const magic = pcap.readUInt32LE(0);
-  if (magic !== 0xa1b2c3d4 && magic !== 0xa1b23c4d) throw new Error(`not a little-endian pcap file (magic ${magic.toString(16)})`);
+  if (magic !== 0xa1b2c3d4 && magic !== 0xa1b23c4d)
+    throw new Error(`not a little-endian pcap file (magic ${magic.toString(16)})`);
   expect(pcap.readUInt32LE(20)).toBe(1); // LINKTYPE_ETHERNET
   const packets: Buffer[] = [];
-  for (let at = 24; at + 16 <= pcap.length; ) {
+  for (let at = 24; at + 16 <= pcap.length;) {
     const length = pcap.readUInt32LE(at + 8);
     const frame = pcap.subarray(at + 16, at + 16 + length);
     if (frame.readUInt16BE(12) === 0x0800) packets.push(Buffer.from(frame.subarray(14)));
@@ -103,7 +108,9 @@ describe('a native node and a raw-socket node', () => {
     const fromNative = await native1.ping({ from: pod1.name, to: pod3.name, count: 1 });
     const fromRawSocket = await rawSocket.ping({ from: pod3.name, to: pod1.name, count: 1 });
     const sentByNative = (await builtByNative.stop()).packets.filter((p) => p.direction === 'tx').map((p) => p.packet);
-    const sentByRawSocket = (await builtByRawSocket.stop()).packets.filter((p) => p.direction === 'tx').map((p) => p.packet);
+    const sentByRawSocket = (await builtByRawSocket.stop()).packets
+      .filter((p) => p.direction === 'tx')
+      .map((p) => p.packet);
     const onWire = ipv4Packets(await wire.stop());
 
     expect([fromNative.received, fromRawSocket.received]).toEqual([1, 1]);

@@ -24,15 +24,26 @@ function userEnvironment(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !/^(VITEST|NODE_OPTIONS$|TEST$|FORCE_COLOR$)/.test(key)),
   );
-  return { ...env, NO_COLOR: '1', TESTCONTAINERS_RYUK_DISABLED: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
+  return {
+    ...env,
+    NO_COLOR: '1',
+    TESTCONTAINERS_RYUK_DISABLED: 'true',
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+  };
 }
 
 function run(command: string, args: readonly string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: userEnvironment(), timeout: STEP_TIMEOUT_MS, maxBuffer: OUTPUT_BYTES }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, output: `${stdout}${stderr}` });
-    });
+    execFile(
+      command,
+      args,
+      { cwd, env: userEnvironment(), timeout: STEP_TIMEOUT_MS, maxBuffer: OUTPUT_BYTES },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, output: `${stdout}${stderr}` });
+      },
+    );
   });
 }
 
@@ -62,7 +73,10 @@ beforeAll(async () => {
   const packed = await run('npm', ['pack', '--pack-destination', project], REPOSITORY);
   if (packed.code !== 0) throw new Error(`npm pack failed:\n${packed.output}`);
   [tarball] = readdirSync(project).filter((file) => file.endsWith('.tgz'));
-  writeFileSync(path.join(project, 'package.json'), `${JSON.stringify({ name: 'my-lab-tests', private: true }, null, 2)}\n`);
+  writeFileSync(
+    path.join(project, 'package.json'),
+    `${JSON.stringify({ name: 'my-lab-tests', private: true }, null, 2)}\n`,
+  );
 }, STEP_TIMEOUT_MS);
 
 afterAll(() => {
@@ -74,24 +88,39 @@ describe('the harness from a packed tarball, in a project of its own', () => {
     const listed = await run('tar', ['tzf', tarball], project);
     const files = listed.output.split('\n');
     expect(files).toEqual(
-      expect.arrayContaining(['package/npm-shrinkwrap.json', 'package/containers/Dockerfile', 'package/src/node/agent.ts', 'package/tsconfig.json']),
+      expect.arrayContaining([
+        'package/npm-shrinkwrap.json',
+        'package/containers/Dockerfile',
+        'package/src/node/agent.ts',
+        'package/tsconfig.json',
+      ]),
     );
     expect(files.filter((file) => /^package\/(native\/build|node_modules|test)\//.test(file))).toEqual([]);
     // The repository itself keeps package-lock.json; the shrinkwrap exists only while npm packs.
     expect(readdirSync(REPOSITORY)).not.toContain('npm-shrinkwrap.json');
   });
 
-  test("installs with the README's command", async () => {
-    const installed = await run('npm', readmeInstallCommand(), project);
-    expect(installed.code, installed.output).toBe(0);
-    const files = readdirSync(path.join(project, 'node_modules', 'ipip-lab'));
-    expect(files).toEqual(expect.arrayContaining(['npm-shrinkwrap.json', 'src', 'containers', 'dist', 'tsconfig.json']));
-  }, STEP_TIMEOUT_MS);
+  test(
+    "installs with the README's command",
+    async () => {
+      const installed = await run('npm', readmeInstallCommand(), project);
+      expect(installed.code, installed.output).toBe(0);
+      const files = readdirSync(path.join(project, 'node_modules', 'ipip-lab'));
+      expect(files).toEqual(
+        expect.arrayContaining(['npm-shrinkwrap.json', 'src', 'containers', 'dist', 'tsconfig.json']),
+      );
+    },
+    STEP_TIMEOUT_MS,
+  );
 
-  test("passes the README's test, pasted unchanged", async () => {
-    writeFileSync(path.join(project, 'lab.test.ts'), readmeBlock('A test you can paste', 'ts'));
-    const tested = await run('npx', ['vitest', 'run'], project);
-    expect(tested.code, tested.output).toBe(0);
-    expect(tested.output).toMatch(/Tests\s+1 passed \(1\)/);
-  }, STEP_TIMEOUT_MS);
+  test(
+    "passes the README's test, pasted unchanged",
+    async () => {
+      writeFileSync(path.join(project, 'lab.test.ts'), readmeBlock('A test you can paste', 'ts'));
+      const tested = await run('npx', ['vitest', 'run'], project);
+      expect(tested.code, tested.output).toBe(0);
+      expect(tested.output).toMatch(/Tests\s+1 passed \(1\)/);
+    },
+    STEP_TIMEOUT_MS,
+  );
 });

@@ -15,7 +15,12 @@ import { createApiHandler, ReloadRefused, type ApiContext } from '../../src/node
 import { LabNode } from '../../src/node/lab-node.js';
 import { REPO_ROOT, SEED_CNI_OVERVIEW } from '../support/cli.js';
 
-const SYSTEM = { osImage: 'Test OS', kernelVersion: '6.1.0', containerRuntime: 'ipip-lab://0.1.0', architecture: 'amd64' };
+const SYSTEM = {
+  osImage: 'Test OS',
+  kernelVersion: '6.1.0',
+  containerRuntime: 'ipip-lab://0.1.0',
+  architecture: 'amd64',
+};
 const noWire = { send: () => {} };
 let cleanup: (() => Promise<void>) | undefined;
 
@@ -50,7 +55,10 @@ async function serve(reload: ApiContext['reload'], current: () => LabNode): Prom
 }
 
 async function refusal(promise: Promise<unknown>): Promise<AgentError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(AgentError);
   return error as AgentError;
 }
@@ -59,11 +67,14 @@ test('a reload swaps the node the API serves', async () => {
   const empty = clusterOf(readSpecFile(`${REPO_ROOT}containers/cni-overview/lab.yaml`));
   const seeded = clusterOf(readSpecFile(SEED_CNI_OVERVIEW));
   let node = new LabNode(empty, 'worker-node01', noWire);
-  const client = await serve(() => {
-    node.close();
-    node = new LabNode(seeded, 'worker-node01', noWire);
-    return { node: 'worker-node01', specDigest: 'd', pods: node.localPods.map((pod) => pod.name) };
-  }, () => node);
+  const client = await serve(
+    () => {
+      node.close();
+      node = new LabNode(seeded, 'worker-node01', noWire);
+      return { node: 'worker-node01', specDigest: 'd', pods: node.localPods.map((pod) => pod.name) };
+    },
+    () => node,
+  );
   expect((await client.request('GET /v1/node')).pods).toEqual([]);
   const result = await client.request('POST /v1/reload');
   expect(result.pods).toHaveLength(2);
@@ -72,8 +83,18 @@ test('a reload swaps the node the API serves', async () => {
 });
 
 test.each([
-  [() => { throw new ReloadRefused('the spec no longer has worker-node01'); }, 409],
-  [() => { throw new SpecError('cluster.yaml', 'pool.cidr', 'is required'); }, 400],
+  [
+    () => {
+      throw new ReloadRefused('the spec no longer has worker-node01');
+    },
+    409,
+  ],
+  [
+    () => {
+      throw new SpecError('cluster.yaml', 'pool.cidr', 'is required');
+    },
+    400,
+  ],
   [undefined, 501],
 ])('a reload that cannot happen is refused (%#), the node kept', async (reload, status) => {
   const node = new LabNode(clusterOf(readSpecFile(SEED_CNI_OVERVIEW)), 'worker-node01', noWire);

@@ -12,7 +12,17 @@ import {
   mayAnswerWithError,
   setSource,
 } from '../../src/node/reply-stack.js';
-import { ICMP_TYPE, IP_PROTOCOL, Ipv4View, icmp, ipv4, ipv4FromString, tcp, udp, type Parsed } from '../../src/wire/index.js';
+import {
+  ICMP_TYPE,
+  IP_PROTOCOL,
+  Ipv4View,
+  icmp,
+  ipv4,
+  ipv4FromString,
+  tcp,
+  udp,
+  type Parsed,
+} from '../../src/wire/index.js';
 import { frameOf } from '../support/wire-vectors.js';
 
 const address = (text: string) => ipv4FromString(text) as number;
@@ -34,7 +44,15 @@ function echoOf(request: Ipv4View) {
 
 function packet(protocol: number, payload: Buffer, extra: { moreFragments?: boolean; fragmentOffset?: number } = {}) {
   return new Ipv4View(
-    ipv4.encode({ identification: 1, ttl: 64, protocol, src: address('192.168.77.130'), dst: address('192.168.87.198'), payload, ...extra }),
+    ipv4.encode({
+      identification: 1,
+      ttl: 64,
+      protocol,
+      src: address('192.168.77.130'),
+      dst: address('192.168.87.198'),
+      payload,
+      ...extra,
+    }),
   );
 }
 
@@ -78,8 +96,18 @@ describe('icmpErrorPacket (icmp_send)', () => {
     offending.tos = 0x03;
     offending.fillChecksum();
     const error = new Ipv4View(icmpErrorPacket(offending, REASSEMBLY_TIMEOUT, offending.dst, 7));
-    expect([error.tos, error.ttl, error.dontFragment, error.identification, error.dst]).toEqual([0xc2, 64, false, 7, offending.src]);
-    expect(valueOf(icmp.decode(error.payload))).toMatchObject({ kind: 'time-exceeded', code: 1, quoted: offending.packet });
+    expect([error.tos, error.ttl, error.dontFragment, error.identification, error.dst]).toEqual([
+      0xc2,
+      64,
+      false,
+      7,
+      offending.src,
+    ]);
+    expect(valueOf(icmp.decode(error.payload))).toMatchObject({
+      kind: 'time-exceeded',
+      code: 1,
+      quoted: offending.packet,
+    });
   });
 });
 
@@ -109,13 +137,17 @@ describe('setSource', () => {
   const source = address('192.168.77.128');
 
   it('keeps the IP and the UDP/TCP checksums valid for the new source', () => {
-    for (const [file, frame] of [['udp-tcp.pcapng', 1], ['udp-tcp.pcapng', 3]] as const) {
+    for (const [file, frame] of [
+      ['udp-tcp.pcapng', 1],
+      ['udp-tcp.pcapng', 3],
+    ] as const) {
       const view = innerOf(file, frame);
       setSource(view, source);
       expect(view.src).toBe(source);
       expect(Ipv4View.check(view.buffer).ok).toBe(true);
       const pseudo = { src: source, dst: view.dst };
-      const decoded = view.protocol === IP_PROTOCOL.UDP ? udp.decode(view.payload, pseudo) : tcp.decode(view.payload, pseudo);
+      const decoded =
+        view.protocol === IP_PROTOCOL.UDP ? udp.decode(view.payload, pseudo) : tcp.decode(view.payload, pseudo);
       expect(decoded.ok, `${file} frame ${frame}`).toBe(true);
     }
   });

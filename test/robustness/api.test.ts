@@ -33,10 +33,13 @@ afterAll(async () => {
 
 function status(method: string, urlPath: string, body = ''): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path: urlPath, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      { socketPath, method, path: urlPath, agent: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', (error) => reject(new Error(`${method} ${urlPath}: ${error.message}`)));
     req.end(body);
   });
@@ -53,17 +56,32 @@ describe('it can change nothing but what the CLI needs', () => {
 
   test('every route that is not a GET is one the CLI (or the test harness) calls', () => {
     const writes = routes.filter((route) => route.method !== 'GET');
-    const unused = writes.filter((route) => callersOf(route.path).length === 0).map((route) => `${route.method} ${route.path} (${route.file})`);
+    const unused = writes
+      .filter((route) => callersOf(route.path).length === 0)
+      .map((route) => `${route.method} ${route.path} (${route.file})`);
     expect(unused, 'write endpoints nothing in src/cli or src/testing uses').toEqual([]);
-    console.info(`write endpoints: ${writes.map((route) => `${route.method} ${route.path} ← ${callersOf(route.path).join(', ')}`).join('; ')}`);
+    console.info(
+      `write endpoints: ${writes.map((route) => `${route.method} ${route.path} ← ${callersOf(route.path).join(', ')}`).join('; ')}`,
+    );
   });
 
   test('the read-only paths refuse every other method with 405, and unknown paths are 404', async () => {
     for (const readOnly of readOnlyPaths(routes)) {
-      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) expect(await status(method, readOnly, '{}'), `${method} ${readOnly}`).toBe(405);
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'])
+        expect(await status(method, readOnly, '{}'), `${method} ${readOnly}`).toBe(405);
     }
-    for (const made_up of ['/v1/routes', '/v1/pods', '/v1/config', '/v1/shutdown', '/v1/exec', '/v1/spec/nodes', '/admin', '/']) {
-      for (const method of ['GET', 'POST', 'PUT', 'DELETE']) expect(await status(method, made_up, '{}'), `${method} ${made_up}`).toBe(404);
+    for (const made_up of [
+      '/v1/routes',
+      '/v1/pods',
+      '/v1/config',
+      '/v1/shutdown',
+      '/v1/exec',
+      '/v1/spec/nodes',
+      '/admin',
+      '/',
+    ]) {
+      for (const method of ['GET', 'POST', 'PUT', 'DELETE'])
+        expect(await status(method, made_up, '{}'), `${method} ${made_up}`).toBe(404);
     }
   });
 });
@@ -82,8 +100,15 @@ describe('a storm of bad requests', () => {
       readOnlyPaths: readOnlyPaths(routes),
       writeRoutes: routes.filter((route) => route.method !== 'GET'),
     };
-    const { stdout } = await promisify(execFile)(process.execPath, [TOOL, JSON.stringify(config)], { maxBuffer: 16 * 1024 * 1024 });
-    const result = JSON.parse(stdout) as { requests: number; unexpected: string[]; histogram: Record<string, number>; messages: Record<string, string> };
+    const { stdout } = await promisify(execFile)(process.execPath, [TOOL, JSON.stringify(config)], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const result = JSON.parse(stdout) as {
+      requests: number;
+      unexpected: string[];
+      histogram: Record<string, number>;
+      messages: Record<string, string>;
+    };
     expect(result.unexpected, JSON.stringify(result.histogram, null, 1)).toEqual([]);
     expect(result.requests).toBeGreaterThan(400);
     expect(result.messages['wrong types: inject']).toMatch(/^(interface|packet): |^no interface /);
@@ -92,7 +117,12 @@ describe('a storm of bad requests', () => {
 
     // The handler still serves, and the node still forwards.
     expect(await status('GET', '/v1/stats')).toBe(200);
-    const report = await target.pod(pod.name)!.ping(nodes.find((node) => node.node.name === 'worker-node02')!.localPods[0].ip.value, { count: 1, intervalMs: 10 });
+    const report = await target
+      .pod(pod.name)!
+      .ping(nodes.find((node) => node.node.name === 'worker-node02')!.localPods[0].ip.value, {
+        count: 1,
+        intervalMs: 10,
+      });
     expect(report.received).toBe(1);
     expect(unaccounted(target.dataplane.stats())).toBe(0);
   });

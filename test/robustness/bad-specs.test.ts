@@ -49,10 +49,22 @@ describe("the issue's bad specs", () => {
 describe('YAML the parser library refuses by throwing', () => {
   const spec = parseYaml(bundled) as Record<string, unknown>;
   const cases: [string, string, string][] = [
-    ['an alias bomb', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n', 'Excessive alias count'],
+    [
+      'an alias bomb',
+      'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
+      'Excessive alias count',
+    ],
     ['an alias without its anchor', bundled.replace(/^nodes:\n/m, 'nodes:\n  - *nowhere\n'), 'Unresolved alias'],
-    ['an alias inside its own anchor', bundled.replace(/^nodes:\n/m, 'nodes: &nodes\n  - *nodes\n'), 'an alias refers to a node that contains it'],
-    ['a circular pod template', bundled.replace(/^(\s+)template:\n/m, '$1template: &t\n$1  loop: *t\n'), 'an alias refers to a node that contains it'],
+    [
+      'an alias inside its own anchor',
+      bundled.replace(/^nodes:\n/m, 'nodes: &nodes\n  - *nodes\n'),
+      'an alias refers to a node that contains it',
+    ],
+    [
+      'a circular pod template',
+      bundled.replace(/^(\s+)template:\n/m, '$1template: &t\n$1  loop: *t\n'),
+      'an alias refers to a node that contains it',
+    ],
   ];
   for (const [name, text, says] of cases) {
     it(`${name}: a SpecError, "invalid YAML"`, () => {
@@ -73,9 +85,50 @@ describe('YAML the parser library refuses by throwing', () => {
 describe('specs mutated at random', () => {
   /** YAML that changes meaning: anchors, aliases, tags, special numbers, flow brackets, merge keys. */
   const TOKENS = [
-    '*a', '&a', '!!binary aGk=', '!!str', '!!int', '.nan', '.inf', '-.inf', '~', 'null', '[', ']', '{', '}', '<<:', '0x1f',
-    '1e400', '-0', '"', "'", '|', '>', '- ', ': ', '#', '%', '@', '`', '\t', '10.32.0.11', '192.168.0.0/16', '26', '33',
-    '0', '-1', '99999999999999999999', 'Always', 'worker', 'true', 'nodes', '__proto__', 'constructor', '\u0000', '\ufeff',
+    '*a',
+    '&a',
+    '!!binary aGk=',
+    '!!str',
+    '!!int',
+    '.nan',
+    '.inf',
+    '-.inf',
+    '~',
+    'null',
+    '[',
+    ']',
+    '{',
+    '}',
+    '<<:',
+    '0x1f',
+    '1e400',
+    '-0',
+    '"',
+    "'",
+    '|',
+    '>',
+    '- ',
+    ': ',
+    '#',
+    '%',
+    '@',
+    '`',
+    '\t',
+    '10.32.0.11',
+    '192.168.0.0/16',
+    '26',
+    '33',
+    '0',
+    '-1',
+    '99999999999999999999',
+    'Always',
+    'worker',
+    'true',
+    'nodes',
+    '__proto__',
+    'constructor',
+    '\u0000',
+    '\ufeff',
   ];
   const ROUNDS = 4000;
 

@@ -43,8 +43,26 @@ const STRANGER_IP = '10.32.0.100';
 
 /** CI's short run and the nightly long one. */
 const PLAN = NIGHTLY
-  ? { exactWire: 40_000, exactStranger: 10_000, exactInject: 50_000, fuzzWire: 710_000, fuzzStranger: 100_000, fuzzInject: 100_000, floodSeconds: 60, apiRounds: 40 }
-  : { exactWire: 4_000, exactStranger: 1_000, exactInject: 5_000, fuzzWire: 25_000, fuzzStranger: 5_000, fuzzInject: 10_000, floodSeconds: 10, apiRounds: 8 };
+  ? {
+      exactWire: 40_000,
+      exactStranger: 10_000,
+      exactInject: 50_000,
+      fuzzWire: 710_000,
+      fuzzStranger: 100_000,
+      fuzzInject: 100_000,
+      floodSeconds: 60,
+      apiRounds: 40,
+    }
+  : {
+      exactWire: 4_000,
+      exactStranger: 1_000,
+      exactInject: 5_000,
+      fuzzWire: 25_000,
+      fuzzStranger: 5_000,
+      fuzzInject: 10_000,
+      floodSeconds: 10,
+      apiRounds: 8,
+    };
 /** Paced well below what the agent takes, so no exact packet is lost to a full socket buffer. */
 const EXACT_PPS = 4_000;
 const FUZZ_PPS = { peer: 15_000, stranger: 3_000 };
@@ -79,7 +97,12 @@ afterAll(async () => {
 
 /** Running, never restarted, and the same agent process that started with the lab (its start time unchanged). */
 async function expectSameAgent(node: LabNodeHandle, startedAt: string): Promise<void> {
-  const { stdout } = await run('docker', ['inspect', '--format', '{{.State.Running}} {{.RestartCount}}', node.container.getId()]);
+  const { stdout } = await run('docker', [
+    'inspect',
+    '--format',
+    '{{.State.Running}} {{.RestartCount}}',
+    node.container.getId(),
+  ]);
   expect(stdout.trim(), `${node.name}'s container`).toBe('true 0');
   expect((await node.info()).startedAt).toBe(startedAt);
 }
@@ -97,7 +120,8 @@ async function settled(node: LabNodeHandle): Promise<DataplaneStats> {
   for (let i = 0; i < 50; i++) {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const stats = await node.stats();
-    if (stats.received === previous.received && stats.originated === previous.originated && unaccounted(stats) === 0) return stats;
+    if (stats.received === previous.received && stats.originated === previous.originated && unaccounted(stats) === 0)
+      return stats;
     previous = stats;
   }
   return previous;
@@ -107,16 +131,25 @@ async function settled(node: LabNodeHandle): Promise<DataplaneStats> {
 function expectExactly(before: DataplaneStats, after: DataplaneStats, expected: Expected): void {
   const moved = delta(before, after);
   const interfaces = Object.fromEntries(
-    Object.entries(after.interfaces).map(([name, stats]) => [name, { rx: stats.rxPackets - before.interfaces[name].rxPackets, tx: stats.txPackets - before.interfaces[name].txPackets }]),
+    Object.entries(after.interfaces).map(([name, stats]) => [
+      name,
+      {
+        rx: stats.rxPackets - before.interfaces[name].rxPackets,
+        tx: stats.txPackets - before.interfaces[name].txPackets,
+      },
+    ]),
   );
-  expect({
-    received: moved.received,
-    delivered: moved.delivered,
-    forwarded: moved.forwarded,
-    consumed: moved.consumed,
-    originated: moved.originated,
-    caliRx: moved.caliRx,
-  }, JSON.stringify(interfaces)).toEqual({
+  expect(
+    {
+      received: moved.received,
+      delivered: moved.delivered,
+      forwarded: moved.forwarded,
+      consumed: moved.consumed,
+      originated: moved.originated,
+      caliRx: moved.caliRx,
+    },
+    JSON.stringify(interfaces),
+  ).toEqual({
     received: expected.received,
     delivered: expected.delivered,
     forwarded: expected.forwarded,
@@ -142,7 +175,12 @@ describe('2. spoofing', () => {
 
   test("a pod sending from an address that is not its own is dropped (Felix's anti-spoofing), nothing leaves", async () => {
     const before = await target.stats();
-    for (const foreign of [podA2.ip.toString(), podB.ip.toString(), String(master.state.tunnelAddress), '10.32.0.200']) {
+    for (const foreign of [
+      podA2.ip.toString(),
+      podB.ip.toString(),
+      String(master.state.tunnelAddress),
+      '10.32.0.200',
+    ]) {
       await target.inject(podA.hostInterface, echoRequest({ src: foreign, dst: podB.ip.toString() }));
     }
     const after = await target.stats();
@@ -253,8 +291,18 @@ describe('4. bad specs: the agent refuses before touching the network', () => {
   /** `ipip-lab node` in the target's container with the network guard preloaded, on a port and socket of its own. */
   const agent = (spec: string) =>
     target.exec([
-      'env', 'NODE_OPTIONS=--require=/tmp/network-guard.cjs',
-      'ipip-lab', 'node', '--name', 'worker-node01', '--spec', spec, '--api-port', '9441', '--socket', '/tmp/bad-agent.sock',
+      'env',
+      'NODE_OPTIONS=--require=/tmp/network-guard.cjs',
+      'ipip-lab',
+      'node',
+      '--name',
+      'worker-node01',
+      '--spec',
+      spec,
+      '--api-port',
+      '9441',
+      '--socket',
+      '/tmp/bad-agent.sock',
     ]);
 
   beforeAll(async () => {
@@ -294,196 +342,285 @@ describe('1 and 6. malformed packets and floods', () => {
     const before = await settled(target);
     const dropsBefore = await rawSocketDrops(target);
     const fromPeer = await runTool<WireResult>(master.container, {
-      mode: 'wire', plan: 'exact', count: PLAN.exactWire, pps: EXACT_PPS, seed: 1, sources: ['peer'], lab: context,
+      mode: 'wire',
+      plan: 'exact',
+      count: PLAN.exactWire,
+      pps: EXACT_PPS,
+      seed: 1,
+      sources: ['peer'],
+      lab: context,
     });
     const fromStranger = await runTool<WireResult>(stranger.container, {
-      mode: 'wire', plan: 'exact', count: PLAN.exactStranger, pps: EXACT_PPS, seed: 2, sources: ['stranger'], lab: context,
+      mode: 'wire',
+      plan: 'exact',
+      count: PLAN.exactStranger,
+      pps: EXACT_PPS,
+      seed: 2,
+      sources: ['stranger'],
+      lab: context,
     });
     expect(fromPeer.sent + fromStranger.sent).toBe(PLAN.exactWire + PLAN.exactStranger);
     const expected = mergeExpected(fromPeer.expected!, fromStranger.expected!);
     await statsWhen(target, (stats) => stats.received - before.received >= expected.received);
     const afterSettled = await settled(target);
-    expect(await rawSocketDrops(target), 'packets lost to a full socket buffer: pace the exact phase slower').toBe(dropsBefore);
+    expect(await rawSocketDrops(target), 'packets lost to a full socket buffer: pace the exact phase slower').toBe(
+      dropsBefore,
+    );
     expectExactly(before, afterSettled, expected);
     totals.exact += fromPeer.sent + fromStranger.sent;
-    recordFigures('exact-wire', { packets: fromPeer.sent + fromStranger.sent, categories: Object.keys(fromPeer.byCategory).length + 1, drops: nonZero(delta(before, afterSettled).drops) });
+    recordFigures('exact-wire', {
+      packets: fromPeer.sent + fromStranger.sent,
+      categories: Object.keys(fromPeer.byCategory).length + 1,
+      drops: nonZero(delta(before, afterSettled).drops),
+    });
   });
 
-  test('exact packets through inject (eth0 outer headers, tunl0, the pods\' cali interfaces)', async () => {
+  test("exact packets through inject (eth0 outer headers, tunl0, the pods' cali interfaces)", async () => {
     const before = await settled(target);
-    const result = await runTool<InjectResult>(target.container, { mode: 'inject', plan: 'exact', count: PLAN.exactInject, seed: 3, lab: context });
+    const result = await runTool<InjectResult>(target.container, {
+      mode: 'inject',
+      plan: 'exact',
+      count: PLAN.exactInject,
+      seed: 3,
+      lab: context,
+    });
     expect(result.statuses).toEqual({ 200: PLAN.exactInject });
     const after = await settled(target);
     expectExactly(before, after, result.expected!);
     totals.exact += result.requests;
-    recordFigures('exact-inject', { packets: result.requests, rate: result.rate, drops: nonZero(delta(before, after).drops) });
+    recordFigures('exact-inject', {
+      packets: result.requests,
+      rate: result.rate,
+      drops: nonZero(delta(before, after).drops),
+    });
   });
 
-  test(`a ${PLAN.floodSeconds} s flood: the API answers within 200 ms (p99), memory stays bounded, every packet adds up`, { timeout: (PLAN.floodSeconds + 90) * 1000 }, async () => {
-    const before = await settled(target);
-    const dropsBefore = await rawSocketDrops(target);
-    const rssBefore = await agentRssKb(target);
-    const logLinesBefore = (await target.logs()).split('\n').length;
-    const seconds = PLAN.floodSeconds;
-    const samples: number[] = [];
-    let flooding = true;
-    const sampling = (async () => {
-      while (flooding) {
-        samples.push(await agentRssKb(target));
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
+  test(
+    `a ${PLAN.floodSeconds} s flood: the API answers within 200 ms (p99), memory stays bounded, every packet adds up`,
+    { timeout: (PLAN.floodSeconds + 90) * 1000 },
+    async () => {
+      const before = await settled(target);
+      const dropsBefore = await rawSocketDrops(target);
+      const rssBefore = await agentRssKb(target);
+      const logLinesBefore = (await target.logs()).split('\n').length;
+      const seconds = PLAN.floodSeconds;
+      const samples: number[] = [];
+      let flooding = true;
+      const sampling = (async () => {
+        while (flooding) {
+          samples.push(await agentRssKb(target));
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+        }
+      })();
+      // As fast as the raw sockets take them: three kinds from master-node's address, strangers' IPIP on top.
+      const [fromPeer, fromStranger, probe] = await Promise.all([
+        runTool<WireResult>(master.container, {
+          mode: 'wire',
+          plan: 'flood',
+          count: 1e12,
+          seconds,
+          window: 256,
+          seed: 4,
+          lab: context,
+          floodCategories: ['echo-to-pod', 'inner-bad-checksum', 'ecn-ce-over-not-ect'],
+        }),
+        runTool<WireResult>(stranger.container, {
+          mode: 'wire',
+          plan: 'flood',
+          count: 1e12,
+          seconds,
+          window: 256,
+          seed: 5,
+          sources: ['stranger'],
+          lab: context,
+          floodCategories: ['unknown-ipip-source'],
+        }),
+        runTool<ProbeResult>(node02.container, { mode: 'probe', host: target.ip, seconds, intervalMs: 20 }),
+      ]);
+      flooding = false;
+      await sampling;
+      const after = await settled(target);
+      const socketDrops = (await rawSocketDrops(target)) - dropsBefore;
+      const rssAfter = await agentRssKb(target);
+      const moved = delta(before, after);
+
+      // The API kept answering, fast, on a fresh TCP connection every 20 ms.
+      expect(probe.failed, probe.errors.join('; ')).toBe(0);
+      expect(probe.p99).toBeLessThan(200);
+
+      // Per reason: every packet sent either reached the agent and was counted under its category's outcome, or was
+      // dropped by the kernel because the socket buffer was full; nothing else.
+      const sent = { ...fromPeer.byCategory, ...fromStranger.byCategory };
+      const reached = {
+        'echo-to-pod': moved.delivered,
+        'inner-bad-checksum': moved.drops['bad-checksum'],
+        'ecn-ce-over-not-ect': moved.drops['ecn-non-ect-ce'],
+        'unknown-ipip-source': moved.drops['unknown-ipip-source'],
+      };
+      for (const [category, count] of Object.entries(reached)) {
+        expect(count, category).toBeGreaterThan(0);
+        expect(count, category).toBeLessThanOrEqual(sent[category]);
       }
-    })();
-    // As fast as the raw sockets take them: three kinds from master-node's address, strangers' IPIP on top.
-    const [fromPeer, fromStranger, probe] = await Promise.all([
-      runTool<WireResult>(master.container, {
-        mode: 'wire', plan: 'flood', count: 1e12, seconds, window: 256, seed: 4, lab: context,
-        floodCategories: ['echo-to-pod', 'inner-bad-checksum', 'ecn-ce-over-not-ect'],
-      }),
-      runTool<WireResult>(stranger.container, {
-        mode: 'wire', plan: 'flood', count: 1e12, seconds, window: 256, seed: 5, sources: ['stranger'], lab: context,
-        floodCategories: ['unknown-ipip-source'],
-      }),
-      runTool<ProbeResult>(node02.container, { mode: 'probe', host: target.ip, seconds, intervalMs: 20 }),
-    ]);
-    flooding = false;
-    await sampling;
-    const after = await settled(target);
-    const socketDrops = (await rawSocketDrops(target)) - dropsBefore;
-    const rssAfter = await agentRssKb(target);
-    const moved = delta(before, after);
+      const offered = Object.values(sent).reduce((sum, n) => sum + n, 0);
+      expect(Object.values(reached).reduce((sum, n) => sum + n, 0) + socketDrops).toBe(offered);
+      expect(moved.eth0Rx).toBe(Object.values(reached).reduce((sum, n) => sum + n, 0));
+      expect(nonZero(moved.drops)).toEqual(
+        nonZero({
+          'bad-checksum': reached['inner-bad-checksum'],
+          'ecn-non-ect-ce': reached['ecn-ce-over-not-ect'],
+          'unknown-ipip-source': reached['unknown-ipip-source'],
+        }),
+      );
+      // Each echo request answered: the replies came in on the cali interfaces and were tunnelled back.
+      expect(moved.caliRx).toBe(moved.delivered);
+      expect(moved.forwarded).toBe(moved.delivered);
+      expect(moved.received).toBe(moved.eth0Rx + moved.caliRx);
+      expectBalanced(after, 'worker-node01');
 
-    // The API kept answering, fast, on a fresh TCP connection every 20 ms.
-    expect(probe.failed, probe.errors.join('; ')).toBe(0);
-    expect(probe.p99).toBeLessThan(200);
+      // Memory stays bounded: nothing is kept per packet (flood-memory.test.ts shows the live heap flat over millions
+      // of them), so what grows is V8 sizing its heap to the allocation rate, in steps, far from the packet count.
+      const peak = Math.max(rssBefore, ...samples, rssAfter);
+      expect(peak, `RSS samples ${samples.join(' ')}`).toBeLessThan(rssBefore * 2);
+      // The kernel-style log lines are rate limited (10 per 5 s) however many packets ask for one.
+      const logLines = (await target.logs()).split('\n').length - logLinesBefore;
+      expect(logLines).toBeLessThanOrEqual(11 * (Math.ceil(seconds / 5) + 2));
+      await expectSameAgent(target, startedAt);
 
-    // Per reason: every packet sent either reached the agent and was counted under its category's outcome, or was
-    // dropped by the kernel because the socket buffer was full; nothing else.
-    const sent = { ...fromPeer.byCategory, ...fromStranger.byCategory };
-    const reached = {
-      'echo-to-pod': moved.delivered,
-      'inner-bad-checksum': moved.drops['bad-checksum'],
-      'ecn-ce-over-not-ect': moved.drops['ecn-non-ect-ce'],
-      'unknown-ipip-source': moved.drops['unknown-ipip-source'],
-    };
-    for (const [category, count] of Object.entries(reached)) {
-      expect(count, category).toBeGreaterThan(0);
-      expect(count, category).toBeLessThanOrEqual(sent[category]);
-    }
-    const offered = Object.values(sent).reduce((sum, n) => sum + n, 0);
-    expect(Object.values(reached).reduce((sum, n) => sum + n, 0) + socketDrops).toBe(offered);
-    expect(moved.eth0Rx).toBe(Object.values(reached).reduce((sum, n) => sum + n, 0));
-    expect(nonZero(moved.drops)).toEqual(nonZero({
-      'bad-checksum': reached['inner-bad-checksum'],
-      'ecn-non-ect-ce': reached['ecn-ce-over-not-ect'],
-      'unknown-ipip-source': reached['unknown-ipip-source'],
-    }));
-    // Each echo request answered: the replies came in on the cali interfaces and were tunnelled back.
-    expect(moved.caliRx).toBe(moved.delivered);
-    expect(moved.forwarded).toBe(moved.delivered);
-    expect(moved.received).toBe(moved.eth0Rx + moved.caliRx);
-    expectBalanced(after, 'worker-node01');
+      recordFigures('flood', {
+        seconds,
+        offeredPackets: offered,
+        offeredPps: Math.round(offered / seconds),
+        processedPackets: moved.eth0Rx,
+        processedPps: Math.round(moved.eth0Rx / seconds),
+        socketBufferDrops: socketDrops,
+        byCategory: sent,
+        drops: nonZero(moved.drops),
+        delivered: moved.delivered,
+        apiRequests: probe.requests,
+        apiP50Ms: round(probe.p50),
+        apiP99Ms: round(probe.p99),
+        apiMaxMs: round(probe.max),
+        rssBeforeKb: rssBefore,
+        rssPeakKb: peak,
+        rssAfterKb: rssAfter,
+        rssSamplesKb: samples,
+        logLines,
+      });
+    },
+  );
 
-    // Memory stays bounded: nothing is kept per packet (flood-memory.test.ts shows the live heap flat over millions
-    // of them), so what grows is V8 sizing its heap to the allocation rate, in steps, far from the packet count.
-    const peak = Math.max(rssBefore, ...samples, rssAfter);
-    expect(peak, `RSS samples ${samples.join(' ')}`).toBeLessThan(rssBefore * 2);
-    // The kernel-style log lines are rate limited (10 per 5 s) however many packets ask for one.
-    const logLines = (await target.logs()).split('\n').length - logLinesBefore;
-    expect(logLines).toBeLessThanOrEqual(11 * (Math.ceil(seconds / 5) + 2));
-    await expectSameAgent(target, startedAt);
+  test(
+    `random and mutated packets (${(PLAN.fuzzWire + PLAN.fuzzStranger + PLAN.fuzzInject).toLocaleString('en')}) over the wire and through inject: all counted, no crash, RSS back within 20 %`,
+    { timeout: NIGHTLY ? 600_000 : 120_000 },
+    async () => {
+      const before = await settled(target);
+      const others = await Promise.all([master, node02].map((node) => node.stats()));
+      const dropsBefore = await rawSocketDrops(target);
+      const rssBefore = await agentRssKb(target);
+      const started = performance.now();
+      const [fromPeer, fromStranger, injected] = await Promise.all([
+        runTool<WireResult>(master.container, {
+          mode: 'wire',
+          plan: 'fuzz',
+          count: PLAN.fuzzWire,
+          pps: FUZZ_PPS.peer,
+          seed: 6,
+          sources: ['peer'],
+          lab: context,
+        }),
+        runTool<WireResult>(stranger.container, {
+          mode: 'wire',
+          plan: 'fuzz',
+          count: PLAN.fuzzStranger,
+          pps: FUZZ_PPS.stranger,
+          seed: 7,
+          sources: ['stranger'],
+          lab: context,
+        }),
+        runTool<InjectResult>(target.container, {
+          mode: 'inject',
+          plan: 'fuzz',
+          count: PLAN.fuzzInject,
+          seed: 8,
+          lab: context,
+        }),
+      ]);
+      const fuzzSeconds = (performance.now() - started) / 1000;
+      const after = await settled(target);
+      const socketDrops = (await rawSocketDrops(target)) - dropsBefore;
+      const moved = delta(before, after);
 
-    recordFigures('flood', {
-      seconds,
-      offeredPackets: offered,
-      offeredPps: Math.round(offered / seconds),
-      processedPackets: moved.eth0Rx,
-      processedPps: Math.round(moved.eth0Rx / seconds),
-      socketBufferDrops: socketDrops,
-      byCategory: sent,
-      drops: nonZero(moved.drops),
-      delivered: moved.delivered,
-      apiRequests: probe.requests,
-      apiP50Ms: round(probe.p50),
-      apiP99Ms: round(probe.p99),
-      apiMaxMs: round(probe.max),
-      rssBeforeKb: rssBefore,
-      rssPeakKb: peak,
-      rssAfterKb: rssAfter,
-      rssSamplesKb: samples,
-      logLines,
-    });
-  });
+      // The kernel refuses a few generated packets itself (EMSGSIZE, EINVAL): the rest were sent.
+      const wireSent = fromPeer.sent + fromStranger.sent;
+      expect(wireSent + fromPeer.errors + fromStranger.errors).toBe(PLAN.fuzzWire + PLAN.fuzzStranger);
+      expect(fromPeer.errors + fromStranger.errors).toBeLessThan(wireSent / 1000);
+      expect(injected.statuses).toEqual({ 200: PLAN.fuzzInject });
 
-  test(`random and mutated packets (${(PLAN.fuzzWire + PLAN.fuzzStranger + PLAN.fuzzInject).toLocaleString('en')}) over the wire and through inject: all counted, no crash, RSS back within 20 %`, { timeout: NIGHTLY ? 600_000 : 120_000 }, async () => {
-    const before = await settled(target);
-    const others = await Promise.all([master, node02].map((node) => node.stats()));
-    const dropsBefore = await rawSocketDrops(target);
-    const rssBefore = await agentRssKb(target);
-    const started = performance.now();
-    const [fromPeer, fromStranger, injected] = await Promise.all([
-      runTool<WireResult>(master.container, { mode: 'wire', plan: 'fuzz', count: PLAN.fuzzWire, pps: FUZZ_PPS.peer, seed: 6, sources: ['peer'], lab: context }),
-      runTool<WireResult>(stranger.container, { mode: 'wire', plan: 'fuzz', count: PLAN.fuzzStranger, pps: FUZZ_PPS.stranger, seed: 7, sources: ['stranger'], lab: context }),
-      runTool<InjectResult>(target.container, { mode: 'inject', plan: 'fuzz', count: PLAN.fuzzInject, seed: 8, lab: context }),
-    ]);
-    const fuzzSeconds = (performance.now() - started) / 1000;
-    const after = await settled(target);
-    const socketDrops = (await rawSocketDrops(target)) - dropsBefore;
-    const moved = delta(before, after);
+      // Every packet sent to the target arrived and was counted, or the kernel counted it dropped at the full socket;
+      // on top of ours come the other nodes' replies to what the fuzz made the target forward.
+      const injectedOnEth0 = injected.byCategory['fuzz-eth0'] ?? 0;
+      const arrived = moved.eth0Rx - injectedOnEth0 + socketDrops;
+      const othersAfter = await Promise.all([master, node02].map((node) => settled(node)));
+      const replies = othersAfter.reduce(
+        (sum, stats, i) => sum + stats.interfaces.eth0.txPackets - others[i].interfaces.eth0.txPackets,
+        0,
+      );
+      expect(arrived).toBeGreaterThanOrEqual(wireSent);
+      expect(arrived).toBeLessThanOrEqual(wireSent + replies);
 
-    // The kernel refuses a few generated packets itself (EMSGSIZE, EINVAL): the rest were sent.
-    const wireSent = fromPeer.sent + fromStranger.sent;
-    expect(wireSent + fromPeer.errors + fromStranger.errors).toBe(PLAN.fuzzWire + PLAN.fuzzStranger);
-    expect(fromPeer.errors + fromStranger.errors).toBeLessThan(wireSent / 1000);
-    expect(injected.statuses).toEqual({ 200: PLAN.fuzzInject });
+      // Nothing unaccounted, on any node; every drop under a named reason.
+      expectBalanced(after, 'worker-node01');
+      othersAfter.forEach((stats, i) => expectBalanced(stats, ['master-node', 'worker-node02'][i]));
+      // Received = on eth0 (the wire, eth0 injections and replies) + on the cali interfaces (pods, injections) + tunl0 injections.
+      expect(moved.received).toBe(moved.eth0Rx + moved.caliRx + (injected.byCategory['fuzz-tunl0'] ?? 0));
+      await expectSameAgent(target, startedAt);
+      expect(await target.logs()).not.toMatch(/dataplane:|internal error|\n\s+at \S/);
 
-    // Every packet sent to the target arrived and was counted, or the kernel counted it dropped at the full socket;
-    // on top of ours come the other nodes' replies to what the fuzz made the target forward.
-    const injectedOnEth0 = injected.byCategory['fuzz-eth0'] ?? 0;
-    const arrived = moved.eth0Rx - injectedOnEth0 + socketDrops;
-    const othersAfter = await Promise.all([master, node02].map((node) => settled(node)));
-    const replies = othersAfter.reduce((sum, stats, i) => sum + stats.interfaces.eth0.txPackets - others[i].interfaces.eth0.txPackets, 0);
-    expect(arrived).toBeGreaterThanOrEqual(wireSent);
-    expect(arrived).toBeLessThanOrEqual(wireSent + replies);
+      // Memory: back within 20 % of what it was before the run once the pods' half-reassembled datagrams have expired
+      // (30 s, as ipfrag_time) and the garbage collector has caught up.
+      const rssPeak = await agentRssKb(target);
+      let rssAfter = rssPeak;
+      const settleStarted = performance.now();
+      while (rssAfter > rssBefore * 1.2 && performance.now() - settleStarted < (NIGHTLY ? 180_000 : 60_000)) {
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        rssAfter = await agentRssKb(target);
+      }
+      const settleSeconds = (performance.now() - settleStarted) / 1000;
+      expect(rssAfter).toBeLessThanOrEqual(rssBefore * 1.2);
 
-    // Nothing unaccounted, on any node; every drop under a named reason.
-    expectBalanced(after, 'worker-node01');
-    othersAfter.forEach((stats, i) => expectBalanced(stats, ['master-node', 'worker-node02'][i]));
-    // Received = on eth0 (the wire, eth0 injections and replies) + on the cali interfaces (pods, injections) + tunl0 injections.
-    expect(moved.received).toBe(moved.eth0Rx + moved.caliRx + (injected.byCategory['fuzz-tunl0'] ?? 0));
-    await expectSameAgent(target, startedAt);
-    expect(await target.logs()).not.toMatch(/dataplane:|internal error|\n\s+at \S/);
-
-    // Memory: back within 20 % of what it was before the run once the pods' half-reassembled datagrams have expired
-    // (30 s, as ipfrag_time) and the garbage collector has caught up.
-    const rssPeak = await agentRssKb(target);
-    let rssAfter = rssPeak;
-    const settleStarted = performance.now();
-    while (rssAfter > rssBefore * 1.2 && performance.now() - settleStarted < (NIGHTLY ? 180_000 : 60_000)) {
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      rssAfter = await agentRssKb(target);
-    }
-    const settleSeconds = (performance.now() - settleStarted) / 1000;
-    expect(rssAfter).toBeLessThanOrEqual(rssBefore * 1.2);
-
-    totals.fuzz = wireSent + injected.requests;
-    // The issue's million: the nightly run sends at least that many, exact and random, over the wire and by inject.
-    if (NIGHTLY) expect(totals.exact + totals.fuzz).toBeGreaterThanOrEqual(1_000_000);
-    recordFigures('fuzz', {
-      packets: totals.fuzz,
-      exactPackets: totals.exact,
-      allPackets: totals.fuzz + totals.exact,
-      wire: { fromNode: fromPeer.sent, fromStranger: fromStranger.sent, pps: Math.round(wireSent / fuzzSeconds), refusedBySender: fromPeer.errors + fromStranger.errors, socketBufferDrops: socketDrops },
-      inject: { packets: injected.requests, rate: injected.rate, byInterface: injected.byCategory },
-      seconds: round(fuzzSeconds),
-      outcomes: { received: moved.received, delivered: moved.delivered, forwarded: moved.forwarded, consumed: moved.consumed, originated: moved.originated, dropped: moved.dropped },
-      drops: nonZero(moved.drops),
-      events: nonZero(moved.events),
-      rssBeforeKb: rssBefore,
-      rssRightAfterKb: rssPeak,
-      rssAfterKb: rssAfter,
-      rssSettleSeconds: round(settleSeconds),
-    });
-  });
+      totals.fuzz = wireSent + injected.requests;
+      // The issue's million: the nightly run sends at least that many, exact and random, over the wire and by inject.
+      if (NIGHTLY) expect(totals.exact + totals.fuzz).toBeGreaterThanOrEqual(1_000_000);
+      recordFigures('fuzz', {
+        packets: totals.fuzz,
+        exactPackets: totals.exact,
+        allPackets: totals.fuzz + totals.exact,
+        wire: {
+          fromNode: fromPeer.sent,
+          fromStranger: fromStranger.sent,
+          pps: Math.round(wireSent / fuzzSeconds),
+          refusedBySender: fromPeer.errors + fromStranger.errors,
+          socketBufferDrops: socketDrops,
+        },
+        inject: { packets: injected.requests, rate: injected.rate, byInterface: injected.byCategory },
+        seconds: round(fuzzSeconds),
+        outcomes: {
+          received: moved.received,
+          delivered: moved.delivered,
+          forwarded: moved.forwarded,
+          consumed: moved.consumed,
+          originated: moved.originated,
+          dropped: moved.dropped,
+        },
+        drops: nonZero(moved.drops),
+        events: nonZero(moved.events),
+        rssBeforeKb: rssBefore,
+        rssRightAfterKb: rssPeak,
+        rssAfterKb: rssAfter,
+        rssSettleSeconds: round(settleSeconds),
+      });
+    },
+  );
 });
 
 // ------------------------------------------------------------------------------------------------------ helpers
@@ -574,10 +711,22 @@ async function agentListeners(node: LabNodeHandle): Promise<Record<string, strin
     .map((cells) => cells[7]);
   return {
     tcp: inet('tcp', (state) => state === '0A', ipv4),
-    tcp6: inet('tcp6', (state) => state === '0A', (hex) => hex),
+    tcp6: inet(
+      'tcp6',
+      (state) => state === '0A',
+      (hex) => hex,
+    ),
     udp: inet('udp', () => true, ipv4),
-    udp6: inet('udp6', () => true, (hex) => hex),
+    udp6: inet(
+      'udp6',
+      () => true,
+      (hex) => hex,
+    ),
     unix,
-    raw: inet('raw', () => true, (hex) => `protocol ${parseInt(hex.split(':')[1], 16)}`),
+    raw: inet(
+      'raw',
+      () => true,
+      (hex) => `protocol ${parseInt(hex.split(':')[1], 16)}`,
+    ),
   };
 }

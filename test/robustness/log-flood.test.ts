@@ -13,7 +13,9 @@ describe('log lines caused by packets', () => {
   it('10,000 non-ECT packets under a CE outer header: 10 lines per 5 s, then how many were suppressed', () => {
     let now = 1_000_000_000_000n;
     const node = makeNode(NODE_B, { now: () => now });
-    const packet = ipip(NODE_A.nodeIp, NODE_B.nodeIp, echo({ src: '192.168.77.130', dst: POD_B.ip, tos: 0 }), { tos: 0x03 });
+    const packet = ipip(NODE_A.nodeIp, NODE_B.nodeIp, echo({ src: '192.168.77.130', dst: POD_B.ip, tos: 0 }), {
+      tos: 0x03,
+    });
     for (let i = 0; i < 10_000; i++) node.dp.fromUnderlay(packet);
     expect(node.dp.stats().drops['ecn-non-ect-ce']).toBe(10_000);
     expect(node.logs).toHaveLength(10);
@@ -21,6 +23,9 @@ describe('log lines caused by packets', () => {
 
     now += 5_000_000_000n;
     node.dp.fromUnderlay(packet);
-    expect(node.logs.slice(10)).toEqual(['net_ratelimit: 9990 callbacks suppressed', 'ip_tunnel: non-ECT from 10.0.0.10 with TOS=0x3']);
+    expect(node.logs.slice(10)).toEqual([
+      'net_ratelimit: 9990 callbacks suppressed',
+      'ip_tunnel: non-ECT from 10.0.0.10 with TOS=0x3',
+    ]);
   });
 });

@@ -19,7 +19,13 @@ function randomRoutes(seed: number, count: number, options: PrefixOptions): Rout
   return [...distinct.values()].map((destination) =>
     randomInt(random, 4) === 0
       ? { kind: 'blackhole', destination, proto: 'bird' }
-      : { kind: 'unicast', destination, gateway: Ipv4Address.fromUint32(randomInt(random, 8)), dev: 'tunl0', scope: 'global' },
+      : {
+          kind: 'unicast',
+          destination,
+          gateway: Ipv4Address.fromUint32(randomInt(random, 8)),
+          dev: 'tunl0',
+          scope: 'global',
+        },
   );
 }
 
@@ -43,7 +49,10 @@ describe('compareRoutesInKernelOrder against RouteTable (seeded, reproducible)',
   });
 
   it('puts the longer of two prefixes of one network first, as the kernel dumps them', () => {
-    const routes: Route[] = ['10.0.0.0/8', '10.0.0.0/24'].map((text) => ({ kind: 'blackhole', destination: Ipv4Prefix.parse(text) }));
+    const routes: Route[] = ['10.0.0.0/8', '10.0.0.0/24'].map((text) => ({
+      kind: 'blackhole',
+      destination: Ipv4Prefix.parse(text),
+    }));
     expect(destinations(routes.sort(compareRoutesInKernelOrder))).toEqual(['10.0.0.0/24', '10.0.0.0/8']);
   });
 });

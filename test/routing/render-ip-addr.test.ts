@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Link } from '../../src/routing/link.js';
 import { renderIpAddr } from '../../src/routing/render.js';
-import { addr, busyboxPodLoAndTunl0, lines, loopbackLink, podTunl0Link, tunl0Link } from '../support/routing-fixtures.js';
+import {
+  addr,
+  busyboxPodLoAndTunl0,
+  lines,
+  loopbackLink,
+  podTunl0Link,
+  tunl0Link,
+} from '../support/routing-fixtures.js';
 
 /** hello-world pod 192.168.158.2 on worker-node02, as seed 1 shows it from inside (busybox `ip`). */
 const seedPod: Link[] = [

@@ -195,7 +195,7 @@ describe('renderRoute (net-tools route)', () => {
     );
   });
 
-  it('shows Calico v3.32 metrics and the kernel\'s signed view of huge ones, and a /32 blackhole as UH', () => {
+  it("shows Calico v3.32 metrics and the kernel's signed view of huge ones, and a /32 blackhole as UH", () => {
     const routes = [
       via('192.168.87.192/26', '10.0.0.11', 'tunl0', { onlink: true, metric: 1024 }),
       blackhole('192.168.99.1/32', { metric: 2 ** 32 - 1 }),

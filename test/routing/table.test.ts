@@ -30,7 +30,11 @@ describe('RouteTable', () => {
   });
 
   it('lists routes in kernel order whatever the order they were added in', () => {
-    expect(node01().routes().map((route) => String(route.destination))).toEqual([
+    expect(
+      node01()
+        .routes()
+        .map((route) => String(route.destination)),
+    ).toEqual([
       '0.0.0.0/0',
       '10.0.0.0/24',
       '192.168.77.128/26',

@@ -6,7 +6,12 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DockerComposeEnvironment, getContainerRuntimeClient, Wait, type StartedDockerComposeEnvironment } from 'testcontainers';
+import {
+  DockerComposeEnvironment,
+  getContainerRuntimeClient,
+  Wait,
+  type StartedDockerComposeEnvironment,
+} from 'testcontainers';
 import { buildImage } from '../../src/testing/index.js';
 import { REPO_ROOT } from './cli.js';
 
@@ -53,7 +58,10 @@ export async function startComposeLab(file: string, project: string, healthyWith
     run('docker', ['compose', '-f', absolute, '-p', project, 'down', '-v', '--remove-orphans', '--timeout', '0']),
   ]);
   const started = performance.now();
-  const environment: StartedDockerComposeEnvironment = await new DockerComposeEnvironment(path.dirname(absolute), path.basename(absolute))
+  const environment: StartedDockerComposeEnvironment = await new DockerComposeEnvironment(
+    path.dirname(absolute),
+    path.basename(absolute),
+  )
     .withProjectName(project)
     .withDefaultWaitStrategy(Wait.forHealthCheck())
     .withStartupTimeout(healthyWithinMs)
@@ -69,7 +77,8 @@ export async function startComposeLab(file: string, project: string, healthyWith
     exec,
     async ok(service, ...argv) {
       const result = await exec(service, ...argv);
-      if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} on ${service} exited ${result.exitCode}: ${result.stderr}`);
+      if (result.exitCode !== 0)
+        throw new Error(`${argv.join(' ')} on ${service} exited ${result.exitCode}: ${result.stderr}`);
       return result.stdout;
     },
     async down() {

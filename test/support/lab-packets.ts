@@ -5,7 +5,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ICMP_TYPE, IP_PROTOCOL, encapsulate, icmp, internetChecksum, ipv4, ipv4FromString } from '../../src/wire/index.js';
+import {
+  ICMP_TYPE,
+  IP_PROTOCOL,
+  encapsulate,
+  icmp,
+  internetChecksum,
+  ipv4,
+  ipv4FromString,
+} from '../../src/wire/index.js';
 import { tsharkFields } from './wire-tshark.js';
 
 function address(text: string): number {
@@ -58,7 +66,9 @@ export function ipipPacket(inner: Buffer, outer: { src: string; dst: string; ecn
 }
 
 /** ICMP type and code of an IPv4 packet carrying ICMP, else undefined. */
-export function icmpTypeOf(packet: Buffer): { type: number; code: number; src: string; dst: string; nextHopMtu: number } | undefined {
+export function icmpTypeOf(
+  packet: Buffer,
+): { type: number; code: number; src: string; dst: string; nextHopMtu: number } | undefined {
   if (packet[9] !== IP_PROTOCOL.ICMP) return undefined;
   const header = (packet[0] & 0x0f) * 4;
   const dotted = (offset: number) => [...packet.subarray(offset, offset + 4)].join('.');

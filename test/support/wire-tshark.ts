@@ -19,8 +19,17 @@ export async function tsharkRows(args: string[]): Promise<string[][]> {
 /** `-T fields` with every occurrence of each field, `;`-joined, fragments left as on the wire. */
 export function tsharkFields(file: string, fields: string[], extra: string[] = []): Promise<string[][]> {
   return tsharkRows([
-    '-r', file, '-o', 'ip.defragment:FALSE', ...extra,
-    '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=;',
+    '-r',
+    file,
+    '-o',
+    'ip.defragment:FALSE',
+    ...extra,
+    '-T',
+    'fields',
+    '-E',
+    'occurrence=a',
+    '-E',
+    'aggregator=;',
     ...fields.flatMap((field) => ['-e', field]),
   ]);
 }

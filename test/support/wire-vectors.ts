@@ -37,7 +37,12 @@ export function loadVector(file: string): VectorFrame[] {
     if (linkType !== LINKTYPE.ETHERNET || packet.data.readUInt16BE(12) !== ETHERTYPE_IPV4) {
       throw new Error(`${file} frame ${index + 1} is not IPv4 over Ethernet`);
     }
-    return { file, frame: index + 1, timestampNs: packet.timestampNs, ip: packet.data.subarray(ETHERNET_HEADER_LENGTH) };
+    return {
+      file,
+      frame: index + 1,
+      timestampNs: packet.timestampNs,
+      ip: packet.data.subarray(ETHERNET_HEADER_LENGTH),
+    };
   });
 }
 

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  foldSum,
-  internetChecksum,
-  onesComplementSum,
-  pseudoHeaderSum,
-  updateChecksum,
-} from '../../src/wire/index.js';
+import { foldSum, internetChecksum, onesComplementSum, pseudoHeaderSum, updateChecksum } from '../../src/wire/index.js';
 import { mulberry32, randomBytes, randomInt } from '../support/random.js';
 
 describe('internet checksum (RFC 1071)', () => {
@@ -53,7 +47,7 @@ describe('incremental update (RFC 1624)', () => {
       const word = randomInt(random, 10) * 2;
       if (word === 10) continue;
       const before = header.readUInt16BE(word);
-      const after = round % 4 === 0 ? (~before & 0xffff) : randomInt(random, 0x10000);
+      const after = round % 4 === 0 ? ~before & 0xffff : randomInt(random, 0x10000);
       header.writeUInt16BE(after, word);
       const updated = updateChecksum(header.readUInt16BE(10), before, after);
       header.writeUInt16BE(0, 10);

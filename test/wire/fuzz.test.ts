@@ -122,7 +122,10 @@ function parseEverything(input: Buffer, random: Random): string[] {
   const tunnelled = decapsulate(input);
   if (tunnelled.ok) {
     const { outer, inner } = tunnelled.value;
-    assert.ok(inner.totalLength <= outer.totalLength - outer.headerLength, 'inner.totalLength <= outer.totalLength - outer.headerLength');
+    assert.ok(
+      inner.totalLength <= outer.totalLength - outer.headerLength,
+      'inner.totalLength <= outer.totalLength - outer.headerLength',
+    );
     assertWithin(input, inner.packet, 'decapsulated inner');
     summary.push(`ipip ${inner.totalLength}`);
   } else summary.push(tunnelled.reason);
@@ -149,7 +152,10 @@ function parseCapture(input: Buffer): string[] {
   // Each packet's bytes lie inside its own block, so they come in order and never overlap.
   let previousEnd = 0;
   for (const packet of capture.value.packets) {
-    assert.ok(packet.interfaceId < capture.value.interfaces.length, 'packet.interfaceId < capture.value.interfaces.length');
+    assert.ok(
+      packet.interfaceId < capture.value.interfaces.length,
+      'packet.interfaceId < capture.value.interfaces.length',
+    );
     assertWithin(input, packet.data, 'pcapng packet');
     const start = packet.data.byteOffset - input.byteOffset;
     assert.ok(start >= previousEnd, `packet data at ${start} overlaps the previous one ending at ${previousEnd}`);
@@ -187,7 +193,11 @@ function mutate(source: Buffer, random: Random): Buffer {
         if (bytes.length > at) bytes[at] = (bytes[at] & 0xf0) | randomInt(random, 16);
         break;
       case 3:
-        if (bytes.length > at + 3) bytes.writeUInt16BE(randomInt(random, 2) ? randomInt(random, 0x10000) : (bytes.length - at + randomInt(random, 9) - 4) & 0xffff, at + 2);
+        if (bytes.length > at + 3)
+          bytes.writeUInt16BE(
+            randomInt(random, 2) ? randomInt(random, 0x10000) : (bytes.length - at + randomInt(random, 9) - 4) & 0xffff,
+            at + 2,
+          );
         break;
       case 4:
         bytes[randomInt(random, bytes.length)] = randomInt(random, 256);
@@ -208,14 +218,18 @@ function mutateCapture(file: Buffer, random: Random): Buffer {
   const bytes = Buffer.from(file);
   switch (randomInt(random, 3)) {
     case 0:
-      for (let flips = 1 + randomInt(random, 4); flips > 0; flips--) bytes[randomInt(random, bytes.length)] ^= 1 << randomInt(random, 8);
+      for (let flips = 1 + randomInt(random, 4); flips > 0; flips--)
+        bytes[randomInt(random, bytes.length)] ^= 1 << randomInt(random, 8);
       return bytes;
     case 1:
       return bytes.subarray(0, randomInt(random, bytes.length + 1));
     default: {
       // Corrupt a block or option length field: one of the first words of some 4-byte-aligned position.
       const at = randomInt(random, bytes.length >> 2) << 2;
-      bytes.writeUInt32LE(randomInt(random, 2) ? randomInt(random, 2 ** 32) : randomInt(random, 256), Math.min(at, bytes.length - 4));
+      bytes.writeUInt32LE(
+        randomInt(random, 2) ? randomInt(random, 2 ** 32) : randomInt(random, 256),
+        Math.min(at, bytes.length - 4),
+      );
       return bytes;
     }
   }
@@ -262,11 +276,31 @@ describe('fuzz: parsers of untrusted bytes', () => {
     }
 
     // The inputs must reach past the first checks, or the run proves little.
-    expect([...outcomes].sort()).toEqual(expect.arrayContaining([
-      'ipv4', 'icmp', 'udp', 'tcp', 'ipip', 'fragments', 'pcapng',
-      'ecn-non-ect-ce', 'nested-ipip', 'outer-fragment', 'not-ipip', 'bad-checksum', 'total-length-mismatch', 'bad-ihl',
-      'not-ipv4', 'truncated', 'bad-icmp-checksum', 'bad-udp-length', 'bad-udp-checksum', 'bad-data-offset',
-      'bad-tcp-checksum', 'bad-pcapng',
-    ]));
+    expect([...outcomes].sort()).toEqual(
+      expect.arrayContaining([
+        'ipv4',
+        'icmp',
+        'udp',
+        'tcp',
+        'ipip',
+        'fragments',
+        'pcapng',
+        'ecn-non-ect-ce',
+        'nested-ipip',
+        'outer-fragment',
+        'not-ipip',
+        'bad-checksum',
+        'total-length-mismatch',
+        'bad-ihl',
+        'not-ipv4',
+        'truncated',
+        'bad-icmp-checksum',
+        'bad-udp-length',
+        'bad-udp-checksum',
+        'bad-data-offset',
+        'bad-tcp-checksum',
+        'bad-pcapng',
+      ]),
+    );
   });
 });

@@ -63,7 +63,13 @@ describe('icmp codec', () => {
   });
 
   it('keeps an echo with a non-zero code as an unknown message rather than losing the code', () => {
-    const bytes = icmp.encode({ kind: 'other', type: ICMP_TYPE.ECHO_REQUEST, code: 1, restOfHeader: 0x00c60001, data: Buffer.alloc(0) });
+    const bytes = icmp.encode({
+      kind: 'other',
+      type: ICMP_TYPE.ECHO_REQUEST,
+      code: 1,
+      restOfHeader: 0x00c60001,
+      data: Buffer.alloc(0),
+    });
     const decoded = icmp.decode(bytes);
     expect(decoded.ok && decoded.value.kind).toBe('other');
   });
@@ -122,7 +128,10 @@ describe('udp codec', () => {
       ok: true,
       value: { ...datagram, length: 29, checksum: bytes.readUInt16BE(6) },
     });
-    expect(udp.decode(bytes, { ...addresses, dst: addresses.dst + 1 })).toEqual({ ok: false, reason: 'bad-udp-checksum' });
+    expect(udp.decode(bytes, { ...addresses, dst: addresses.dst + 1 })).toEqual({
+      ok: false,
+      reason: 'bad-udp-checksum',
+    });
   });
 
   it('sends a computed zero as 0xffff and accepts a received zero as "no checksum"', () => {
@@ -169,9 +178,21 @@ describe('tcp codec', () => {
     const decoded = tcp.decode(bytes, addresses);
     expect(decoded).toEqual({
       ok: true,
-      value: { ...syn, options: Buffer.concat([syn.options, Buffer.alloc(1)]), dataOffset: 10, checksum: bytes.readUInt16BE(16) },
+      value: {
+        ...syn,
+        options: Buffer.concat([syn.options, Buffer.alloc(1)]),
+        dataOffset: 10,
+        checksum: bytes.readUInt16BE(16),
+      },
     });
-    const withData = { ...syn, flags: TCP_FLAG.ACK | TCP_FLAG.PSH | TCP_FLAG.URG, urgentPointer: 3, reserved: 1, options: Buffer.alloc(0), payload: Buffer.from('hello') };
+    const withData = {
+      ...syn,
+      flags: TCP_FLAG.ACK | TCP_FLAG.PSH | TCP_FLAG.URG,
+      urgentPointer: 3,
+      reserved: 1,
+      options: Buffer.alloc(0),
+      payload: Buffer.from('hello'),
+    };
     expect(tcp.decode(tcp.encode(withData, addresses), addresses)).toEqual({
       ok: true,
       value: { ...withData, dataOffset: 5, checksum: expect.any(Number) },

@@ -15,7 +15,9 @@ const NODE_A = 0x0a00000a;
 const NODE_B = 0x0a00000b;
 const tunnel = { src: NODE_A, dst: NODE_B, id: 0xf293 };
 
-function innerPacket(extra: { dscp?: number; ecn?: number; dontFragment?: boolean; ttl?: number; protocol?: number } = {}): Buffer {
+function innerPacket(
+  extra: { dscp?: number; ecn?: number; dontFragment?: boolean; ttl?: number; protocol?: number } = {},
+): Buffer {
   return ipv4.encode({
     identification: 0xae79,
     ttl: 63,

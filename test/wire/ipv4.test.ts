@@ -25,7 +25,15 @@ function checkedView(bytes: Buffer): Ipv4View {
 function packetOf(payloadLength: number, extra: Partial<Ipv4Packet> = {}): Buffer {
   const payload = Buffer.alloc(payloadLength);
   for (let i = 0; i < payloadLength; i++) payload[i] = i & 0xff;
-  return ipv4.encode({ identification: 0xc1a7, ttl: 63, protocol: IP_PROTOCOL.ICMP, src: POD_A, dst: POD_B, payload, ...extra });
+  return ipv4.encode({
+    identification: 0xc1a7,
+    ttl: 63,
+    protocol: IP_PROTOCOL.ICMP,
+    src: POD_A,
+    dst: POD_B,
+    payload,
+    ...extra,
+  });
 }
 
 describe('ipv4 codec', () => {
@@ -64,7 +72,15 @@ describe('ipv4 codec', () => {
   });
 
   it('defaults omitted fields and pads options to 32 bits with End of Option List', () => {
-    const bytes = ipv4.encode({ identification: 1, ttl: 64, protocol: 1, src: 1, dst: 2, options: Buffer.of(0x94, 0x04, 0, 0, 1), payload: Buffer.alloc(0) });
+    const bytes = ipv4.encode({
+      identification: 1,
+      ttl: 64,
+      protocol: 1,
+      src: 1,
+      dst: 2,
+      options: Buffer.of(0x94, 0x04, 0, 0, 1),
+      payload: Buffer.alloc(0),
+    });
     expect(bytes.subarray(0, 2)).toEqual(Buffer.of(0x47, 0x00));
     expect(bytes.subarray(20, 28)).toEqual(Buffer.of(0x94, 0x04, 0, 0, 1, 0, 0, 0));
     expect(bytes.readUInt16BE(6)).toBe(0);
@@ -82,19 +98,37 @@ describe('Ipv4View', () => {
   it('reads what encode wrote and writes each field without touching the others', () => {
     const bytes = packetOf(8, { dscp: 0x2e, ecn: ECN.CE, dontFragment: true, options: Buffer.of(1, 1, 1, 0) });
     const view = checkedView(bytes);
-    expect([view.version, view.ihl, view.headerLength, view.dscp, view.ecn, view.totalLength]).toEqual([4, 6, 24, 0x2e, 3, 32]);
-    expect([view.identification, view.reservedFlag, view.dontFragment, view.moreFragments, view.fragmentOffset]).toEqual([
-      0xc1a7, false, true, false, 0,
+    expect([view.version, view.ihl, view.headerLength, view.dscp, view.ecn, view.totalLength]).toEqual([
+      4, 6, 24, 0x2e, 3, 32,
     ]);
+    expect([
+      view.identification,
+      view.reservedFlag,
+      view.dontFragment,
+      view.moreFragments,
+      view.fragmentOffset,
+    ]).toEqual([0xc1a7, false, true, false, 0]);
     expect([view.ttl, view.protocol, view.src, view.dst]).toEqual([63, 1, POD_A, POD_B]);
     expect(view.options).toEqual(Buffer.of(1, 1, 1, 0));
     expect(view.payload).toEqual(Buffer.from([0, 1, 2, 3, 4, 5, 6, 7]));
     expect(view.packet).toEqual(bytes);
 
     const setters: [keyof Ipv4View, number | boolean][] = [
-      ['dscp', 0x3f], ['ecn', 0], ['identification', 7], ['reservedFlag', true], ['dontFragment', false],
-      ['moreFragments', true], ['fragmentOffset', 0x1fff], ['ttl', 255], ['protocol', 17], ['src', 0x01020304],
-      ['dst', 0xfffffffe], ['headerChecksum', 0x1234], ['totalLength', 30], ['ihl', 5], ['version', 6],
+      ['dscp', 0x3f],
+      ['ecn', 0],
+      ['identification', 7],
+      ['reservedFlag', true],
+      ['dontFragment', false],
+      ['moreFragments', true],
+      ['fragmentOffset', 0x1fff],
+      ['ttl', 255],
+      ['protocol', 17],
+      ['src', 0x01020304],
+      ['dst', 0xfffffffe],
+      ['headerChecksum', 0x1234],
+      ['totalLength', 30],
+      ['ihl', 5],
+      ['version', 6],
     ];
     for (const [field, value] of setters) {
       const before = Object.fromEntries(setters.map(([name]) => [name, view[name]]));
@@ -180,7 +214,7 @@ describe('fragment (Linux ip_do_fragment for the tunnel MTU)', () => {
     return result.value;
   }
 
-  it('cuts the pod\'s 1500-byte first fragment into 1476 + 44, keeping MF on both (vectors case 4a)', () => {
+  it("cuts the pod's 1500-byte first fragment into 1476 + 44, keeping MF on both (vectors case 4a)", () => {
     const firstPodFragment = packetOf(1480, { moreFragments: true });
     expect(layout(fragmented(firstPodFragment, 1480))).toEqual([
       [1476, 0, true, 0xc1a7],

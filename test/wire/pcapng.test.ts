@@ -63,11 +63,31 @@ describe('pcapng writer', () => {
   it('reads back with tshark: interface names, two nested IPv4 layers on eth0, nanosecond timestamps', async () => {
     const file = writeTemp('two-interfaces.pcapng', bytes);
     const rows = await tsharkRows([
-      '-r', file, '-T', 'fields', '-E', 'occurrence=a',
-      '-e', 'frame.interface_name', '-e', 'frame.interface_description', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'frame.time_epoch',
+      '-r',
+      file,
+      '-T',
+      'fields',
+      '-E',
+      'occurrence=a',
+      '-e',
+      'frame.interface_name',
+      '-e',
+      'frame.interface_description',
+      '-e',
+      'ip.src',
+      '-e',
+      'ip.dst',
+      '-e',
+      'frame.time_epoch',
     ]);
     expect(rows).toEqual([
-      ['eth0', 'underlay, outer IPIP', '10.0.0.10,192.168.77.130', '10.0.0.11,192.168.87.198', epochText(twoInterfaces.packets[0].timestampNs)],
+      [
+        'eth0',
+        'underlay, outer IPIP',
+        '10.0.0.10,192.168.77.130',
+        '10.0.0.11,192.168.87.198',
+        epochText(twoInterfaces.packets[0].timestampNs),
+      ],
       ['tunl0', '', '192.168.77.130', '192.168.87.198', epochText(twoInterfaces.packets[1].timestampNs)],
     ]);
   });
@@ -90,8 +110,13 @@ describe('pcapng writer', () => {
     expect(streamed).toEqual(bytes);
   });
 
-  it('records a cut packet\'s original length', () => {
-    const cut = { interfaceId: 0, timestampNs: 5n, data: ipipPacket.subarray(0, 40), originalLength: ipipPacket.length };
+  it("records a cut packet's original length", () => {
+    const cut = {
+      interfaceId: 0,
+      timestampNs: 5n,
+      data: ipipPacket.subarray(0, 40),
+      originalLength: ipipPacket.length,
+    };
     const decoded = pcapng.decode(pcapng.encode({ interfaces: [{ linkType: LINKTYPE.IPV4 }], packets: [cut] }));
     expect(decoded.ok && decoded.value.packets).toEqual([cut]);
     expect(decoded.ok && decoded.value.interfaces).toEqual([{ linkType: LINKTYPE.IPV4 }]);
@@ -121,15 +146,26 @@ describe('record writers into a reused buffer', () => {
     expect(target[at]).toBe(0xee);
     // Without a view of the caller's, the writer makes its own.
     const alone = dirty();
-    expect(alone.subarray(0, pcapng.writeEnhancedPacket(alone, 0, packets[1]))).toEqual(pcapng.enhancedPacket(packets[1]));
+    expect(alone.subarray(0, pcapng.writeEnhancedPacket(alone, 0, packets[1]))).toEqual(
+      pcapng.enhancedPacket(packets[1]),
+    );
   });
 
   it('records the direction as epb_flags, which its reader and tshark read back', async () => {
     const capture: Capture = { interfaces: twoInterfaces.interfaces, packets };
     const decoded = pcapng.decode(pcapng.encode(capture));
-    expect(decoded.ok && decoded.value.packets.map((packet) => packet.direction)).toEqual(['outbound', 'inbound', undefined]);
-    expect(decoded.ok && decoded.value.packets.map((packet) => packet.timestampNs)).toEqual(packets.map((packet) => packet.timestampNs));
-    const rows = await tsharkFields(writeTemp('directions.pcapng', pcapng.encode(capture)), ['frame.packet_flags_direction', 'frame.time_epoch']);
+    expect(decoded.ok && decoded.value.packets.map((packet) => packet.direction)).toEqual([
+      'outbound',
+      'inbound',
+      undefined,
+    ]);
+    expect(decoded.ok && decoded.value.packets.map((packet) => packet.timestampNs)).toEqual(
+      packets.map((packet) => packet.timestampNs),
+    );
+    const rows = await tsharkFields(writeTemp('directions.pcapng', pcapng.encode(capture)), [
+      'frame.packet_flags_direction',
+      'frame.time_epoch',
+    ]);
     expect(rows).toEqual([
       ['0x00000002', epochText(packets[0].timestampNs)],
       ['0x00000001', epochText(packets[1].timestampNs)],
@@ -152,7 +188,18 @@ describe('classic pcap writer', () => {
     const bytes = pcap.encode({ linkType: LINKTYPE.RAW, packets });
     expect(bytes.readUInt32LE(0)).toBe(0xa1b23c4d);
     expect(bytes.length).toBe(24 + 16 * 2 + ipipPacket.length + innerPacket.length);
-    const rows = await tsharkRows(['-r', writeTemp('classic.pcap', bytes), '-T', 'fields', '-E', 'occurrence=a', '-e', 'ip.src', '-e', 'frame.time_epoch']);
+    const rows = await tsharkRows([
+      '-r',
+      writeTemp('classic.pcap', bytes),
+      '-T',
+      'fields',
+      '-E',
+      'occurrence=a',
+      '-e',
+      'ip.src',
+      '-e',
+      'frame.time_epoch',
+    ]);
     expect(rows).toEqual([
       ['10.0.0.10,192.168.77.130', epochText(packets[0].timestampNs)],
       ['192.168.77.130', epochText(packets[1].timestampNs)],
@@ -167,9 +214,17 @@ describe('pcapng reader', () => {
         const decoded = pcapng.decode(readVector(file));
         if (!decoded.ok) throw new Error(decoded.reason);
         expect(decoded.value.interfaces).toEqual([{ linkType: LINKTYPE.ETHERNET, name: 'br-df72f51da545' }]);
-        const rows = await tsharkFields(fileURLToPath(new URL(file, VECTORS_DIR)), ['frame.interface_name', 'frame.time_epoch', 'frame.len']);
+        const rows = await tsharkFields(fileURLToPath(new URL(file, VECTORS_DIR)), [
+          'frame.interface_name',
+          'frame.time_epoch',
+          'frame.len',
+        ]);
         expect(
-          decoded.value.packets.map((packet) => ['br-df72f51da545', epochText(packet.timestampNs), String(packet.data.length)]),
+          decoded.value.packets.map((packet) => [
+            'br-df72f51da545',
+            epochText(packet.timestampNs),
+            String(packet.data.length),
+          ]),
         ).toEqual(rows);
       }),
     );
@@ -197,7 +252,11 @@ describe('pcapng reader', () => {
     epb.writeUInt32BE(Number(timestamp & 0xffffffffn), 8);
     epb.writeUInt32BE(data.length, 12);
     epb.writeUInt32BE(data.length, 16);
-    return Buffer.concat([block(0x0a0d0d0a, shb), block(1, Buffer.concat([idb, idbOptions])), block(6, Buffer.concat([epb, data]))]);
+    return Buffer.concat([
+      block(0x0a0d0d0a, shb),
+      block(1, Buffer.concat([idb, idbOptions])),
+      block(6, Buffer.concat([epb, data])),
+    ]);
   }
 
   const nameOption = (name: string) => {
@@ -213,10 +272,18 @@ describe('pcapng reader', () => {
     const binaryResolution = bigEndianSection(Buffer.from('0009000183000000', 'hex'), 12n, innerPacket);
     const decoded = pcapng.decode(Buffer.concat([pcapng.encode(twoInterfaces), defaultResolution, binaryResolution]));
     if (!decoded.ok) throw new Error(decoded.reason);
-    expect(decoded.value.interfaces.slice(2)).toEqual([{ linkType: LINKTYPE.RAW, name: 'cali3695aa26d3f' }, { linkType: LINKTYPE.RAW }]);
+    expect(decoded.value.interfaces.slice(2)).toEqual([
+      { linkType: LINKTYPE.RAW, name: 'cali3695aa26d3f' },
+      { linkType: LINKTYPE.RAW },
+    ]);
     expect(decoded.value.packets.slice(2)).toEqual([
       // No if_tsresol means microseconds; 0x83 means 2^-3 s.
-      { interfaceId: 2, timestampNs: 1_700_000_000_123_456_000n, data: innerPacket, originalLength: innerPacket.length },
+      {
+        interfaceId: 2,
+        timestampNs: 1_700_000_000_123_456_000n,
+        data: innerPacket,
+        originalLength: innerPacket.length,
+      },
       { interfaceId: 3, timestampNs: 1_500_000_000n, data: innerPacket, originalLength: innerPacket.length },
     ]);
   });
@@ -231,7 +298,8 @@ describe('pcapng reader', () => {
     };
     const shbLength = good.readUInt32LE(4);
     const firstIdb = shbLength;
-    const firstEpb = shbLength + good.readUInt32LE(firstIdb + 4) + good.readUInt32LE(firstIdb + good.readUInt32LE(firstIdb + 4) + 4);
+    const firstEpb =
+      shbLength + good.readUInt32LE(firstIdb + 4) + good.readUInt32LE(firstIdb + good.readUInt32LE(firstIdb + 4) + 4);
     expect(pcapng.decode(Buffer.alloc(0))).toEqual({ ok: false, reason: 'truncated' });
     expect(pcapng.decode(good.subarray(0, good.length - 4))).toEqual({ ok: false, reason: 'truncated' });
     expect(pcapng.decode(good.subarray(shbLength))).toEqual({ ok: false, reason: 'bad-pcapng' });

@@ -25,7 +25,14 @@ import {
   type DecodedTcpSegment,
 } from '../../src/wire/index.js';
 import { tsharkFields } from '../support/wire-tshark.js';
-import { VECTORS_DIR, allVectorFrames, frameOf, loadVector, vectorFiles, type VectorFrame } from '../support/wire-vectors.js';
+import {
+  VECTORS_DIR,
+  allVectorFrames,
+  frameOf,
+  loadVector,
+  vectorFiles,
+  type VectorFrame,
+} from '../support/wire-vectors.js';
 
 const address = (text: string) => ipv4FromString(text) as number;
 /** inject.py's host: its packets are hand-built, not kernel-encapsulated. */
@@ -110,7 +117,19 @@ describe('vectors: every header decodes', () => {
   });
 
   it('agrees with tshark on every field of every IP layer, quoted headers included', async () => {
-    const fields = ['ip.src', 'ip.dst', 'ip.proto', 'ip.ttl', 'ip.dsfield', 'ip.id', 'ip.flags.df', 'ip.flags.mf', 'ip.frag_offset', 'ip.len', 'ip.hdr_len'];
+    const fields = [
+      'ip.src',
+      'ip.dst',
+      'ip.proto',
+      'ip.ttl',
+      'ip.dsfield',
+      'ip.id',
+      'ip.flags.df',
+      'ip.flags.mf',
+      'ip.frag_offset',
+      'ip.len',
+      'ip.hdr_len',
+    ];
     const hex = (value: number, digits: number) => `0x${value.toString(16).padStart(digits, '0')}`;
     const ours = (layer: Ipv4View) => [
       ipv4ToString(layer.src),
@@ -149,7 +168,10 @@ describe('vectors: every header decodes', () => {
       }
       return innerDatagrams(frames).flatMap(verifyTransport);
     });
-    const counts = verified.reduce<Record<string, number>>((all, kind) => ({ ...all, [kind]: (all[kind] ?? 0) + 1 }), {});
+    const counts = verified.reduce<Record<string, number>>(
+      (all, kind) => ({ ...all, [kind]: (all[kind] ?? 0) + 1 }),
+      {},
+    );
     expect(counts).toEqual({
       'icmp echo-request': 26,
       'icmp echo-reply': 21,
@@ -165,14 +187,20 @@ describe('vectors: every header decodes', () => {
     const pseudo = (view: Ipv4View) => ({ src: view.src, dst: view.dst });
     const datagram = udp.decode(inners[0].payload, pseudo(inners[0]));
     expect(datagram.ok && [datagram.value.srcPort, datagram.value.dstPort, datagram.value.payload.toString()]).toEqual([
-      40829, 9999, 'hello-udp-from-pod-A\n',
+      40829,
+      9999,
+      'hello-udp-from-pod-A\n',
     ]);
     const segments = inners.slice(2).map((view) => {
       const segment = tcp.decode(view.payload, pseudo(view));
       if (!segment.ok) throw new Error(segment.reason);
       return segment.value;
     });
-    const flagText = (segment: DecodedTcpSegment) => 'FSRPAU'.split('').filter((_, bit) => segment.flags & (1 << bit)).join('');
+    const flagText = (segment: DecodedTcpSegment) =>
+      'FSRPAU'
+        .split('')
+        .filter((_, bit) => segment.flags & (1 << bit))
+        .join('');
     expect(segments.map(flagText)).toEqual(['S', 'SA', 'A', 'PA', 'FA', 'PA', 'A', 'A', 'FA', 'A']);
     expect(segments.slice(0, 2).map((segment) => tcpMss(segment.options))).toEqual([1460, 1460]);
     expect(segments[3].payload.toString()).toBe('hello-from-pod-A\n');
@@ -247,7 +275,9 @@ describe('vectors: decapsulation (rules 9-10)', () => {
     for (const [label, requestFrame, outcome] of cases) {
       const request = frames[requestFrame - 1];
       expect(checked(request.ip).src, label).toBe(INJECTING_HOST);
-      const replies = frames.filter((frame) => checked(frame.ip).src !== INJECTING_HOST && sequence(frame) === sequence(request));
+      const replies = frames.filter(
+        (frame) => checked(frame.ip).src !== INJECTING_HOST && sequence(frame) === sequence(request),
+      );
       const result = decapsulate(Buffer.from(request.ip));
       if (outcome === 'drop') {
         expect(result, label).toEqual({ ok: false, reason: 'ecn-non-ect-ce' });
@@ -256,7 +286,10 @@ describe('vectors: decapsulation (rules 9-10)', () => {
       }
       if (!result.ok) throw new Error(`${label}: ${result.reason}`);
       const received = result.value.inner;
-      expect([(received.dscp << 2) | received.ecn, result.value.nonEctLogged], label).toEqual([outcome.tos, outcome.logged]);
+      expect([(received.dscp << 2) | received.ecn, result.value.nonEctLogged], label).toEqual([
+        outcome.tos,
+        outcome.logged,
+      ]);
       expect(replies, label).toHaveLength(1);
       const echoed = checked(capturedInner(replies[0]));
       expect((echoed.dscp << 2) | echoed.ecn, label).toBe(outcome.tos);
@@ -267,7 +300,7 @@ describe('vectors: decapsulation (rules 9-10)', () => {
 describe('vectors: fragmentation for the tunnel MTU (rule 7, case 4)', () => {
   const frames = () => loadVector('big-nodf.pcapng');
 
-  it('re-fragments each joined original into exactly the kernel\'s inner pieces', () => {
+  it("re-fragments each joined original into exactly the kernel's inner pieces", () => {
     const all = frames();
     const inner = (frame: number) => capturedInner(all[frame - 1]);
     // [frames the node cut one packet into, length and MF of that packet as the node received it]
@@ -281,7 +314,11 @@ describe('vectors: fragmentation for the tunnel MTU (rule 7, case 4)', () => {
       const joined = joinFragments(pieceFrames.map(inner));
       if (!joined.ok) throw new Error(joined.reason);
       const original = checked(joined.value);
-      expect([original.totalLength, original.fragmentOffset, original.moreFragments]).toEqual([length, 0, moreFragments]);
+      expect([original.totalLength, original.fragmentOffset, original.moreFragments]).toEqual([
+        length,
+        0,
+        moreFragments,
+      ]);
       expect(fragment(joined.value, 1480)).toEqual({ ok: true, value: pieceFrames.map(inner) });
     }
     for (const passedThrough of [3, 6]) {
@@ -314,12 +351,16 @@ describe('vectors: ICMP errors byte for byte', () => {
     });
     expect(error).toEqual(capturedError.packet);
     expect(error.length).toBe(112);
-    const tunnelled = encapsulate(error, { src: address('10.0.0.11'), dst: address('10.0.0.10'), id: captured.identification });
+    const tunnelled = encapsulate(error, {
+      src: address('10.0.0.11'),
+      dst: address('10.0.0.10'),
+      id: captured.identification,
+    });
     expect(tunnelled).toEqual(captured.packet);
     expect(timeExceeded(offending).length).toBe(8 + 28);
   });
 
-  it('rebuilds the pod\'s Port Unreachable, forwarded once by its node (udp-tcp frame 2)', () => {
+  it("rebuilds the pod's Port Unreachable, forwarded once by its node (udp-tcp frame 2)", () => {
     const datagram = Buffer.from(capturedInner(loadVector('udp-tcp.pcapng')[0]));
     new Ipv4View(datagram).decrementTtl(); // node B forwarded it to the pod, which quotes what it received
     const captured = checked(capturedInner(loadVector('udp-tcp.pcapng')[1]));

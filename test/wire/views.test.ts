@@ -211,7 +211,9 @@ describe('IcmpView', () => {
   });
 
   it('rebuilds a captured echo field by field', () => {
-    const echoes = byProtocol(IP_PROTOCOL.ICMP).filter((packet) => packet.payload[ICMP_FIELD.type] === ICMP_TYPE.ECHO_REQUEST);
+    const echoes = byProtocol(IP_PROTOCOL.ICMP).filter(
+      (packet) => packet.payload[ICMP_FIELD.type] === ICMP_TYPE.ECHO_REQUEST,
+    );
     expect(echoes.length).toBeGreaterThan(0);
     for (const packet of echoes) {
       const captured = new IcmpView(packet.payload);

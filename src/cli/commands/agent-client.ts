@@ -104,11 +104,17 @@ export class AgentClient {
         if (status >= 200 && status < 300) return resolve(response);
         this.readJson(response).then((value) => {
           const refusal = hasFields<{ error: unknown }>(value, ['error']) ? value.error : undefined;
-          reject(new AgentError(status, `${this.nodeName}: ${typeof refusal === 'string' ? refusal : `HTTP ${status}`}`));
+          reject(
+            new AgentError(status, `${this.nodeName}: ${typeof refusal === 'string' ? refusal : `HTTP ${status}`}`),
+          );
         }, reject);
       });
       request.on('error', (error) =>
-        reject(new UsageError(`cannot reach the agent of ${this.nodeName} at ${this.where()}: ${error.message} (is the node running?)`)),
+        reject(
+          new UsageError(
+            `cannot reach the agent of ${this.nodeName} at ${this.where()}: ${error.message} (is the node running?)`,
+          ),
+        ),
       );
       request.end(payload);
     });
@@ -123,7 +129,9 @@ export class AgentClient {
         if (size > MAX_RESPONSE_BYTES) response.destroy(new Error(`reply over ${MAX_RESPONSE_BYTES} bytes`));
         else chunks.push(chunk);
       });
-      response.on('error', (error) => reject(new UsageError(`the agent of ${this.nodeName} at ${this.where()}: ${error.message}`)));
+      response.on('error', (error) =>
+        reject(new UsageError(`the agent of ${this.nodeName} at ${this.where()}: ${error.message}`)),
+      );
       response.on('end', () => {
         try {
           resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
@@ -162,7 +170,8 @@ export function agentFor(
 ): AgentClient {
   const here = localNode(cluster);
   if (!here) {
-    const example = target?.name ?? cluster.nodes.find((node) => node.role !== 'control-plane')?.name ?? cluster.nodes[0]?.name;
+    const example =
+      target?.name ?? cluster.nodes.find((node) => node.role !== 'control-plane')?.name ?? cluster.nodes[0]?.name;
     throw new UsageError(
       `this command talks to the node agents on the lab network, which only the node containers are on: ` +
         `run it in one, e.g. docker compose exec ${example} ipip-lab ${commandLine}`,

@@ -43,7 +43,9 @@ function optionalNode(state: ClusterState, name: string | undefined): NodeState 
   if (name === undefined) return undefined;
   const node = nodeByName(state, name);
   if (node) return node;
-  throw new UsageError(`no node named ${JSON.stringify(name)} in the cluster (nodes: ${state.nodes.map((n) => n.name).join(', ')})`);
+  throw new UsageError(
+    `no node named ${JSON.stringify(name)} in the cluster (nodes: ${state.nodes.map((n) => n.name).join(', ')})`,
+  );
 }
 
 type PodToolEndpoint = 'POST /v1/ping' | 'POST /v1/curl' | 'POST /v1/traceroute';
@@ -142,8 +144,17 @@ function registerNode(program: Command, io: Io): void {
       "run a node's agent: the dataplane, the node's simulated pods and the control API (the container's main process)",
     )
     .requiredOption('--name <node>', 'which node of the spec this machine is; its ip must be on one of our interfaces')
-    .addOption(new Option('--api-port <port>', 'control API port on the node address').argParser(integer('--api-port', { min: 1, max: 65_535 })))
-    .addOption(new Option('--socket <path>', 'control API unix socket for the local CLI').default(agentSocketPath(), '$IPIP_LAB_SOCKET or /run/ipip-lab/agent.sock'))
+    .addOption(
+      new Option('--api-port <port>', 'control API port on the node address').argParser(
+        integer('--api-port', { min: 1, max: 65_535 }),
+      ),
+    )
+    .addOption(
+      new Option('--socket <path>', 'control API unix socket for the local CLI').default(
+        agentSocketPath(),
+        '$IPIP_LAB_SOCKET or /run/ipip-lab/agent.sock',
+      ),
+    )
     .addOption(
       new Option(
         '--underlay <kind>',
@@ -162,7 +173,7 @@ function registerNode(program: Command, io: Io): void {
         "With NET_ADMIN it also makes its peers' ARP entries managed (ip neigh ... managed extern_learn): the kernel\n" +
         "keeps them fresh and does not count them against the host's neighbour limit, which all containers share, so\n" +
         'large labs do not overflow it. Without NET_ADMIN it says so once and works as before.\n' +
-        'Both underlays put the same bytes on the wire. native is this project\'s addon (native/, built by npm install):\n' +
+        "Both underlays put the same bytes on the wire. native is this project's addon (native/, built by npm install):\n" +
         'it receives and sends up to 64 packets per system call (recvmmsg/sendmmsg). raw-socket is the npm package of\n' +
         'that name: one packet per event, for comparison, or where the addon did not build (the agent logs the fallback).\n' +
         'It stops cleanly on SIGTERM or SIGINT. Exit code 2: bad spec, unknown node, an address not on this machine, or\n' +
@@ -223,19 +234,29 @@ function registerPodActions(program: Command, io: Io): void {
     target: ['<destination>', 'a pod name or an IPv4 address'],
     fromHelp: 'the pod that sends (see: ipip-lab get pods)',
     options: [
-      new Option('-c, --count <n>', 'stop after n echo requests').argParser(integer('-c', PING_LIMITS.count)).default(PING_DEFAULTS.count),
-      new Option('-s, --size <bytes>', 'ICMP data bytes (default 56; 1473 makes a 1501-byte packet)').argParser(integer('-s', PING_LIMITS.size)),
-      new Option('-M, --pmtudisc <hint>', 'do: set DF; dont: never set DF; want: DF while the path MTU allows').choices(['do', 'want', 'dont']),
+      new Option('-c, --count <n>', 'stop after n echo requests')
+        .argParser(integer('-c', PING_LIMITS.count))
+        .default(PING_DEFAULTS.count),
+      new Option('-s, --size <bytes>', 'ICMP data bytes (default 56; 1473 makes a 1501-byte packet)').argParser(
+        integer('-s', PING_LIMITS.size),
+      ),
+      new Option('-M, --pmtudisc <hint>', 'do: set DF; dont: never set DF; want: DF while the path MTU allows').choices(
+        ['do', 'want', 'dont'],
+      ),
       new Option('--df', "set Don't Fragment (same as -M do)"),
       new Option('-t, --ttl <ttl>', 'IP time to live').argParser(integer('-t', PING_LIMITS.ttl)),
       new Option('-Q, --tos <tos>', 'the TOS byte: DSCP << 2 | ECN').argParser(integer('-Q', PING_LIMITS.tos)),
       new Option('-i, --interval <seconds>', 'wait between requests').argParser(seconds('-i', PING_LIMITS.intervalMs)),
-      new Option('-W, --timeout <seconds>', 'wait for replies after the last request').argParser(seconds('-W', PING_LIMITS.timeoutMs)),
+      new Option('-W, --timeout <seconds>', 'wait for replies after the last request').argParser(
+        seconds('-W', PING_LIMITS.timeoutMs),
+      ),
     ],
-    helpText: '\nExamples:\n  ipip-lab ping 192.168.158.1 --from POD -c 3\n  ipip-lab ping POD-B --from POD-A -s 1473 -M dont   # fragments in the tunnel',
+    helpText:
+      '\nExamples:\n  ipip-lab ping 192.168.158.1 --from POD -c 3\n  ipip-lab ping POD-B --from POD-A -s 1473 -M dont   # fragments in the tunnel',
     endpoint: 'POST /v1/ping',
     request: (destination, options: PingCommandOptions) => {
-      if (options.df && options.pmtudisc && options.pmtudisc !== 'do') throw new UsageError(`--df contradicts -M ${options.pmtudisc}`);
+      if (options.df && options.pmtudisc && options.pmtudisc !== 'do')
+        throw new UsageError(`--df contradicts -M ${options.pmtudisc}`);
       return {
         from: options.from,
         to: destination,
@@ -255,10 +276,16 @@ function registerPodActions(program: Command, io: Io): void {
     description: 'fetch a URL from inside a pod, as curl does (hello-world pods serve hello-app on port 8080)',
     target: ['<url>', 'http://IP:PORT/PATH'],
     fromHelp: 'the pod that connects',
-    options: [new Option('-m, --max-time <seconds>', 'give up after this long').argParser(seconds('-m', CURL_LIMITS.timeoutMs))],
+    options: [
+      new Option('-m, --max-time <seconds>', 'give up after this long').argParser(seconds('-m', CURL_LIMITS.timeoutMs)),
+    ],
     helpText: '\nExample:\n  ipip-lab curl http://192.168.158.1:8080/ --from POD',
     endpoint: 'POST /v1/curl',
-    request: (url, options: PodToolOptions & { maxTime?: number }) => ({ from: options.from, url, timeoutMs: options.maxTime }),
+    request: (url, options: PodToolOptions & { maxTime?: number }) => ({
+      from: options.from,
+      url,
+      timeoutMs: options.maxTime,
+    }),
   });
 
   registerPodTool(program, io, {
@@ -266,7 +293,9 @@ function registerPodActions(program: Command, io: Io): void {
     description: 'list the hops from a pod to an address: each router that answers with ICMP time exceeded',
     target: ['<destination>', 'a pod name or an IPv4 address'],
     fromHelp: 'the pod that sends the probes',
-    options: [new Option('-m, --max-hops <n>', 'the largest TTL to try').argParser(integer('-m', TRACEROUTE_LIMITS.maxHops))],
+    options: [
+      new Option('-m, --max-hops <n>', 'the largest TTL to try').argParser(integer('-m', TRACEROUTE_LIMITS.maxHops)),
+    ],
     helpText: '\nExample:\n  ipip-lab traceroute 192.168.158.1 --from POD',
     endpoint: 'POST /v1/traceroute',
     request: (destination, options: PodToolOptions & { maxHops?: number }) => ({
@@ -282,16 +311,27 @@ function registerNodeActions(program: Command, io: Io): void {
     .command('inject')
     .description('place raw IPv4 bytes on a node interface, as if they had arrived there (for packet-level tests)')
     .option('--node <name>', 'the node (default: this node container)')
-    .requiredOption('--interface <name>', 'eth0 (an outer IPIP packet), tunl0 (an inner one) or a cali interface (from its pod)')
+    .requiredOption(
+      '--interface <name>',
+      'eth0 (an outer IPIP packet), tunl0 (an inner one) or a cali interface (from its pod)',
+    )
     .option('--hex <bytes>', 'the packet in hex, from its IPv4 header on')
     .option('--file <path>', 'the packet as a binary file')
     .addOption(specOption())
-    .addHelpText('after', '\nExample (an echo request from a pod, injected at its cali interface):\n  ipip-lab inject --interface cali699c69e1379 --hex 4500...')
+    .addHelpText(
+      'after',
+      '\nExample (an echo request from a pod, injected at its cali interface):\n  ipip-lab inject --interface cali699c69e1379 --hex 4500...',
+    )
     .action(async (options: CommonOptions & { node?: string; interface: string; hex?: string; file?: string }) => {
-      if ((options.hex === undefined) === (options.file === undefined)) throw new UsageError('give the packet with exactly one of --hex or --file');
+      if ((options.hex === undefined) === (options.file === undefined))
+        throw new UsageError('give the packet with exactly one of --hex or --file');
       const packet = options.hex !== undefined ? parseHex(options.hex) : readPacketFile(options.file!);
       const state = cluster(options);
-      await agentFor(state, optionalNode(state, options.node), `inject --interface ${options.interface} --hex …`).request('POST /v1/inject', {
+      await agentFor(
+        state,
+        optionalNode(state, options.node),
+        `inject --interface ${options.interface} --hex …`,
+      ).request('POST /v1/inject', {
         interface: options.interface,
         packet: packet.toString('base64'),
       });
@@ -305,7 +345,11 @@ function registerNodeActions(program: Command, io: Io): void {
     .addOption(specOption())
     .action(async (options: CommonOptions & { node?: string }) => {
       const state = cluster(options);
-      const agent = agentFor(state, optionalNode(state, options.node), `stats${options.node ? ` --node ${options.node}` : ''}`);
+      const agent = agentFor(
+        state,
+        optionalNode(state, options.node),
+        `stats${options.node ? ` --node ${options.node}` : ''}`,
+      );
       const stats = await agent.request('GET /v1/stats');
       if (options.output === 'json') return printJson(io, stats);
       const { links } = await agent.request('GET /v1/dataplane');
@@ -320,7 +364,10 @@ function registerNodeActions(program: Command, io: Io): void {
     .option('--data <json>', 'the request body')
     .option('--node <name>', 'the node (default: this node container)')
     .addOption(specOption())
-    .addHelpText('after', '\nExamples:\n  ipip-lab api GET /v1/node\n  ipip-lab api GET /v1/captures\n  ipip-lab api DELETE /v1/captures/1')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ipip-lab api GET /v1/node\n  ipip-lab api GET /v1/captures\n  ipip-lab api DELETE /v1/captures/1',
+    )
     .action(async (method: string, path: string, options: CommonOptions & { data?: string; node?: string }) => {
       let body: unknown;
       if (options.data !== undefined) {

@@ -9,7 +9,13 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState } from '../../calico/index.js';
-import { CAPTURE_DEFAULTS, CAPTURE_HEADER, CAPTURE_LIMITS, CAPTURE_STATS_FIELDS, hasFields } from '../../node/api-protocol.js';
+import {
+  CAPTURE_DEFAULTS,
+  CAPTURE_HEADER,
+  CAPTURE_LIMITS,
+  CAPTURE_STATS_FIELDS,
+  hasFields,
+} from '../../node/api-protocol.js';
 import type { CaptureStats } from '../../node/capture/index.js';
 import { loadCluster, resolveNode, resolveSpecPath } from '../cluster-source.js';
 import { integer, seconds, specOption, type CommonOptions, type Io } from '../common.js';
@@ -54,7 +60,7 @@ From the host, live in Wireshark (-T: no terminal, the bytes go through untouche
 export function registerCaptureCommand(program: Command, io: Io): void {
   program
     .command('capture')
-    .description('capture packets on a node\'s interfaces to pcapng for Wireshark, as tcpdump -w does (Ctrl-C stops)')
+    .description("capture packets on a node's interfaces to pcapng for Wireshark, as tcpdump -w does (Ctrl-C stops)")
     .argument('[filter...]', 'the capture filter, as tcpdump takes it after its options (or -f)')
     .option('--node <name>', 'the node (default: the node of the pod given with -i, else this node container)')
     .addOption(
@@ -64,9 +70,21 @@ export function registerCaptureCommand(program: Command, io: Io): void {
     )
     .option('-f, --filter <filter>', 'the capture filter (see below)')
     .addOption(new Option('-c, --count <n>', 'stop after n packets').argParser(integer('-c', CAPTURE_LIMITS.count)))
-    .addOption(new Option('--duration <seconds>', `stop after this long (at most ${CAPTURE_DEFAULTS.durationMs / 3_600_000} h, which is also the limit without it)`).argParser(seconds('--duration', CAPTURE_LIMITS.durationMs)))
-    .option('-w, --write <file>', `the file, or - for stdout (default: ${CAPTURES_DIRECTORY}/NODE-INTERFACES-TIME.pcapng)`)
-    .addOption(new Option('--format <format>', 'pcap for tools that read no pcapng (one link type, no interface names)').choices(['pcapng', 'pcap']).default('pcapng'))
+    .addOption(
+      new Option(
+        '--duration <seconds>',
+        `stop after this long (at most ${CAPTURE_DEFAULTS.durationMs / 3_600_000} h, which is also the limit without it)`,
+      ).argParser(seconds('--duration', CAPTURE_LIMITS.durationMs)),
+    )
+    .option(
+      '-w, --write <file>',
+      `the file, or - for stdout (default: ${CAPTURES_DIRECTORY}/NODE-INTERFACES-TIME.pcapng)`,
+    )
+    .addOption(
+      new Option('--format <format>', 'pcap for tools that read no pcapng (one link type, no interface names)')
+        .choices(['pcapng', 'pcap'])
+        .default('pcapng'),
+    )
     .addOption(specOption())
     .addHelpText('after', HELP)
     .action((words: string[], options: CaptureCommandOptions) => capture(io, words, options));
@@ -104,7 +122,9 @@ function summary(stats: CaptureStats, where: string): string {
 
 async function capture(io: Io, words: string[], options: CaptureCommandOptions): Promise<void> {
   if (options.filter !== undefined && words.length > 0) {
-    throw new UsageError(`give the filter once, with -f or after the options (got -f "${options.filter}" and "${words.join(' ')}")`);
+    throw new UsageError(
+      `give the filter once, with -f or after the options (got -f "${options.filter}" and "${words.join(' ')}")`,
+    );
   }
   const toStdout = options.write === '-';
   if (toStdout && process.stdout.isTTY) {
@@ -115,7 +135,11 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   }
   const cluster = loadCluster(resolveSpecPath(options.spec));
   const interfaces = options.interface.length > 0 ? options.interface : ['eth0'];
-  const commandLine = ['capture', ...interfaces.flatMap((name) => ['-i', name]), ...(options.write ? ['-w', options.write] : [])].join(' ');
+  const commandLine = [
+    'capture',
+    ...interfaces.flatMap((name) => ['-i', name]),
+    ...(options.write ? ['-w', options.write] : []),
+  ].join(' ');
   const agent = agentFor(cluster, targetNode(cluster, options), commandLine);
   const file = toStdout ? undefined : (options.write ?? defaultFile(agent.nodeName, interfaces, options.format));
   // This node's agent writes the file itself (one process handling every record, not two), and refuses a path it
@@ -147,7 +171,9 @@ async function capture(io: Io, words: string[], options: CaptureCommandOptions):
   if (output !== undefined && output !== process.stdout) await new Promise<void>((resolve) => output.end(resolve));
 
   if (result.stats === undefined) {
-    io.err(`ipip-lab: the capture on ${agent.nodeName} ended early: ${result.problem ?? 'the agent closed the stream'}\n`);
+    io.err(
+      `ipip-lab: the capture on ${agent.nodeName} ended early: ${result.problem ?? 'the agent closed the stream'}\n`,
+    );
     throw new ExitStatus(1);
   }
   io.err(summary(result.stats, where));
@@ -195,7 +221,12 @@ function stdinIsAPipe(): boolean {
  * it: by count or duration, or because this process asked it to stop on a signal, when the reader went away or when
  * docker exec's client did. Shows progress on stderr meanwhile.
  */
-function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: Writable | undefined): Promise<StreamResult> {
+function stream(
+  io: Io,
+  agent: AgentClient,
+  response: IncomingMessage,
+  output: Writable | undefined,
+): Promise<StreamResult> {
   const id = String(response.headers[CAPTURE_HEADER.id]);
   const result: StreamResult = {};
   let stopping = false;
@@ -230,20 +261,23 @@ function stream(io: Io, agent: AgentClient, response: IncomingMessage, output: W
   const terminal = process.stderr.isTTY === true;
   let progressShown = false;
   let lastLine = `0 packets written, 0 dropped`;
-  const progress = setInterval(() => {
-    agent.request('GET /v1/captures/*', id).then(
-      ({ stats }) => {
-        const line = `${stats.written} packets written, ${stats.droppedRecords} dropped`;
-        // A quiet capture says nothing new, so it prints nothing.
-        if (response.complete || line === lastLine) return;
-        lastLine = line;
-        io.err(terminal ? `\r${line}` : `ipip-lab: ${line} so far\n`);
-        progressShown = terminal;
-      },
-      // The stream tells when the capture ends; a missed figure only delays the next one.
-      () => undefined,
-    );
-  }, terminal ? PROGRESS_TERMINAL_MS : PROGRESS_LOG_MS);
+  const progress = setInterval(
+    () => {
+      agent.request('GET /v1/captures/*', id).then(
+        ({ stats }) => {
+          const line = `${stats.written} packets written, ${stats.droppedRecords} dropped`;
+          // A quiet capture says nothing new, so it prints nothing.
+          if (response.complete || line === lastLine) return;
+          lastLine = line;
+          io.err(terminal ? `\r${line}` : `ipip-lab: ${line} so far\n`);
+          progressShown = terminal;
+        },
+        // The stream tells when the capture ends; a missed figure only delays the next one.
+        () => undefined,
+      );
+    },
+    terminal ? PROGRESS_TERMINAL_MS : PROGRESS_LOG_MS,
+  );
 
   return new Promise((resolve) => {
     response.on('error', (error) => (result.problem ??= error.message));

@@ -94,9 +94,21 @@ function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayo
     },
   }) as YAMLMap;
   defaults.anchor = 'node';
-  commentKey(defaults, 'pull_policy', ' Built once, by the first service (its build section), not once per node in parallel.');
-  commentKey(defaults, 'cap_add', " To keep the peers' ARP entries out of the host's shared limit, which a large lab would fill.");
-  commentKey(defaults, 'healthcheck', " The agent's API answers over bash's /dev/tcp; bigger labs are checked less often.");
+  commentKey(
+    defaults,
+    'pull_policy',
+    ' Built once, by the first service (its build section), not once per node in parallel.',
+  );
+  commentKey(
+    defaults,
+    'cap_add',
+    " To keep the peers' ARP entries out of the host's shared limit, which a large lab would fill.",
+  );
+  commentKey(
+    defaults,
+    'healthcheck',
+    " The agent's API answers over bash's /dev/tcp; bigger labs are checked less often.",
+  );
   return defaults;
 }
 
@@ -142,7 +154,9 @@ export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: s
     pair('volumes', document.createNode({ [SPEC_VOLUME]: null })),
     pair(
       'networks',
-      document.createNode({ [NETWORK]: { internal: true, ipam: { config: [{ subnet: spec.network.cidr.toString() }] } } }),
+      document.createNode({
+        [NETWORK]: { internal: true, ipam: { config: [{ subnet: spec.network.cidr.toString() }] } },
+      }),
       " internal: the lab's addresses never leave this machine.",
     ),
   );

@@ -113,19 +113,30 @@ function generate(options: Required<GenerateSpecOptions>): GeneratedSpec {
 function run(flags: GenSpecFlags, io: Io): void {
   const { output, compose } = flags;
   if (compose !== undefined) {
-    if (output === undefined) throw new UsageError('--compose needs -o FILE too: the Compose file mounts the spec from a file');
+    if (output === undefined)
+      throw new UsageError('--compose needs -o FILE too: the Compose file mounts the spec from a file');
     if (path.resolve(compose) === path.resolve(output)) {
       throw new UsageError('--compose and -o name the same file: the Compose file would replace the spec');
     }
   }
-  const options = { nodes: flags.nodes, podsPerNode: flags.podsPerNode, name: flags.name, networkCidr: flags.cidr, poolCidr: flags.pool };
+  const options = {
+    nodes: flags.nodes,
+    podsPerNode: flags.podsPerNode,
+    name: flags.name,
+    networkCidr: flags.cidr,
+    poolCidr: flags.pool,
+  };
   const generated = generate(options);
   const command = canonicalCommand(options);
   const text = `# Made by: ${command}\n${generated.text}`;
   if (output === undefined) return io.out(text);
   if (compose === undefined) return write(output, text);
   const folder = path.dirname(path.resolve(compose));
-  const layout = { specFile: relativeTo(folder, path.resolve(output)), buildContext: relativeTo(folder, projectRoot()), command };
+  const layout = {
+    specFile: relativeTo(folder, path.resolve(output)),
+    buildContext: relativeTo(folder, projectRoot()),
+    command,
+  };
   write(output, text);
   write(compose, composeFileFor(generated.spec, layout, compose));
 }
@@ -135,7 +146,12 @@ export function registerGenSpecCommand(program: Command, io: Io): void {
     .command('gen-spec')
     .description('write a cluster spec for a lab of N kind-style nodes with the same number of pods on each')
     .requiredOption('--nodes <n>', 'how many nodes: one control plane, the rest workers', wholeNumber)
-    .option('--pods-per-node <n>', 'hello-world pods on every node, the control plane included', wholeNumber, GENERATED_SPEC_DEFAULTS.podsPerNode)
+    .option(
+      '--pods-per-node <n>',
+      'hello-world pods on every node, the control plane included',
+      wholeNumber,
+      GENERATED_SPEC_DEFAULTS.podsPerNode,
+    )
     .option('--name <name>', "the cluster's name, which prefixes the node names", GENERATED_SPEC_DEFAULTS.name)
     .option('--cidr <cidr>', 'the node network (a Docker internal network)', GENERATED_SPEC_DEFAULTS.networkCidr)
     .option('--pool <cidr>', "Calico's IP pool, where pod addresses come from", GENERATED_SPEC_DEFAULTS.poolCidr)

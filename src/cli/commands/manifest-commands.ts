@@ -11,7 +11,7 @@ import { agentFor } from './agent-client.js';
 import { renderIfconfig } from './ifconfig-view.js';
 
 const MANIFEST_HELP =
-  '\nOnly apps/v1 Deployments are supported. The lab has no API server: the change is written into the lab\'s\n' +
+  "\nOnly apps/v1 Deployments are supported. The lab has no API server: the change is written into the lab's\n" +
   'spec (in a node container: /etc/ipip-lab/cluster.yaml, shared by every node), then every node agent re-reads it\n' +
   'and rebuilds its pods and routes. A Deployment is keyed by namespace and name; applying the same file twice\n' +
   'prints "unchanged". Outside a node container, --spec FILE names the spec to edit (no agent is told).\n';
@@ -30,8 +30,13 @@ function registerManifestCommand(program: Command, io: Io, verb: 'apply' | 'dele
     )
     .requiredOption('-f, --filename <file>', 'the manifest file (repeat for several)', collect, [])
     .addOption(specOption())
-    .addHelpText('after', `${MANIFEST_HELP}\nExample (in the first seed's lab):\n  docker compose exec master-node ipip-lab ${verb} -f deployment.yml`)
-    .action((options: { filename: string[]; spec?: string }) => runManifestCommand(verb, options.filename, io, options));
+    .addHelpText(
+      'after',
+      `${MANIFEST_HELP}\nExample (in the first seed's lab):\n  docker compose exec master-node ipip-lab ${verb} -f deployment.yml`,
+    )
+    .action((options: { filename: string[]; spec?: string }) =>
+      runManifestCommand(verb, options.filename, io, options),
+    );
 }
 
 function registerIfconfig(program: Command, io: Io): void {
@@ -42,7 +47,10 @@ function registerIfconfig(program: Command, io: Io): void {
     .option('--node <name>', 'the node (default: this node container)')
     .addOption(jsonOutputOption())
     .addOption(specOption())
-    .addHelpText('after', '\nExample (the second seed, on its control plane):\n  docker compose -f containers/networking/docker-compose.yml exec networking-control-plane ipip-lab ifconfig tunl0')
+    .addHelpText(
+      'after',
+      '\nExample (the second seed, on its control plane):\n  docker compose -f containers/networking/docker-compose.yml exec networking-control-plane ipip-lab ifconfig tunl0',
+    )
     .action(async (name: string | undefined, options: CommonOptions & { node?: string }) => {
       const cluster = loadCluster(resolveSpecPath(options.spec));
       const node = options.node === undefined ? undefined : resolveNode(cluster, options.node);

@@ -228,7 +228,7 @@ class Parser {
       }
       case 'net': {
         const { network, mask } = this.network();
-        return addressMatcher(direction, (candidate) => ((candidate & mask) >>> 0) === network);
+        return addressMatcher(direction, (candidate) => (candidate & mask) >>> 0 === network);
       }
       case 'port': {
         const port = this.number(MAX_PORT, 'a port number (0-65535)');
@@ -260,7 +260,7 @@ class Parser {
       mask = parsed;
     }
     const network = prefix.address.value;
-    if (((network & mask) >>> 0) !== network) {
+    if ((network & mask) >>> 0 !== network) {
       throw new FilterSyntaxError(`filter: "${token.text}" has host bits set for its mask at column ${token.column}`);
     }
     return { network, mask };

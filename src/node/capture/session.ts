@@ -123,7 +123,6 @@ const pcapFormat = (): FileFormat => ({
   writeRecord: pcap.writeRecord,
 });
 
-
 function positive(name: string, value: number | undefined, integer: boolean): void {
   if (value === undefined) return;
   if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
@@ -151,7 +150,12 @@ export class CaptureSession {
    */
   private readonly spareChunks: Chunk[] = [];
   /** The record being written, one object for all of them. */
-  private readonly record: CapturedPacket = { interfaceId: 0, timestampNs: 0n, data: Buffer.alloc(0), direction: 'inbound' };
+  private readonly record: CapturedPacket = {
+    interfaceId: 0,
+    timestampNs: 0n,
+    data: Buffer.alloc(0),
+    direction: 'inbound',
+  };
   /** Queued here plus handed to the sink and not yet acknowledged by its write callback. */
   private pendingBytes = 0;
   private flushScheduled = false;

@@ -55,7 +55,8 @@ function packageRoot(): string {
   let directory = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(directory, 'package.json'))) {
     const parent = path.dirname(directory);
-    if (parent === directory) throw new UnderlayUnavailableError('cannot find the ipip-lab package root above its code');
+    if (parent === directory)
+      throw new UnderlayUnavailableError('cannot find the ipip-lab package root above its code');
     directory = parent;
   }
   return directory;
@@ -73,7 +74,9 @@ export function loadIpipSocketBinding(): IpipSocketBinding {
   try {
     return createRequire(import.meta.url)(file) as IpipSocketBinding;
   } catch (error) {
-    throw new UnderlayUnavailableError(`the native addon ${file} does not load: ${(error as Error).message.split('\n')[0]}`);
+    throw new UnderlayUnavailableError(
+      `the native addon ${file} does not load: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -137,7 +140,9 @@ export class BatchedUnderlay implements Underlay {
     if (this.closed) return;
     if (packet.length > this.slotSize) {
       this.sendErrors++;
-      this.handlers.onError(new Error(`send to ${ipv4ToString(destination)} failed: EMSGSIZE (${packet.length} bytes)`));
+      this.handlers.onError(
+        new Error(`send to ${ipv4ToString(destination)} failed: EMSGSIZE (${packet.length} bytes)`),
+      );
       return;
     }
     const slot = this.queued++;

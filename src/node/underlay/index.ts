@@ -67,7 +67,11 @@ export function openUnderlay(
   log: (line: string) => void,
   openers: UnderlayOpeners = OPENERS,
 ): OpenedUnderlay {
-  const open = (kind: UnderlayKind): OpenedUnderlay => ({ underlay: openers[kind](handlers), kind, description: DESCRIPTIONS[kind] });
+  const open = (kind: UnderlayKind): OpenedUnderlay => ({
+    underlay: openers[kind](handlers),
+    kind,
+    description: DESCRIPTIONS[kind],
+  });
   if (requested !== undefined) return open(requested);
   try {
     return open(DEFAULT_UNDERLAY);

@@ -28,7 +28,10 @@ export const runIpBatch: IpBatchRunner = (lines) =>
     // -force: one refused line (say, a peer that is not on this link) must not keep the others from being pinned.
     const child = execFile('ip', ['-force', '-batch', '-'], { timeout: IP_TIMEOUT_MS }, (error, _stdout, stderr) => {
       if (!error) return resolve();
-      const said = stderr.trim().split('\n').find((line) => line.length > 0);
+      const said = stderr
+        .trim()
+        .split('\n')
+        .find((line) => line.length > 0);
       reject(new Error(said ?? error.message));
     });
     // An ip that exits early (killed at the timeout, say) closes its end: the exit above reports that, and the write's
@@ -40,7 +43,8 @@ export const runIpBatch: IpBatchRunner = (lines) =>
 /** Why pinning failed, in the words a user can act on, and whether trying again could ever help. */
 function explain(error: unknown): { reason: string; final: boolean } {
   const message = error instanceof Error ? error.message : String(error);
-  if (/Operation not permitted/i.test(message)) return { reason: `${message}: the container lacks NET_ADMIN`, final: true };
+  if (/Operation not permitted/i.test(message))
+    return { reason: `${message}: the container lacks NET_ADMIN`, final: true };
   if (/ENOENT/.test(message)) return { reason: `${message}: iproute2's ip is not installed`, final: true };
   return { reason: message, final: false };
 }
@@ -90,7 +94,7 @@ export class NeighbourPins {
     for (const peer of removed) this.pinned.delete(peer);
     this.log(
       `neighbour entries of ${this.pinned.size} peer${this.pinned.size === 1 ? '' : 's'} on ${this.device}: ` +
-        'managed by the kernel, outside the host\'s shared limit',
+        "managed by the kernel, outside the host's shared limit",
     );
   }
 }

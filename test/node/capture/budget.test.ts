@@ -37,7 +37,7 @@ describe('CpuBudget', () => {
     expect(spend(budget, 1)).toBe(true);
   });
 
-  it('adds half the idle time of a loop that waited most of the time, and none of a busy loop\'s', () => {
+  it("adds half the idle time of a loop that waited most of the time, and none of a busy loop's", () => {
     const { clock, source } = manualClock();
     const quiet = new CpuBudget(0.05, source);
     const busy = new CpuBudget(0.05, source);

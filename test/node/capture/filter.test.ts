@@ -89,7 +89,10 @@ describe('filter words against tshark on the kernel vectors', () => {
     // Fragments as on the wire: a capture filter sees one packet at a time.
     const args = ['-r', file, '-o', 'ip.defragment:FALSE', '-Y', displayFilter, '-T', 'fields', '-e', 'frame.number'];
     const rows = await tsharkRows(args);
-    const ours = matching(filter, views.map((view) => view.data));
+    const ours = matching(
+      filter,
+      views.map((view) => view.data),
+    );
     expect(ours).toEqual(rows.map(([frame]) => Number(frame) - 1));
     // Every case tells frames apart, so none of them passes by matching all or nothing.
     expect(ours.length).toBeGreaterThan(0);
@@ -211,9 +214,19 @@ describe('filter errors', () => {
 
 describe('filter robustness', () => {
   const FILTERS = [
-    'host 10.0.0.10', 'src net 192.168.0.0/16', 'dst host 10.0.0.11 or not icmp', 'proto ipip', 'udp or tcp',
-    'port 53', 'src port 8080', 'tcp dst port 80', 'inner host 192.168.87.198', 'inner (tcp port 8080 or icmp)',
-    'inner inner inner ip', 'not inner udp port 9999', 'ip',
+    'host 10.0.0.10',
+    'src net 192.168.0.0/16',
+    'dst host 10.0.0.11 or not icmp',
+    'proto ipip',
+    'udp or tcp',
+    'port 53',
+    'src port 8080',
+    'tcp dst port 80',
+    'inner host 192.168.87.198',
+    'inner (tcp port 8080 or icmp)',
+    'inner inner inner ip',
+    'not inner udp port 9999',
+    'ip',
   ].map((text) => {
     const compiled = parseFilter(text);
     if (!compiled.ok) throw new Error(compiled.error);

@@ -36,7 +36,8 @@ class FakeTap implements TapSource {
   emit(interfaceName: string, packet: Buffer, timestampNs: bigint, direction: TapEvent['direction'] = 'tx'): void {
     const reused = Buffer.from(packet);
     for (const [listener, interfaces] of this.listeners) {
-      if (interfaces === undefined || interfaces.has(interfaceName)) listener({ interfaceName, direction, packet: reused, timestampNs });
+      if (interfaces === undefined || interfaces.has(interfaceName))
+        listener({ interfaceName, direction, packet: reused, timestampNs });
     }
     reused.fill(0xee);
   }
@@ -370,7 +371,14 @@ describe('CaptureSession backpressure', () => {
     const clock = { now: () => (nowMs += 0.002), cpuMs: () => cpuMs, idleMs: () => 0 };
     const tap = new FakeTap();
     const sink = new MemorySink();
-    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink, cpuShare: 0.05, clock });
+    const session = new CaptureSession(tap, {
+      interfaces: 'any',
+      format: 'pcapng',
+      nodeName: 'n',
+      sink,
+      cpuShare: 0.05,
+      clock,
+    });
     const emit = (records: number): void => {
       for (let i = 0; i < records; i++) tap.emit('eth0', OUTER, T0 + BigInt(i));
     };
@@ -397,12 +405,18 @@ describe('CaptureSession backpressure', () => {
     expect(await session.done).toMatchObject({ captured: resumed.captured + 1000, written: resumed.written + 1000 });
   });
 
-  it('keeps every record on a node that is mostly idle: half the time the loop waits is the capture\'s', async () => {
+  it("keeps every record on a node that is mostly idle: half the time the loop waits is the capture's", async () => {
     let nowMs = 0;
     let idleMs = 0;
     const clock = { now: () => (nowMs += 0.002), cpuMs: () => 0, idleMs: () => idleMs };
     const tap = new FakeTap();
-    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink: new MemorySink(), clock });
+    const session = new CaptureSession(tap, {
+      interfaces: 'any',
+      format: 'pcapng',
+      nodeName: 'n',
+      sink: new MemorySink(),
+      clock,
+    });
     for (let burst = 0; burst < 5; burst++) {
       for (let i = 0; i < 2000; i++) tap.emit('eth0', OUTER, T0 + BigInt(i));
       idleMs += 20;
@@ -477,7 +491,13 @@ describe('CaptureSession streaming', () => {
 
     const tap = new FakeTap();
     // The whole CPU: this test is about the stream, and a loaded machine must not make the budget drop a record.
-    const session = new CaptureSession(tap, { interfaces: 'any', format: 'pcapng', nodeName: 'n', sink: tshark.stdin, cpuShare: 1 });
+    const session = new CaptureSession(tap, {
+      interfaces: 'any',
+      format: 'pcapng',
+      nodeName: 'n',
+      sink: tshark.stdin,
+      cpuShare: 1,
+    });
     tap.emit('eth0', OUTER, T0);
     // tshark prints the first packet while the capture is still running: the stream is live, not a file at the end.
     await printed(1);

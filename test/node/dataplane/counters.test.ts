@@ -16,7 +16,7 @@ checkCountersAfterEachTest();
 const noUnderlay = { send: () => {} };
 
 describe('drop reasons', () => {
-  it('are one list: the wire layer\'s parse failures, then the node\'s, each named once', () => {
+  it("are one list: the wire layer's parse failures, then the node's, each named once", () => {
     expect(new Set(DATAPLANE_DROP_REASONS).size).toBe(DATAPLANE_DROP_REASONS.length);
     expect(DATAPLANE_DROP_REASONS.slice(0, DROP_REASONS.length)).toEqual([...DROP_REASONS]);
     expect(DATAPLANE_DROP_REASONS).toEqual(

@@ -29,8 +29,21 @@ describe('fuzz', () => {
     const pick = <T>(items: readonly T[]): T => items[randomInt(random, items.length)];
     const vectors = allVectorFrames().map((frame) => frame.ip);
     const interesting = [
-      NODE_A.nodeIp, NODE_B.nodeIp, '10.0.0.12', '10.0.0.1', '10.0.0.255', NODE_A.tunnelAddress!, NODE_B.tunnelAddress!,
-      POD_A.ip, POD_B.ip, '192.168.77.150', '192.168.87.250', '8.8.8.8', '127.0.0.1', '0.0.0.0', '224.0.0.1',
+      NODE_A.nodeIp,
+      NODE_B.nodeIp,
+      '10.0.0.12',
+      '10.0.0.1',
+      '10.0.0.255',
+      NODE_A.tunnelAddress!,
+      NODE_B.tunnelAddress!,
+      POD_A.ip,
+      POD_B.ip,
+      '192.168.77.150',
+      '192.168.87.250',
+      '8.8.8.8',
+      '127.0.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
       '255.255.255.255',
     ].map(ip);
 
@@ -62,7 +75,6 @@ describe('fuzz', () => {
       const inner = mutate(pick(vectors).subarray(20));
       return mutate(ipip(NODE_A.nodeIp, NODE_B.nodeIp, inner.length >= 20 ? inner : Buffer.alloc(20)));
     };
-
 
     for (let round = 0; round < ROUNDS; round++) {
       const dp = pick(nodes);

@@ -92,25 +92,21 @@ export function routesOf(spec: NodeSpec): Route[] {
       source: address(spec.nodeIp),
     },
     { kind: 'blackhole', destination: Ipv4Prefix.parse(spec.block), proto: 'bird' },
-    ...spec.pods.map(
-      (pod): Route => ({
-        kind: 'unicast',
-        destination: Ipv4Prefix.parse(pod.ip),
-        dev: pod.hostInterface,
-        scope: 'link',
-      }),
-    ),
-    ...Object.entries(spec.remote).map(
-      ([block, gateway]): Route => ({
-        kind: 'unicast',
-        destination: Ipv4Prefix.parse(block),
-        gateway: address(gateway),
-        dev: 'tunl0',
-        onlink: true,
-        scope: 'global',
-        proto: 'bird',
-      }),
-    ),
+    ...spec.pods.map((pod): Route => ({
+      kind: 'unicast',
+      destination: Ipv4Prefix.parse(pod.ip),
+      dev: pod.hostInterface,
+      scope: 'link',
+    })),
+    ...Object.entries(spec.remote).map(([block, gateway]): Route => ({
+      kind: 'unicast',
+      destination: Ipv4Prefix.parse(block),
+      gateway: address(gateway),
+      dev: 'tunl0',
+      onlink: true,
+      scope: 'global',
+      proto: 'bird',
+    })),
     ...(spec.extraRoutes ?? []),
   ];
 }

@@ -45,7 +45,7 @@ describe('answering pods', () => {
   it.each([
     ['node IP', NODE_A.nodeIp],
     ['tunl0 address', NODE_A.tunnelAddress!],
-  ])('echo to the %s: reply from that address, TTL 64, DF 0, the request\'s TOS and data', (_, target) => {
+  ])("echo to the %s: reply from that address, TTL 64, DF 0, the request's TOS and data", (_, target) => {
     const a = makeNode(NODE_A);
     const request = echo({ src: POD_A.ip, dst: target, tos: 0xb9, identifier: 77, sequence: 3, ttl: 1 });
     a.dp.fromPod(POD_A.name, request);
@@ -110,7 +110,7 @@ describe('answering pods', () => {
 });
 
 describe('sendFromNode', () => {
-  it('fills an unspecified source with the route\'s: tunl0 address to a remote pod, keeping UDP valid', () => {
+  it("fills an unspecified source with the route's: tunl0 address to a remote pod, keeping UDP valid", () => {
     const a = makeNode(NODE_A);
     const datagram = udpTo('0.0.0.0', POD_B.ip, 53, { ttl: 64 });
     a.dp.sendFromNode(datagram);

@@ -60,7 +60,7 @@ describe('to a pod on the same node', () => {
     expect(icmpOf(error)).toEqual({ kind: 'time-exceeded', code: 0, quoted: packet });
   });
 
-  it('leaves the pod\'s own buffer as it was', () => {
+  it("leaves the pod's own buffer as it was", () => {
     const a = makeNode(TWO_PODS);
     const packet = echo({ src: POD_A.ip, dst: POD_A2.ip });
     const before = Buffer.from(packet);
@@ -71,7 +71,7 @@ describe('to a pod on the same node', () => {
 });
 
 describe('Felix anti-spoofing and parsing', () => {
-  it('drops a source other than the pod\'s own address', () => {
+  it("drops a source other than the pod's own address", () => {
     const a = makeNode(TWO_PODS);
     a.dp.fromPod(POD_A.name, echo({ src: POD_A2.ip, dst: POD_B.ip }));
     expect(takeSent(a)).toEqual([]);
@@ -79,7 +79,7 @@ describe('Felix anti-spoofing and parsing', () => {
     expect(a.dp.stats().interfaces[POD_A.hostInterface].rxDropped).toBe(1);
   });
 
-  it('drops what does not parse, by the wire layer\'s reason', () => {
+  it("drops what does not parse, by the wire layer's reason", () => {
     const a = makeNode(NODE_A);
     const good = echo({ src: POD_A.ip, dst: POD_B.ip });
     const badChecksum = Buffer.from(good);
@@ -140,7 +140,7 @@ describe('routes', () => {
     expect(a.dp.stats().interfaces.tunl0.txPackets).toBe(0);
   });
 
-  it('eth0 has the underlay MTU: 1500, fragmented or refused like tunl0\'s', () => {
+  it("eth0 has the underlay MTU: 1500, fragmented or refused like tunl0's", () => {
     const a = makeNode(NODE_A);
     a.dp.fromPod(POD_A.name, echo({ src: POD_A.ip, dst: NODE_B.nodeIp, dataLength: 1473, df: true }));
     expect(icmpOf(takeDelivered(a, POD_A.name)[0])).toMatchObject({ code: 4, nextHopMtu: 1500 });
@@ -165,7 +165,7 @@ describe('routes', () => {
     ]);
   });
 
-  it('broadcasts end in the node\'s stack, unanswered', () => {
+  it("broadcasts end in the node's stack, unanswered", () => {
     const a = makeNode(NODE_A);
     a.dp.fromPod(POD_A.name, echo({ src: POD_A.ip, dst: '10.0.0.255' }));
     a.dp.fromPod(POD_A.name, echo({ src: POD_A.ip, dst: '255.255.255.255' }));

@@ -7,7 +7,14 @@ const SECOND = 1_000_000_000n;
 function logAt(start: bigint) {
   const lines: string[] = [];
   const clock = { now: start };
-  return { lines, clock, log: new RateLimitedLog((line) => void lines.push(line), () => clock.now) };
+  return {
+    lines,
+    clock,
+    log: new RateLimitedLog(
+      (line) => void lines.push(line),
+      () => clock.now,
+    ),
+  };
 }
 
 describe('RateLimitedLog', () => {

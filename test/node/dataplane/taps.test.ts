@@ -73,7 +73,10 @@ describe('taps', () => {
   it('a listener for some interfaces sees only theirs, and its packets are the same as an every-interface listener sees', () => {
     const a = makeNode(NODE_A);
     const selected: string[] = [];
-    a.dp.onTap((event) => void selected.push(`${event.interfaceName} ${event.packet.toString('hex')}`), ['eth0', POD_A.hostInterface]);
+    a.dp.onTap(
+      (event) => void selected.push(`${event.interfaceName} ${event.packet.toString('hex')}`),
+      ['eth0', POD_A.hostInterface],
+    );
     a.dp.fromPod(POD_A.name, echo({ src: POD_A.ip, dst: POD_B.ip }));
     const everything = a.taps.map((event) => `${event.interfaceName} ${event.packet.toString('hex')}`);
     expect(selected).toEqual(everything.filter((line) => !line.startsWith('tunl0 ')));

@@ -41,7 +41,7 @@ const tunnelRoute = (prefix: string, gateway: string): Route => ({
 });
 
 describe('outer checks', () => {
-  it('drops what is not a valid IPv4 packet for this node\'s tunnel, by reason, on eth0', () => {
+  it("drops what is not a valid IPv4 packet for this node's tunnel, by reason, on eth0", () => {
     const b = makeNode(NODE_B);
     const good = fromA(request());
     const badChecksum = Buffer.from(good);
@@ -65,7 +65,7 @@ describe('outer checks', () => {
     expect(b.dp.stats().interfaces.tunl0.rxPackets).toBe(0);
   });
 
-  it('Felix\'s allow-list refuses unknown and martian sources; without it only martians go', () => {
+  it("Felix's allow-list refuses unknown and martian sources; without it only martians go", () => {
     const b = makeNode(NODE_B);
     const kernel = makeNode({ ...NODE_B, enforceIpipSourceAllowList: false });
     for (const node of [b, kernel]) {
@@ -102,7 +102,7 @@ describe('decapsulation', () => {
     expect(b.dp.stats().interfaces.tunl0).toMatchObject({ rxPackets: 0, rxDropped: 2 });
   });
 
-  it('applies the RFC 6040 table (Linux\'s variant) to all 16 outer/inner ECN pairs', () => {
+  it("applies the RFC 6040 table (Linux's variant) to all 16 outer/inner ECN pairs", () => {
     const b = makeNode(NODE_B);
     for (let outerEcn = 0; outerEcn < 4; outerEcn++) {
       for (let innerEcn = 0; innerEcn < 4; innerEcn++) {
@@ -142,7 +142,7 @@ describe('after decapsulation', () => {
     expect(b.dp.stats().events['asymmetric-inner-source']).toBe(2);
   });
 
-  it('drops martian inner sources, this node\'s own addresses included', () => {
+  it("drops martian inner sources, this node's own addresses included", () => {
     const b = makeNode(NODE_B);
     for (const src of ['127.0.0.1', '0.0.0.0', '224.0.0.5', '255.255.255.255', NODE_B.tunnelAddress!, NODE_B.nodeIp]) {
       b.dp.fromUnderlay(fromA(request({ src })));
@@ -151,7 +151,7 @@ describe('after decapsulation', () => {
     expect(takeSent(b)).toEqual([]);
   });
 
-  it('no route: ICMP 3/0 from the tunl0 address, tunnelled back to the sender\'s node', () => {
+  it("no route: ICMP 3/0 from the tunl0 address, tunnelled back to the sender's node", () => {
     const b = makeNode(NODE_B);
     const lost = request({ dst: '8.8.8.8' });
     b.dp.fromUnderlay(fromA(lost));
@@ -174,7 +174,7 @@ describe('after decapsulation', () => {
     expect(b.dp.stats().interfaces.tunl0).toMatchObject({ rxPackets: 1, txPackets: 1 });
   });
 
-  it('transit with TTL 1: Time exceeded from the tunl0 address, back to the sender\'s node', () => {
+  it("transit with TTL 1: Time exceeded from the tunl0 address, back to the sender's node", () => {
     const b = makeNode({ ...NODE_B, extraRoutes: [tunnelRoute('192.168.99.0/26', '10.0.0.12')] });
     const expiring = request({ dst: '192.168.99.7', ttl: 1 });
     b.dp.fromUnderlay(fromA(expiring));

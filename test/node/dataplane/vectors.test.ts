@@ -92,7 +92,7 @@ describe('case 3 ecn', () => {
 });
 
 describe('case 4 big-nodf', () => {
-  it('4a: re-fragments the pod\'s 1500-byte first fragment to 1480 before encapsulating, consecutive outer IDs', () => {
+  it("4a: re-fragments the pod's 1500-byte first fragment to 1480 before encapsulating, consecutive outer IDs", () => {
     const [f1, f2, f3, f4, f5, f6] = frames('big-nodf.pcapng');
     for (const [first, second, last, from, pod] of [
       [f1, f2, f3, a, POD_A.name],
@@ -244,14 +244,14 @@ describe('case 7 blackhole', () => {
 });
 
 describe('case 8 udp-tcp', () => {
-  it('carries UDP, a pod\'s ICMP port unreachable and a TCP exchange untouched (rules 16, 17)', () => {
+  it("carries UDP, a pod's ICMP port unreachable and a TCP exchange untouched (rules 16, 17)", () => {
     for (const frame of frames('udp-tcp.pcapng')) replayPodFrame(frame);
     expect(a.dp.stats().forwarded + b.dp.stats().forwarded).toBe(12);
   });
 });
 
 describe('case 9 node-to-pod', () => {
-  it('9a: the node\'s own ping leaves with the tunl0 address as source, TTL 64 inside and out (rule 14)', () => {
+  it("9a: the node's own ping leaves with the tunl0 address as source, TTL 64 inside and out (rule 14)", () => {
     const [f1, f2, f3, f4] = frames('node-to-pod.pcapng');
     for (const [request, reply] of [
       [f1, f2],
@@ -290,7 +290,7 @@ describe('case 9 node-to-pod', () => {
     expect(b.dp.stats()).toMatchObject({ received: 1, consumed: 1, originated: 1, forwarded: 1 });
   });
 
-  it('9c: a remote pod\'s ping to this node\'s tunl0 address is answered from it', () => {
+  it("9c: a remote pod's ping to this node's tunl0 address is answered from it", () => {
     const all = frames('node-to-pod.pcapng');
     const [request, reply] = [all[6], all[7]];
     b.dp.fromPod(POD_B.name, asSentByPod(innerOf(request)));
@@ -304,7 +304,7 @@ describe('case 9 node-to-pod', () => {
 describe('case 10 non-node', () => {
   const requests = () => frames('non-node.pcapng').filter((frame) => frame[12] === 10 && frame[15] === 1);
 
-  it('with Felix\'s allow-list, IPIP from a host that is not a node is dropped and counted', () => {
+  it("with Felix's allow-list, IPIP from a host that is not a node is dropped and counted", () => {
     for (const frame of requests()) b.dp.fromUnderlay(frame);
     expect(takeDelivered(b, POD_B.name)).toEqual([]);
     expect(b.dp.stats().drops['unknown-ipip-source']).toBe(6);
@@ -329,7 +329,7 @@ describe('case 10 non-node', () => {
     expect(stats.interfaces.tunl0).toMatchObject({ rxPackets: 5, rxDropped: 1 });
   });
 
-  it('the pod\'s replies are tunnelled to the node owning the inner source, as captured', () => {
+  it("the pod's replies are tunnelled to the node owning the inner source, as captured", () => {
     const kernel = makeNode({ ...NODE_B, enforceIpipSourceAllowList: false });
     kernel.dp.fromUnderlay(requests()[0]);
     takeDelivered(kernel, POD_B.name);

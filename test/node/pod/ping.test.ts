@@ -88,9 +88,7 @@ describe('ping between two pods', () => {
     const report = await clock.settle(a.ping(POD_B, { count: 1, size: 1453, df: true }));
     expect(host.captured).toHaveLength(0);
     expect(report).toMatchObject({ transmitted: 1, received: 0, errors: 1, exitCode: 1 });
-    expect(formatPing(report)).toBe(
-      oneFailedProbeText('1453(1481)', 'ping: local error: message too long, mtu=1480'),
-    );
+    expect(formatPing(report)).toBe(oneFailedProbeText('1453(1481)', 'ping: local error: message too long, mtu=1480'));
   });
 
   it('sends exactly the MTU with `-M do` using IP ID 0 (vectors 5c)', async () => {

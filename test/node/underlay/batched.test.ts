@@ -114,7 +114,10 @@ describe('sending', () => {
     for (let i = 0; i < 6; i++) underlay.send(Buffer.from([i]), A);
     expect(socket.flushes.map((flush) => flush.map((sent) => sent.packet[0]))).toEqual([[0, 1, 2, 3]]);
     await endOfTurn();
-    expect(socket.flushes.map((flush) => flush.map((sent) => sent.packet[0]))).toEqual([[0, 1, 2, 3], [4, 5]]);
+    expect(socket.flushes.map((flush) => flush.map((sent) => sent.packet[0]))).toEqual([
+      [0, 1, 2, 3],
+      [4, 5],
+    ]);
   });
 
   test('a turn that filled exactly one batch makes no empty flush', async () => {

@@ -59,7 +59,9 @@ describe('without --underlay', () => {
   });
 
   test('does not fall back from a socket that would not open: that is the machine, not the build', () => {
-    const { table, tried } = openers({ native: new Error('cannot open a raw IPIP socket (socket: Operation not permitted)') });
+    const { table, tried } = openers({
+      native: new Error('cannot open a raw IPIP socket (socket: Operation not permitted)'),
+    });
     expect(() => openUnderlay(undefined, handlers, () => undefined, table)).toThrow(/Operation not permitted/);
     expect(tried).toEqual(['native']);
   });
@@ -87,7 +89,12 @@ describe('with --underlay', () => {
       nodeName: 'worker-node01',
       apiPort: 9440,
       socketPath: '/nonexistent/agent.sock',
-      system: { osImage: 'Test OS', kernelVersion: '6.1.0', containerRuntime: 'ipip-lab://0.1.0', architecture: 'amd64' },
+      system: {
+        osImage: 'Test OS',
+        kernelVersion: '6.1.0',
+        containerRuntime: 'ipip-lab://0.1.0',
+        architecture: 'amd64',
+      },
       log: () => undefined,
       networkInterfaces: () => ({ eth0: [{ family: 'IPv4', address: '10.0.0.11' } as never] }),
       underlay: 'native',

@@ -18,10 +18,17 @@ function ipipPacket(marker: number, payloadBytes = 8): Buffer {
   const payload = Buffer.alloc(payloadBytes);
   payload.writeUInt32BE(marker);
   const inner = ipv4.encode({
-    dscp: 0, ecn: 0, identification: marker & 0xffff, dontFragment: true, ttl: 64,
-    protocol: IP_PROTOCOL.UDP, src: LOOPBACK, dst: LOOPBACK, payload,
+    dscp: 0,
+    ecn: 0,
+    identification: marker & 0xffff,
+    dontFragment: true,
+    ttl: 64,
+    protocol: IP_PROTOCOL.UDP,
+    src: LOOPBACK,
+    dst: LOOPBACK,
+    payload,
   });
-  return encapsulate(inner, { src: LOOPBACK, dst: LOOPBACK, id: (marker & 0xffff) || 1 });
+  return encapsulate(inner, { src: LOOPBACK, dst: LOOPBACK, id: marker & 0xffff || 1 });
 }
 
 const markerOf = (packet: Buffer): number => packet.readUInt32BE(40);
@@ -99,7 +106,10 @@ describe.runIf(canOpenRawSockets)('on a real raw socket (loopback)', () => {
 });
 
 /** Runs a script against the addon in its own process: how that process ends is what is tested. */
-function runScript(script: string, killAfterMs: number): Promise<{ code: number | null; signal: string | null; output: string }> {
+function runScript(
+  script: string,
+  killAfterMs: number,
+): Promise<{ code: number | null; signal: string | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--expose-gc', '-e', script, ADDON], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -152,7 +162,10 @@ describe.runIf(canOpenRawSockets)('the socket keeps its process alive exactly wh
 
   test('closed: the process has nothing left to do and exits 0 by itself', async () => {
     const started = Date.now();
-    const result = await runScript(`${OPEN} const { socket } = open(() => {}); setTimeout(() => socket.close(), 50);`, 5_000);
+    const result = await runScript(
+      `${OPEN} const { socket } = open(() => {}); setTimeout(() => socket.close(), 50);`,
+      5_000,
+    );
     expect(result).toEqual({ code: 0, signal: null, output: '' });
     expect(Date.now() - started).toBeLessThan(5_000);
   });

@@ -20,16 +20,24 @@ describe('NeighbourPins', () => {
     const { batches, logs, pins } = recorder();
     await pins.pin([ip('10.0.0.11'), ip('10.0.0.12')]);
     expect(batches).toEqual([
-      ['neigh replace 10.0.0.11 dev eth0 managed extern_learn', 'neigh replace 10.0.0.12 dev eth0 managed extern_learn'],
+      [
+        'neigh replace 10.0.0.11 dev eth0 managed extern_learn',
+        'neigh replace 10.0.0.12 dev eth0 managed extern_learn',
+      ],
     ]);
-    expect(logs).toEqual(["neighbour entries of 2 peers on eth0: managed by the kernel, outside the host's shared limit"]);
+    expect(logs).toEqual([
+      "neighbour entries of 2 peers on eth0: managed by the kernel, outside the host's shared limit",
+    ]);
   });
 
   it('on a change pins the new peers and removes only the entries it made for peers that left', async () => {
     const { batches, pins } = recorder();
     await pins.pin([ip('10.0.0.11'), ip('10.0.0.12')]);
     await pins.pin([ip('10.0.0.12'), ip('10.0.0.13')]);
-    expect(batches[1]).toEqual(['neigh replace 10.0.0.13 dev eth0 managed extern_learn', 'neigh del 10.0.0.11 dev eth0']);
+    expect(batches[1]).toEqual([
+      'neigh replace 10.0.0.13 dev eth0 managed extern_learn',
+      'neigh del 10.0.0.11 dev eth0',
+    ]);
   });
 
   it('runs nothing when the peers did not change, and keeps changes in order', async () => {
@@ -38,7 +46,10 @@ describe('NeighbourPins', () => {
     const second = pins.pin([ip('10.0.0.11')]);
     const third = pins.pin([]);
     await Promise.all([first, second, third]);
-    expect(batches).toEqual([['neigh replace 10.0.0.11 dev eth0 managed extern_learn'], ['neigh del 10.0.0.11 dev eth0']]);
+    expect(batches).toEqual([
+      ['neigh replace 10.0.0.11 dev eth0 managed extern_learn'],
+      ['neigh del 10.0.0.11 dev eth0'],
+    ]);
   });
 
   it('without NET_ADMIN says so once, names the limit, and stops trying', async () => {

@@ -157,9 +157,12 @@ function outcome() {
 }
 
 function add(total, part) {
-  for (const key of ['received', 'delivered', 'forwarded', 'consumed', 'originated', 'caliRx']) total[key] += part[key] ?? 0;
-  for (const [reason, count] of Object.entries(part.drops ?? {})) total.drops[reason] = (total.drops[reason] ?? 0) + count;
-  for (const [event, count] of Object.entries(part.events ?? {})) total.events[event] = (total.events[event] ?? 0) + count;
+  for (const key of ['received', 'delivered', 'forwarded', 'consumed', 'originated', 'caliRx'])
+    total[key] += part[key] ?? 0;
+  for (const [reason, count] of Object.entries(part.drops ?? {}))
+    total.drops[reason] = (total.drops[reason] ?? 0) + count;
+  for (const [event, count] of Object.entries(part.events ?? {}))
+    total.events[event] = (total.events[event] ?? 0) + count;
 }
 
 /** Echo request to a pod of the target, answered by the pod: the reply comes back in on its cali and goes out. */
@@ -179,7 +182,15 @@ function fragmentedEcho(src, dst, overlap) {
   const split = overlap ? 16 : 8 * between(1, Math.floor((message.length - 1) / 8));
   const first = ipv4({ src, dst, protocol: PROTO.ICMP, payload: message.subarray(0, split), id, mf: true, ttl });
   const secondStart = overlap ? 8 : split;
-  const second = ipv4({ src, dst, protocol: PROTO.ICMP, payload: message.subarray(secondStart), id, offset: secondStart / 8, ttl });
+  const second = ipv4({
+    src,
+    dst,
+    protocol: PROTO.ICMP,
+    payload: message.subarray(secondStart),
+    id,
+    offset: secondStart / 8,
+    ttl,
+  });
   return [first, second];
 }
 
@@ -188,59 +199,146 @@ function wireExact() {
   const { target, targetTunnel, targetPods, peer, peerTunnel, thirdPods } = lab;
   const pod = () => pick(targetPods);
   const echo = (src = peerTunnel, dst = pod(), extra = {}) =>
-    ipv4({ src, dst, protocol: PROTO.ICMP, payload: echoRequest(), ttl: between(2, 255), df: random() < 0.5, ...extra });
+    ipv4({
+      src,
+      dst,
+      protocol: PROTO.ICMP,
+      payload: echoRequest(),
+      ttl: between(2, 255),
+      df: random() < 0.5,
+      ...extra,
+    });
   const from = (inner, outer) => ({ source: 'peer', packet: ipip(peer, target, inner, outer) });
   const categories = [
-    ['unknown-ipip-source', () => [[{ source: 'stranger', packet: ipip(lab.stranger, target, echo()) }, drop('unknown-ipip-source')]]],
+    [
+      'unknown-ipip-source',
+      () => [[{ source: 'stranger', packet: ipip(lab.stranger, target, echo()) }, drop('unknown-ipip-source')]],
+    ],
     ['nested-ipip', () => [[from(ipip(peerTunnel, pod(), echo())), drop('nested-ipip')]]],
-    ['inner-ipv6', () => {
-      const inner = Buffer.concat([Buffer.from([0x60, 0, 0, 0, 0, 8, 58, 64]), bytes(32), echoRequest(Buffer.alloc(0))]);
-      return [[from(inner), drop('not-ipv4')]];
-    }],
-    ['inner-bad-ihl', () => {
-      const inner = bytes(between(20, 80));
-      inner[0] = 0x40 | int(5);
-      return [[from(inner), drop('bad-ihl')]];
-    }],
-    ['inner-truncated', () => {
-      const short = random() < 0.5;
-      const inner = short ? bytes(between(0, 19)) : bytes(between(20, 59));
-      if (inner.length > 0) inner[0] = short ? 0x40 | between(5, 15) : 0x4f;
-      return [[from(inner), drop('truncated')]];
-    }],
-    ['inner-length-past-end', () => {
-      // Longer than the bytes there are, or shorter than the header itself.
-      const payload = echoRequest();
-      const length = random() < 0.8 ? 20 + payload.length + between(1, 1000) : between(0, 19);
-      return [[from(ipv4({ src: peerTunnel, dst: pod(), protocol: PROTO.ICMP, payload, length })), drop('total-length-mismatch')]];
-    }],
+    [
+      'inner-ipv6',
+      () => {
+        const inner = Buffer.concat([
+          Buffer.from([0x60, 0, 0, 0, 0, 8, 58, 64]),
+          bytes(32),
+          echoRequest(Buffer.alloc(0)),
+        ]);
+        return [[from(inner), drop('not-ipv4')]];
+      },
+    ],
+    [
+      'inner-bad-ihl',
+      () => {
+        const inner = bytes(between(20, 80));
+        inner[0] = 0x40 | int(5);
+        return [[from(inner), drop('bad-ihl')]];
+      },
+    ],
+    [
+      'inner-truncated',
+      () => {
+        const short = random() < 0.5;
+        const inner = short ? bytes(between(0, 19)) : bytes(between(20, 59));
+        if (inner.length > 0) inner[0] = short ? 0x40 | between(5, 15) : 0x4f;
+        return [[from(inner), drop('truncated')]];
+      },
+    ],
+    [
+      'inner-length-past-end',
+      () => {
+        // Longer than the bytes there are, or shorter than the header itself.
+        const payload = echoRequest();
+        const length = random() < 0.8 ? 20 + payload.length + between(1, 1000) : between(0, 19);
+        return [
+          [
+            from(ipv4({ src: peerTunnel, dst: pod(), protocol: PROTO.ICMP, payload, length })),
+            drop('total-length-mismatch'),
+          ],
+        ];
+      },
+    ],
     ['inner-bad-checksum', () => [[from(echo(peerTunnel, pod(), { badChecksum: true })), drop('bad-checksum')]]],
     ['ecn-ce-over-not-ect', () => [[from(echo(), { tos: 0x03 }), drop('ecn-non-ect-ce')]]],
-    ['inner-martian-source', () => [
-      [from(echo(pick([address('127.0.0.1'), address('0.0.0.7'), address('224.0.0.5'), address('255.255.255.255')]))),
-        drop('martian-source', { events: { 'asymmetric-inner-source': 1 } })],
-    ]],
-    ['echo-to-pod', () => [[from(echo(peerTunnel, pod(), { payload: echoRequest(bytes(between(0, 1400))) })), ANSWERED]]],
+    [
+      'inner-martian-source',
+      () => [
+        [
+          from(
+            echo(pick([address('127.0.0.1'), address('0.0.0.7'), address('224.0.0.5'), address('255.255.255.255')])),
+          ),
+          drop('martian-source', { events: { 'asymmetric-inner-source': 1 } }),
+        ],
+      ],
+    ],
+    [
+      'echo-to-pod',
+      () => [[from(echo(peerTunnel, pod(), { payload: echoRequest(bytes(between(0, 1400))) })), ANSWERED]],
+    ],
     ['echo-to-pod-outer-options', () => [[from(echo(), { options: nops() }), ANSWERED]]],
-    ['fragments-to-pod', () => {
-      const [first, second] = fragmentedEcho(peerTunnel, pod(), false);
-      return [[from(first), { delivered: 1 }], [from(second), ANSWERED]];
-    }],
-    ['overlapping-fragments-to-pod', () => {
-      const [first, second] = fragmentedEcho(peerTunnel, pod(), true);
-      return [[from(first), { delivered: 1 }], [from(second), { delivered: 1 }]];
-    }],
+    [
+      'fragments-to-pod',
+      () => {
+        const [first, second] = fragmentedEcho(peerTunnel, pod(), false);
+        return [
+          [from(first), { delivered: 1 }],
+          [from(second), ANSWERED],
+        ];
+      },
+    ],
+    [
+      'overlapping-fragments-to-pod',
+      () => {
+        const [first, second] = fragmentedEcho(peerTunnel, pod(), true);
+        return [
+          [from(first), { delivered: 1 }],
+          [from(second), { delivered: 1 }],
+        ];
+      },
+    ],
     ['to-own-blackholed-block', () => [[from(echo(peerTunnel, lab.blackhole)), drop('blackhole')]]],
     ['back-to-the-peer', () => [[from(echo(peerTunnel, lab.peerBlockFree)), drop('routing-loop')]]],
-    ['ttl-1-to-remote-pod', () => [[from(echo(peerTunnel, pick(thirdPods), { ttl: 1 })), drop('ttl-expired', { originated: 1, forwarded: 1 })]]],
-    ['forward-to-remote-pod', () => [[from(echo(peerTunnel, pick(thirdPods), { ttl: between(3, 255) })), { forwarded: 1 }]]],
-    ['echo-to-node', () => [[from(echo(peerTunnel, pick([target, targetTunnel]), { ttl: between(0, 255) })), NODE_ANSWERS]]],
-    ['udp-to-node', () => [[from(ipv4({ src: peerTunnel, dst: target, protocol: PROTO.UDP, payload: udp() })), NODE_ANSWERS]]],
-    ['gre-to-node', () => [[from(ipv4({ src: peerTunnel, dst: targetTunnel, protocol: PROTO.GRE, payload: bytes(8) })), NODE_ANSWERS]]],
-    ['tcp-to-node', () => [[from(ipv4({ src: peerTunnel, dst: target, protocol: PROTO.TCP, payload: tcpSyn(peerTunnel, target, 9440) })), drop('tcp-to-node')]]],
-    ['no-route', () => [[from(echo(peerTunnel, address('8.8.8.8'))), drop('no-route', { originated: 1, forwarded: 1 })]]],
+    [
+      'ttl-1-to-remote-pod',
+      () => [
+        [from(echo(peerTunnel, pick(thirdPods), { ttl: 1 })), drop('ttl-expired', { originated: 1, forwarded: 1 })],
+      ],
+    ],
+    [
+      'forward-to-remote-pod',
+      () => [[from(echo(peerTunnel, pick(thirdPods), { ttl: between(3, 255) })), { forwarded: 1 }]],
+    ],
+    [
+      'echo-to-node',
+      () => [[from(echo(peerTunnel, pick([target, targetTunnel]), { ttl: between(0, 255) })), NODE_ANSWERS]],
+    ],
+    [
+      'udp-to-node',
+      () => [[from(ipv4({ src: peerTunnel, dst: target, protocol: PROTO.UDP, payload: udp() })), NODE_ANSWERS]],
+    ],
+    [
+      'gre-to-node',
+      () => [
+        [from(ipv4({ src: peerTunnel, dst: targetTunnel, protocol: PROTO.GRE, payload: bytes(8) })), NODE_ANSWERS],
+      ],
+    ],
+    [
+      'tcp-to-node',
+      () => [
+        [
+          from(ipv4({ src: peerTunnel, dst: target, protocol: PROTO.TCP, payload: tcpSyn(peerTunnel, target, 9440) })),
+          drop('tcp-to-node'),
+        ],
+      ],
+    ],
+    [
+      'no-route',
+      () => [[from(echo(peerTunnel, address('8.8.8.8'))), drop('no-route', { originated: 1, forwarded: 1 })]],
+    ],
     // Counted as an event and delivered, as Calico and the kernel do; the reply goes to the third node's pod.
-    ['asymmetric-inner-source', () => [[from(echo(pick(thirdPods), pod())), { ...ANSWERED, events: { 'asymmetric-inner-source': 1 } }]]],
+    [
+      'asymmetric-inner-source',
+      () => [[from(echo(pick(thirdPods), pod())), { ...ANSWERED, events: { 'asymmetric-inner-source': 1 } }]],
+    ],
   ];
   return categories;
 }
@@ -254,9 +352,22 @@ function arrival(expected) {
 
 function interestingAddresses() {
   return [
-    lab.target, lab.targetTunnel, ...lab.targetPods, lab.blackhole, lab.peer, lab.peerTunnel, lab.peerBlockFree,
-    lab.thirdNode, ...lab.thirdPods, lab.stranger, lab.broadcast, address('8.8.8.8'), address('127.0.0.1'),
-    address('0.0.0.0'), address('224.0.0.1'), address('255.255.255.255'),
+    lab.target,
+    lab.targetTunnel,
+    ...lab.targetPods,
+    lab.blackhole,
+    lab.peer,
+    lab.peerTunnel,
+    lab.peerBlockFree,
+    lab.thirdNode,
+    ...lab.thirdPods,
+    lab.stranger,
+    lab.broadcast,
+    address('8.8.8.8'),
+    address('127.0.0.1'),
+    address('0.0.0.0'),
+    address('224.0.0.1'),
+    address('255.255.255.255'),
   ];
 }
 
@@ -326,7 +437,8 @@ function pump(next, { window = 64, pps }) {
       resolve({ sent, errors, seconds, pps: Math.round(sent / seconds), errorSamples: [...errorSamples].slice(0, 5) });
     };
     const tick = () => {
-      const allowance = pps === undefined ? Infinity : Math.floor(((performance.now() - started) / 1000) * pps) - sent - errors;
+      const allowance =
+        pps === undefined ? Infinity : Math.floor(((performance.now() - started) / 1000) * pps) - sent - errors;
       let budget = allowance;
       while (!finished && inFlight < window && budget > 0) {
         const item = next();
@@ -393,15 +505,25 @@ async function wire() {
     }
     if (config.plan === 'flood') {
       const [name, make] = pick(config.floodCategories.map((wanted) => categories.find(([n]) => n === wanted)));
-      return make().map(([item]) => ({ to, packet: item.packet, onSent: () => (byCategory[name] = (byCategory[name] ?? 0) + 1) }));
+      return make().map(([item]) => ({
+        to,
+        packet: item.packet,
+        onSent: () => (byCategory[name] = (byCategory[name] ?? 0) + 1),
+      }));
     }
     // fuzz: a mutated or random inner packet behind a valid outer header, sometimes with outer options or ECN.
     const source = pick([...sources]);
-    const outer = { tos: random() < 0.1 ? int(256) : 0, options: random() < 0.1 ? nops() : undefined, df: random() < 0.5 };
+    const outer = {
+      tos: random() < 0.1 ? int(256) : 0,
+      options: random() < 0.1 ? nops() : undefined,
+      df: random() < 0.5,
+    };
     // Within eth0's MTU: the sending kernel refuses bigger ones (EMSGSIZE) rather than let them reach the agent.
     const inner = fuzzInner(categories).subarray(0, 1500 - 20 - (outer.options?.length ?? 0));
     const packet = ipip(source === 'stranger' ? lab.stranger : lab.peer, lab.target, inner, outer);
-    return [{ to, packet, onSent: () => (byCategory[`fuzz-from-${source}`] = (byCategory[`fuzz-from-${source}`] ?? 0) + 1) }];
+    return [
+      { to, packet, onSent: () => (byCategory[`fuzz-from-${source}`] = (byCategory[`fuzz-from-${source}`] ?? 0) + 1) },
+    ];
   };
 
   const result = await pump(next, { window: config.window ?? 64, pps: config.pps });
@@ -418,81 +540,202 @@ function injectExact() {
   const eth0 = (packet, expected) => [{ interface: 'eth0', packet }, expected];
   const received = (expected) => ({ ...expected, received: (expected.received ?? 0) + 1 });
   /** The pod at index `i` as the sender: the packet is injected on its cali interface. */
-  const fromPod = (i, packet, expected) => [{ interface: cali[i], packet }, { ...expected, caliRx: 1 }];
+  const fromPod = (i, packet, expected) => [
+    { interface: cali[i], packet },
+    { ...expected, caliRx: 1 },
+  ];
   return [
-    ['eth0-truncated', () => {
-      const packet = random() < 0.5 ? bytes(between(1, 19)) : bytes(between(20, 59));
-      packet[0] = packet.length < 20 ? 0x40 | between(5, 15) : 0x4f;
-      return [eth0(packet, received(drop('truncated')))];
-    }],
-    ['eth0-bad-ihl', () => {
-      const packet = validIpip();
-      packet[0] = 0x40 | int(5);
-      return [eth0(packet, received(drop('bad-ihl')))];
-    }],
-    ['eth0-ipv6', () => {
-      const packet = Buffer.concat([Buffer.from([0x60, 0, 0, 0, 0, 20, 4, 64]), bytes(32), echo()]);
-      return [eth0(packet, received(drop('not-ipv4')))];
-    }],
-    ['eth0-not-version-4', () => {
-      const packet = validIpip();
-      packet[0] = (pick([0, 1, 2, 3, 5, 6, 7, 8, 15]) << 4) | (packet[0] & 0x0f);
-      return [eth0(packet, received(drop('not-ipv4')))];
-    }],
-    ['eth0-options-bad-checksum', () => [eth0(validIpip(echo(), { options: bytes(4 * between(1, 10)), badChecksum: true }), received(drop('bad-checksum')))]],
-    ['eth0-length-past-end', () => {
-      const inner = echo();
-      return [eth0(ipip(peer, target, inner, { length: 20 + inner.length + between(1, 2000) }), received(drop('total-length-mismatch')))];
-    }],
+    [
+      'eth0-truncated',
+      () => {
+        const packet = random() < 0.5 ? bytes(between(1, 19)) : bytes(between(20, 59));
+        packet[0] = packet.length < 20 ? 0x40 | between(5, 15) : 0x4f;
+        return [eth0(packet, received(drop('truncated')))];
+      },
+    ],
+    [
+      'eth0-bad-ihl',
+      () => {
+        const packet = validIpip();
+        packet[0] = 0x40 | int(5);
+        return [eth0(packet, received(drop('bad-ihl')))];
+      },
+    ],
+    [
+      'eth0-ipv6',
+      () => {
+        const packet = Buffer.concat([Buffer.from([0x60, 0, 0, 0, 0, 20, 4, 64]), bytes(32), echo()]);
+        return [eth0(packet, received(drop('not-ipv4')))];
+      },
+    ],
+    [
+      'eth0-not-version-4',
+      () => {
+        const packet = validIpip();
+        packet[0] = (pick([0, 1, 2, 3, 5, 6, 7, 8, 15]) << 4) | (packet[0] & 0x0f);
+        return [eth0(packet, received(drop('not-ipv4')))];
+      },
+    ],
+    [
+      'eth0-options-bad-checksum',
+      () => [
+        eth0(
+          validIpip(echo(), { options: bytes(4 * between(1, 10)), badChecksum: true }),
+          received(drop('bad-checksum')),
+        ),
+      ],
+    ],
+    [
+      'eth0-length-past-end',
+      () => {
+        const inner = echo();
+        return [
+          eth0(
+            ipip(peer, target, inner, { length: 20 + inner.length + between(1, 2000) }),
+            received(drop('total-length-mismatch')),
+          ),
+        ];
+      },
+    ],
     ['eth0-bad-checksum', () => [eth0(validIpip(echo(), { badChecksum: true }), received(drop('bad-checksum')))]],
-    ['eth0-not-ipip', () => [
-      eth0(ipv4({ src: peer, dst: target, protocol: pick([PROTO.ICMP, PROTO.TCP, PROTO.UDP, PROTO.GRE]), payload: bytes(20) }), received(drop('not-ipip'))),
-    ]],
+    [
+      'eth0-not-ipip',
+      () => [
+        eth0(
+          ipv4({
+            src: peer,
+            dst: target,
+            protocol: pick([PROTO.ICMP, PROTO.TCP, PROTO.UDP, PROTO.GRE]),
+            payload: bytes(20),
+          }),
+          received(drop('not-ipip')),
+        ),
+      ],
+    ],
     ['eth0-not-for-this-node', () => [eth0(ipip(peer, lab.thirdNode, echo()), received(drop('not-for-this-node')))]],
-    ['eth0-outer-fragment', () => {
-      const more = random() < 0.5;
-      return [eth0(validIpip(echo(), { mf: more, offset: more ? int(100) : between(1, 100) }), received(drop('outer-fragment')))];
-    }],
+    [
+      'eth0-outer-fragment',
+      () => {
+        const more = random() < 0.5;
+        return [
+          eth0(
+            validIpip(echo(), { mf: more, offset: more ? int(100) : between(1, 100) }),
+            received(drop('outer-fragment')),
+          ),
+        ];
+      },
+    ],
     ['eth0-unknown-ipip-source', () => [eth0(ipip(stranger, target, echo()), received(drop('unknown-ipip-source')))]],
-    ['eth0-martian-outer-source', () => [
-      eth0(ipip(pick([address('127.0.0.1'), address('0.0.0.0'), address('224.0.0.5'), lab.broadcast, target]), target, echo()), received(drop('martian-source'))),
-    ]],
-    ['eth0-nested-ipip', () => [eth0(validIpip(ipip(peerTunnel, pick(targetPods), echo())), received(drop('nested-ipip')))]],
+    [
+      'eth0-martian-outer-source',
+      () => [
+        eth0(
+          ipip(
+            pick([address('127.0.0.1'), address('0.0.0.0'), address('224.0.0.5'), lab.broadcast, target]),
+            target,
+            echo(),
+          ),
+          received(drop('martian-source')),
+        ),
+      ],
+    ],
+    [
+      'eth0-nested-ipip',
+      () => [eth0(validIpip(ipip(peerTunnel, pick(targetPods), echo())), received(drop('nested-ipip')))],
+    ],
     ['eth0-echo-to-pod-outer-options', () => [eth0(validIpip(echo(), { options: nops() }), received(ANSWERED))]],
     ['tunl0-echo-to-pod', () => [[{ interface: 'tunl0', packet: echo() }, received(ANSWERED)]]],
-    ['tunl0-bad-checksum', () => [[{ interface: 'tunl0', packet: echo(peerTunnel, pick(targetPods), { badChecksum: true }) }, received(drop('bad-checksum'))]]],
-    ['pod-spoofed-source', () => {
-      const i = int(cali.length);
-      const foreign = pick([...targetPods.filter((_, j) => j !== i), ...thirdPods, peerTunnel, address('192.168.87.250'), address('8.8.8.8')]);
-      return [fromPod(i, echo(foreign, pick(thirdPods)), received(drop('spoofed-source')))];
-    }],
-    ['pod-truncated', () => [fromPod(int(cali.length), Buffer.from([0x45, ...bytes(between(0, 18))]), received(drop('truncated')))]],
-    ['pod-bad-checksum', () => {
-      const i = int(cali.length);
-      return [fromPod(i, echo(targetPods[i], pick(thirdPods), { badChecksum: true }), received(drop('bad-checksum')))];
-    }],
-    ['pod-to-blackholed-block', () => {
-      const i = int(cali.length);
-      return [fromPod(i, echo(targetPods[i], lab.blackhole), received(drop('blackhole')))];
-    }],
-    ['pod-ttl-1-to-remote-pod', () => {
-      const i = int(cali.length);
-      // Time exceeded from the node back to the pod: originated, delivered.
-      return [fromPod(i, echo(targetPods[i], pick(thirdPods), { ttl: 1 }), received(drop('ttl-expired', { originated: 1, delivered: 1 })))];
-    }],
-    ['pod-to-node', () => {
-      const i = int(cali.length);
-      return [fromPod(i, echo(targetPods[i], pick([target, targetTunnel])), received({ consumed: 1, originated: 1, delivered: 1 }))];
-    }],
-    ['pod-no-route', () => {
-      const i = int(cali.length);
-      return [fromPod(i, echo(targetPods[i], address('8.8.8.8')), received(drop('no-route', { originated: 1, delivered: 1 })))];
-    }],
-    ['pod-overlapping-fragments-to-remote-pod', () => {
-      const i = int(cali.length);
-      const [first, second] = fragmentedEcho(targetPods[i], pick(thirdPods), true);
-      return [fromPod(i, first, received({ forwarded: 1 })), fromPod(i, second, received({ forwarded: 1 }))];
-    }],
+    [
+      'tunl0-bad-checksum',
+      () => [
+        [
+          { interface: 'tunl0', packet: echo(peerTunnel, pick(targetPods), { badChecksum: true }) },
+          received(drop('bad-checksum')),
+        ],
+      ],
+    ],
+    [
+      'pod-spoofed-source',
+      () => {
+        const i = int(cali.length);
+        const foreign = pick([
+          ...targetPods.filter((_, j) => j !== i),
+          ...thirdPods,
+          peerTunnel,
+          address('192.168.87.250'),
+          address('8.8.8.8'),
+        ]);
+        return [fromPod(i, echo(foreign, pick(thirdPods)), received(drop('spoofed-source')))];
+      },
+    ],
+    [
+      'pod-truncated',
+      () => [fromPod(int(cali.length), Buffer.from([0x45, ...bytes(between(0, 18))]), received(drop('truncated')))],
+    ],
+    [
+      'pod-bad-checksum',
+      () => {
+        const i = int(cali.length);
+        return [
+          fromPod(i, echo(targetPods[i], pick(thirdPods), { badChecksum: true }), received(drop('bad-checksum'))),
+        ];
+      },
+    ],
+    [
+      'pod-to-blackholed-block',
+      () => {
+        const i = int(cali.length);
+        return [fromPod(i, echo(targetPods[i], lab.blackhole), received(drop('blackhole')))];
+      },
+    ],
+    [
+      'pod-ttl-1-to-remote-pod',
+      () => {
+        const i = int(cali.length);
+        // Time exceeded from the node back to the pod: originated, delivered.
+        return [
+          fromPod(
+            i,
+            echo(targetPods[i], pick(thirdPods), { ttl: 1 }),
+            received(drop('ttl-expired', { originated: 1, delivered: 1 })),
+          ),
+        ];
+      },
+    ],
+    [
+      'pod-to-node',
+      () => {
+        const i = int(cali.length);
+        return [
+          fromPod(
+            i,
+            echo(targetPods[i], pick([target, targetTunnel])),
+            received({ consumed: 1, originated: 1, delivered: 1 }),
+          ),
+        ];
+      },
+    ],
+    [
+      'pod-no-route',
+      () => {
+        const i = int(cali.length);
+        return [
+          fromPod(
+            i,
+            echo(targetPods[i], address('8.8.8.8')),
+            received(drop('no-route', { originated: 1, delivered: 1 })),
+          ),
+        ];
+      },
+    ],
+    [
+      'pod-overlapping-fragments-to-remote-pod',
+      () => {
+        const i = int(cali.length);
+        const [first, second] = fragmentedEcho(targetPods[i], pick(thirdPods), true);
+        return [fromPod(i, first, received({ forwarded: 1 })), fromPod(i, second, received({ forwarded: 1 }))];
+      },
+    ],
   ];
 }
 
@@ -518,7 +761,8 @@ async function postAll(items, concurrency) {
           response.on('data', (chunk) => chunks.push(chunk));
           response.on('end', () => {
             statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1;
-            if (response.statusCode !== 200) failures.add(`${response.statusCode} ${Buffer.concat(chunks).toString().trim()}`);
+            if (response.statusCode !== 200)
+              failures.add(`${response.statusCode} ${Buffer.concat(chunks).toString().trim()}`);
             else item.onDone?.();
             resolve();
           });
@@ -594,10 +838,18 @@ async function probe() {
     try {
       await new Promise((resolve, reject) => {
         const request = http.get(
-          { host: config.host, port: config.port ?? 9440, path: config.path ?? '/v1/stats', agent: false, timeout: 5_000 },
+          {
+            host: config.host,
+            port: config.port ?? 9440,
+            path: config.path ?? '/v1/stats',
+            agent: false,
+            timeout: 5_000,
+          },
           (response) => {
             response.resume();
-            response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
+            response.on('end', () =>
+              response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`)),
+            );
           },
         );
         request.on('error', reject);
@@ -612,7 +864,14 @@ async function probe() {
   }
   latencies.sort((a, b) => a - b);
   const quantile = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? null;
-  return { requests: latencies.length + failed, failed, errors: [...errors], p50: quantile(0.5), p99: quantile(0.99), max: latencies.at(-1) ?? null };
+  return {
+    requests: latencies.length + failed,
+    failed,
+    errors: [...errors],
+    p50: quantile(0.5),
+    p99: quantile(0.99),
+    max: latencies.at(-1) ?? null,
+  };
 }
 
 /** One raw HTTP exchange on a fresh connection: whatever bytes we like, the status line and body that come back. */
@@ -636,13 +895,21 @@ function rawExchange(text, body) {
       if (head < 0) return;
       const length = /content-length: *(\d+)/i.exec(reply.slice(0, head));
       if (length && reply.length - head - 4 >= Number(length[1])) {
-        finish({ status: Number(reply.split(' ')[1]), body: reply.slice(head + 4), contentType: /content-type: *([^\r]+)/i.exec(reply)?.[1] });
+        finish({
+          status: Number(reply.split(' ')[1]),
+          body: reply.slice(head + 4),
+          contentType: /content-type: *([^\r]+)/i.exec(reply)?.[1],
+        });
       }
     });
     // The server may answer (413) and close while we are still writing: what it sent before the reset counts.
     const closed = (why) => {
       const reply = Buffer.concat(chunks).toString('latin1');
-      finish(reply ? { status: Number(reply.split(' ')[1]) || 'garbled', body: reply.slice(reply.indexOf('\r\n\r\n') + 4) } : { status: why });
+      finish(
+        reply
+          ? { status: Number(reply.split(' ')[1]) || 'garbled', body: reply.slice(reply.indexOf('\r\n\r\n') + 4) }
+          : { status: why },
+      );
     };
     socket.on('error', () => closed('error'));
     socket.on('close', () => closed('closed'));
@@ -661,7 +928,9 @@ function rawExchange(text, body) {
  */
 function httpExchange({ method, path, headers, chunks }) {
   return new Promise((resolve) => {
-    const target = config.socketPath ? { socketPath: config.socketPath } : { host: config.host, port: config.port ?? 9440 };
+    const target = config.socketPath
+      ? { socketPath: config.socketPath }
+      : { host: config.host, port: config.port ?? 9440 };
     const request = http.request({ ...target, method, path, headers, agent: false, timeout: 10_000 }, (response) => {
       const body = [];
       response.on('data', (chunk) => body.push(chunk));
@@ -680,9 +949,17 @@ async function abuse() {
   const json = (method, path, value) => {
     const body = typeof value === 'string' ? value : JSON.stringify(value);
     if (body.length > 16 * 1024) {
-      return { method, path, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, chunks: [body] };
+      return {
+        method,
+        path,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        chunks: [body],
+      };
     }
-    return [`${method} ${path} HTTP/1.1\r\nhost: agent\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`, body];
+    return [
+      `${method} ${path} HTTP/1.1\r\nhost: agent\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`,
+      body,
+    ];
   };
   const huge = 'x'.repeat(300 * 1024);
   /** The CLI's pod tools and inject: their JSON handling is what the messages below are checked on. */
@@ -695,33 +972,118 @@ async function abuse() {
     ['unknown route', () => json('GET', `/v1/${bytes(6).toString('hex')}`, '')],
     ['unknown version', () => json('GET', '/v2/stats', '')],
     ['root', () => json('GET', '/', '')],
-    ['wrong method', () => json(pick(['PUT', 'PATCH', 'DELETE', 'POST']), pick(['/v1/node', '/v1/stats', '/v1/spec', '/v1/cluster', '/v1/dataplane']), '{}')],
-    ['write to read-only state', () => json(pick(['PUT', 'POST', 'PATCH']), pick(config.readOnlyPaths ?? ['/v1/routes', '/v1/pods', '/v1/config']), { nodes: [] })],
+    [
+      'wrong method',
+      () =>
+        json(
+          pick(['PUT', 'PATCH', 'DELETE', 'POST']),
+          pick(['/v1/node', '/v1/stats', '/v1/spec', '/v1/cluster', '/v1/dataplane']),
+          '{}',
+        ),
+    ],
+    [
+      'write to read-only state',
+      () =>
+        json(pick(['PUT', 'POST', 'PATCH']), pick(config.readOnlyPaths ?? ['/v1/routes', '/v1/pods', '/v1/config']), {
+          nodes: [],
+        }),
+    ],
     ['bad JSON', () => json('POST', pick(TOOLS), pick(BAD_JSON))],
     ['JSON that is not an object', () => json('POST', pick(TOOLS), pick(NOT_OBJECTS))],
     ['oversized body', () => json('POST', pick(TOOLS), `{"packet":"${huge}"}`)],
     // Every write route the API has, whoever added it: bad bodies are refused there too.
-    ['bad bodies on every write route', () => {
-      const route = pick(writeRoutes);
-      const path = route.path.replace('*', String(between(100000, 999999)));
-      return json(route.method, path, pick([...BAD_JSON, ...NOT_OBJECTS, `{"x":"${huge}"}`]));
-    }],
-    ['wrong types: ping', () => json('POST', '/v1/ping', { from: pick([1, [], {}, true, '']), to: pick([1, null, [], 'nowhere', '300.1.1.1']), count: pick(['4', -1, 1.5, 1e9, {}]) })],
-    ['wrong ranges: ping', () => json('POST', '/v1/ping', { from: config.pod, to: config.podIp, count: pick([0, 101, 1e6]), intervalMs: pick([0, 1, 1e7]) })],
-    ['wrong types: curl', () => json('POST', '/v1/curl', { from: config.pod, url: pick([42, [], '', { href: 'http://x/' }]), timeoutMs: pick(['1', -5, 1e9]) })],
-    ['wrong types: traceroute', () => json('POST', '/v1/traceroute', { from: config.pod, to: config.podIp, maxHops: pick([0, 65, 'x', 2.5]) })],
-    ['wrong types: inject', () => json('POST', '/v1/inject', { interface: pick([1, '', 'eth9', 'lo', '../../etc/passwd', null]), packet: pick(['', '!!!', 5, 'RQ==']) })],
-    ['bad base64', () => json('POST', '/v1/inject', { interface: 'eth0', packet: pick(['%%%%', 'RQ=', 'R Q==x', '====']) })],
-    ...(has('POST', '/v1/taps') ? [['wrong types: taps', () => json('POST', '/v1/taps', { interfaces: pick(['eth0', [1], ['nope'], {}]), maxPackets: pick([0, -1, 'many', 1e9]) })]] : []),
-    ...(has('DELETE', '/v1/taps/*') ? [['no such tap', () => json('DELETE', `/v1/taps/${pick(['999999', '%E0%A4%A', 'x', '..%2F..%2Fetc'])}`, '')]] : []),
+    [
+      'bad bodies on every write route',
+      () => {
+        const route = pick(writeRoutes);
+        const path = route.path.replace('*', String(between(100000, 999999)));
+        return json(route.method, path, pick([...BAD_JSON, ...NOT_OBJECTS, `{"x":"${huge}"}`]));
+      },
+    ],
+    [
+      'wrong types: ping',
+      () =>
+        json('POST', '/v1/ping', {
+          from: pick([1, [], {}, true, '']),
+          to: pick([1, null, [], 'nowhere', '300.1.1.1']),
+          count: pick(['4', -1, 1.5, 1e9, {}]),
+        }),
+    ],
+    [
+      'wrong ranges: ping',
+      () =>
+        json('POST', '/v1/ping', {
+          from: config.pod,
+          to: config.podIp,
+          count: pick([0, 101, 1e6]),
+          intervalMs: pick([0, 1, 1e7]),
+        }),
+    ],
+    [
+      'wrong types: curl',
+      () =>
+        json('POST', '/v1/curl', {
+          from: config.pod,
+          url: pick([42, [], '', { href: 'http://x/' }]),
+          timeoutMs: pick(['1', -5, 1e9]),
+        }),
+    ],
+    [
+      'wrong types: traceroute',
+      () => json('POST', '/v1/traceroute', { from: config.pod, to: config.podIp, maxHops: pick([0, 65, 'x', 2.5]) }),
+    ],
+    [
+      'wrong types: inject',
+      () =>
+        json('POST', '/v1/inject', {
+          interface: pick([1, '', 'eth9', 'lo', '../../etc/passwd', null]),
+          packet: pick(['', '!!!', 5, 'RQ==']),
+        }),
+    ],
+    [
+      'bad base64',
+      () => json('POST', '/v1/inject', { interface: 'eth0', packet: pick(['%%%%', 'RQ=', 'R Q==x', '====']) }),
+    ],
+    ...(has('POST', '/v1/taps')
+      ? [
+          [
+            'wrong types: taps',
+            () =>
+              json('POST', '/v1/taps', {
+                interfaces: pick(['eth0', [1], ['nope'], {}]),
+                maxPackets: pick([0, -1, 'many', 1e9]),
+              }),
+          ],
+        ]
+      : []),
+    ...(has('DELETE', '/v1/taps/*')
+      ? [['no such tap', () => json('DELETE', `/v1/taps/${pick(['999999', '%E0%A4%A', 'x', '..%2F..%2Fetc'])}`, '')]]
+      : []),
     ['bad URL escape', () => json('GET', pick(['/v1/%E0%A4%A', '/v1/%', '/%zz']), '')],
     ['garbage request line', () => [`${bytes(40).toString('latin1')}\r\n\r\n`, '']],
-    ['header overflow', () => [`GET /v1/stats HTTP/1.1\r\nhost: agent\r\nx: ${'a'.repeat(20_000)}\r\n${'y: b\r\n'.repeat(2000)}\r\n`, '']],
+    [
+      'header overflow',
+      () => [`GET /v1/stats HTTP/1.1\r\nhost: agent\r\nx: ${'a'.repeat(20_000)}\r\n${'y: b\r\n'.repeat(2000)}\r\n`, ''],
+    ],
     ['no Host header', () => [`GET /v1/stats HTTP/1.1\r\nconnection: close\r\n\r\n`, '']],
     // Ten bytes promised, six sent, then the client hangs up.
-    ['lying content-length', () => [`POST /v1/inject HTTP/1.1\r\nhost: agent\r\ncontent-length: 10\r\ncontent-type: application/json\r\n\r\n`, '{"a":']],
+    [
+      'lying content-length',
+      () => [
+        `POST /v1/inject HTTP/1.1\r\nhost: agent\r\ncontent-length: 10\r\ncontent-type: application/json\r\n\r\n`,
+        '{"a":',
+      ],
+    ],
     // No content-length: node:http sends the pieces chunked.
-    ['chunked oversized body', () => ({ method: 'POST', path: pick(TOOLS), headers: { 'content-type': 'application/json' }, chunks: Array(4).fill('y'.repeat(32 * 1024)) })],
+    [
+      'chunked oversized body',
+      () => ({
+        method: 'POST',
+        path: pick(TOOLS),
+        headers: { 'content-type': 'application/json' },
+        chunks: Array(4).fill('y'.repeat(32 * 1024)),
+      }),
+    ],
   ];
   const histogram = {};
   const unexpected = [];
@@ -747,8 +1109,14 @@ async function abuse() {
       if (status >= 400 && status < 500) {
         messages[name] ??= error ?? reply.body?.slice(0, 120);
         // Node's HTTP parser answers these itself, before the API sees a request.
-        const jsonExpected = !['garbage request line', 'header overflow', 'no Host header', 'lying content-length'].includes(name);
-        if (jsonExpected && (typeof error !== 'string' || error.length < 8)) unexpected.push(`${name}: ${status} without a JSON error (${reply.body?.slice(0, 80)})`);
+        const jsonExpected = ![
+          'garbage request line',
+          'header overflow',
+          'no Host header',
+          'lying content-length',
+        ].includes(name);
+        if (jsonExpected && (typeof error !== 'string' || error.length < 8))
+          unexpected.push(`${name}: ${status} without a JSON error (${reply.body?.slice(0, 80)})`);
       } else if (!(name === 'lying content-length' && (reply.status === 'timeout' || reply.status === 'closed'))) {
         unexpected.push(`${name}: ${reply.status} ${reply.body?.slice(0, 160)}`);
       }
@@ -756,7 +1124,14 @@ async function abuse() {
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: config.concurrency ?? 50 }, worker));
-  return { requests: jobs.length, seconds: (performance.now() - started) / 1000, histogram, messages, unexpected: unexpected.slice(0, 20), unexpectedCount: unexpected.length };
+  return {
+    requests: jobs.length,
+    seconds: (performance.now() - started) / 1000,
+    histogram,
+    messages,
+    unexpected: unexpected.slice(0, 20),
+    unexpectedCount: unexpected.length,
+  };
 }
 
 /** Given packets (hex), one at a time: for the spoofing tests' single packets from a node or the stranger. */

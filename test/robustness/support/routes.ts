@@ -39,7 +39,9 @@ export function apiRoutes(): ApiRoute[] {
 export function callersOf(routePath: string): string[] {
   const fixed = routePath.replace(/\/\*$/, '/');
   return [...sources(path.join(REPO_ROOT, 'src/cli')), ...sources(path.join(REPO_ROOT, 'src/testing'))]
-    .filter((file) => readFileSync(file, 'utf8').includes(`'${fixed}`) || readFileSync(file, 'utf8').includes(`\`${fixed}`))
+    .filter(
+      (file) => readFileSync(file, 'utf8').includes(`'${fixed}`) || readFileSync(file, 'utf8').includes(`\`${fixed}`),
+    )
     .map((file) => path.relative(REPO_ROOT, file));
 }
 

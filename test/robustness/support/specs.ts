@@ -60,7 +60,7 @@ export const BAD_SPECS: readonly BadSpec[] = [
     edit: editing((s) => (s.network.cidr = '10.32.0.0/24x')),
   },
   {
-    name: 'a block size under Calico\'s 20',
+    name: "a block size under Calico's 20",
     field: 'pool.blockSize',
     says: ['19 is outside 20..32'],
     edit: editing((s) => (s.pool.blockSize = 19)),

@@ -26,7 +26,9 @@ export async function runTool<T>(container: StartedTestContainer, config: Record
   const result = await container.exec(['node', TOOL_PATH, JSON.stringify(config)]);
   const last = result.stdout.trim().split('\n').at(-1) ?? '';
   if (result.exitCode !== 0 || !last.startsWith('{')) {
-    throw new Error(`lab-tool ${String(config.mode)} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+    throw new Error(
+      `lab-tool ${String(config.mode)} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`,
+    );
   }
   return JSON.parse(last) as T;
 }
@@ -57,7 +59,11 @@ export function toolLab(lab: Lab, names: { target: string; peer: string; third: 
       interfaces: pods.map((pod) => pod.hostInterface),
       blackhole: blackhole.toString(),
     },
-    peer: { ip: peer.ip.toString(), tunnel: String(peer.tunnelAddress), blockFree: Ipv4Address.fromUint32(peer.blocks[0].first().value + 5).toString() },
+    peer: {
+      ip: peer.ip.toString(),
+      tunnel: String(peer.tunnelAddress),
+      blockFree: Ipv4Address.fromUint32(peer.blocks[0].first().value + 5).toString(),
+    },
     third: { ip: third.ip.toString(), pods: lab.podsOn(third.name).map((pod) => pod.ip.toString()) },
     stranger,
     broadcast: lab.cluster.spec.network.cidr.last().toString(),
@@ -141,7 +147,11 @@ export type Delta = ReturnType<typeof delta>;
 
 /** Only the reasons that moved, for messages and figures. */
 export function nonZero(counts: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).filter(([, count]) => count !== 0).sort(([, a], [, b]) => b - a));
+  return Object.fromEntries(
+    Object.entries(counts)
+      .filter(([, count]) => count !== 0)
+      .sort(([, a], [, b]) => b - a),
+  );
 }
 
 /** Waits until `done` holds for the node's stats (packets from other containers arrive asynchronously). */
