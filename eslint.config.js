@@ -14,6 +14,8 @@ export default tseslint.config(
     },
     rules: {
       // Addresses and prefixes are values whose toString() is their text form, as netip's String() is.
+      // `const { dropped, ...kept } = value` is how a field is left out of a copy.
+      '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }],
       '@typescript-eslint/restrict-template-expressions': [
         'error',
         { allowNumber: true, allow: [{ from: 'file', name: ['Ipv4Address', 'Ipv4Prefix'] }] },
@@ -35,5 +37,10 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // A CommonJS preload (node --require) has nothing but require.
+    files: ['**/*.cjs'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

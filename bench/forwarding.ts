@@ -512,18 +512,16 @@ export async function benchForwarding(): Promise<BenchResult[]> {
         ...targetContainers.map((container) => pinToCpu(container.getId(), TARGET_CPU)),
       ]);
     }
-    const agents = await Promise.all(
-      nodes.map(async (node, i): Promise<Target> => {
-        const handle = lab!.node(node);
-        return {
-          label: configurations[i].label,
-          ip: handle.ip,
-          podIp: podOf(node),
-          logs: () => handle.logs(),
-          socketDrops: async () => ipipSocketDrops((await handle.exec(['cat', '/proc/net/raw'])).stdout),
-        };
-      }),
-    );
+    const agents = nodes.map((node, i): Target => {
+      const handle = lab!.node(node);
+      return {
+        label: configurations[i].label,
+        ip: handle.ip,
+        podIp: podOf(node),
+        logs: () => handle.logs(),
+        socketDrops: async () => ipipSocketDrops((await handle.exec(['cat', '/proc/net/raw'])).stdout),
+      };
+    });
     const baseline: Target = {
       label: 'C relay (recvmmsg/sendmmsg)',
       ip: BASELINE_IP,

@@ -71,7 +71,7 @@ export interface ClusterView {
 
 function specView(cluster: ClusterState): ClusterView {
   const system = localSystemInfo();
-  return { cluster, live: false, facts: async () => ({ status: 'Ready', system }) };
+  return { cluster, live: false, facts: () => Promise.resolve({ status: 'Ready', system }) };
 }
 
 function liveView(cluster: ClusterState): ClusterView {

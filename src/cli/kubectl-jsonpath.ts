@@ -41,12 +41,12 @@ function evaluate(value: unknown, steps: readonly Step[], template: string): unk
         return [(current as Record<string, unknown>)[step.field]];
       }
       if (!Array.isArray(current)) return fail(`${JSON.stringify(current)} is not array or slice`);
-      if ('all' in step) return current;
+      if ('all' in step) return current as unknown[];
       const index = step.index < 0 ? current.length + step.index : step.index;
       if (index < 0 || index >= current.length) {
         return fail(`array index out of bounds: index ${step.index}, length ${current.length}`);
       }
-      return [current[index]];
+      return [current[index] as unknown];
     });
   }
   return values;

@@ -197,7 +197,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     handler?.close();
     labNode?.close();
     underlay.close();
-    await Promise.all(servers.map((server) => (server.listening ? closeServer(server) : undefined)));
+    await Promise.all(servers.filter((server) => server.listening).map((server) => closeServer(server)));
     throw error;
   }
   nodeLog(`listening on ${node.ip}:${options.apiPort} and ${options.socketPath}`);

@@ -53,7 +53,7 @@ const LOG_FRAME_HEADER = 8;
 /** A container's whole log so far, stdout and stderr interleaved as written (not followed: it returns). */
 export async function containerLogs(id: string): Promise<string> {
   const docker = await dockerode();
-  const raw = (await docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false })) as Buffer;
+  const raw = await docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false });
   const chunks: Buffer[] = [];
   for (let at = 0; at + LOG_FRAME_HEADER <= raw.length;) {
     const length = raw.readUInt32BE(at + 4);
@@ -132,10 +132,11 @@ export class PinnedContainer extends GenericContainer {
     this.withNetworkMode(networkName);
   }
 
-  protected override async beforeContainerCreated(): Promise<void> {
+  protected override beforeContainerCreated(): Promise<void> {
     this.createOpts.NetworkingConfig = {
       EndpointsConfig: { [this.networkName]: { IPAMConfig: { IPv4Address: this.ipv4 } } },
     };
     if (this.sysctls) this.hostConfig.Sysctls = { ...this.sysctls };
+    return Promise.resolve();
   }
 }

@@ -118,7 +118,7 @@ describe('reads', () => {
     expect(text).toContain(
       '2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\n    link/ipip 0.0.0.0 brd 0.0.0.0\n    RX:  bytes packets dropped\n',
     );
-    expect(text).toMatch(/\nDrops on worker-node01: [1-9]\d*\n(.*\n)*    blackhole +1\n/);
+    expect(text).toMatch(/\nDrops on worker-node01: [1-9]\d*\n(.*\n)* {4}blackhole +1\n/);
     expect(text).not.toContain('1: lo');
   });
 
@@ -168,7 +168,7 @@ describe('captures', () => {
     const response = await client.capture({ interfaces: [podA.name], count: 3 });
     expect(response.headers['content-type']).toBe('application/x-pcapng');
     expect(response.headers[CAPTURE_HEADER.interfaces]).toBe(podA.hostInterface);
-    const id = response.headers[CAPTURE_HEADER.id];
+    const id = String(response.headers[CAPTURE_HEADER.id]);
     await client.raw('POST', '/v1/ping', { from: podA.name, to: podB.name, count: 2, intervalMs: 10 });
     const { file, stats } = await readStream(response);
 

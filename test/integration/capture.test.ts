@@ -99,8 +99,8 @@ describe('an eth0 capture of a cross-node ping', () => {
   });
 
   test('is IPIP 10.0.0.11 ↔ 10.0.0.12 with the pod packet nested: the pod addresses at ip.src#2 and ip.dst#2', async () => {
-    const request = ['10.0.0.11,' + podA.ip, '10.0.0.12,' + podB.ip, '4,1', '8'];
-    const reply = ['10.0.0.12,' + podB.ip, '10.0.0.11,' + podA.ip, '4,1', '0'];
+    const request = [`10.0.0.11,${podA.ip}`, `10.0.0.12,${podB.ip}`, '4,1', '8'];
+    const reply = [`10.0.0.12,${podB.ip}`, `10.0.0.11,${podA.ip}`, '4,1', '0'];
     expect(await fields(file, ['ip.src', 'ip.dst', 'ip.proto', 'icmp.type'])).toEqual([
       request,
       reply,

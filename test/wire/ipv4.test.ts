@@ -130,11 +130,13 @@ describe('Ipv4View', () => {
       ['ihl', 5],
       ['version', 6],
     ];
+    // The fields by name, as data: each setter must change its own field and no other.
+    const fields = view as unknown as Record<string, unknown>;
     for (const [field, value] of setters) {
-      const before = Object.fromEntries(setters.map(([name]) => [name, view[name]]));
-      (view as unknown as Record<string, unknown>)[field] = value;
-      expect(view[field]).toBe(value);
-      for (const [other] of setters) if (other !== field) expect(view[other]).toBe(before[other]);
+      const before = Object.fromEntries(setters.map(([name]) => [name, fields[name]]));
+      fields[field] = value;
+      expect(fields[field]).toBe(value);
+      for (const [other] of setters) if (other !== field) expect(fields[other]).toBe(before[other]);
     }
     expect(view.fragmentByteOffset).toBe(0x1fff * 8);
   });

@@ -71,7 +71,7 @@ export class AgentClient {
   async request<E extends Endpoint>(endpoint: E, request?: RequestOf<E>): Promise<ResponseOf<E>> {
     const [method, pattern] = endpoint.split(' ');
     const inPath = pattern.endsWith('/*');
-    const path = inPath ? `${pattern.slice(0, -1)}${encodeURIComponent(String(request))}` : pattern;
+    const path = inPath ? `${pattern.slice(0, -1)}${encodeURIComponent(request as string)}` : pattern;
     const value = await this.readJson(await this.open(method, path, inPath ? undefined : request));
     if (isResponseOf(endpoint, value)) return value;
     throw new UsageError(`the agent of ${this.nodeName} at ${this.where()} answered ${endpoint} with something else`);

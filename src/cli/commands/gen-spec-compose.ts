@@ -138,7 +138,7 @@ export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: s
       command: inline(document, ['node', '--name', node.name]),
       networks: { [NETWORK]: { ipv4_address: node.ip.toString() } },
     }) as YAMLMap;
-    service.items.push(...(own.items as Pair[]));
+    service.items.push(...own.items);
     services.items.push(pair(node.name, service));
   });
   const root = new YAMLMap();

@@ -29,7 +29,7 @@ import { IPV4_MIN_HEADER_LENGTH, IP_PROTOCOL, Ipv4View } from '../../wire/ipv4.j
 import { TcpView } from '../../wire/tcp.js';
 import { UdpView } from '../../wire/udp.js';
 
-export type CompiledFilter = { ok: true; match(packet: Buffer): boolean } | { ok: false; error: string };
+export type CompiledFilter = { ok: true; match: (packet: Buffer) => boolean } | { ok: false; error: string };
 
 /** True when the IPv4 header at `at` matches; only ever called on a header that `isIpv4HeaderAt` accepted. */
 type Matcher = (packet: Buffer, at: number) => boolean;
@@ -61,7 +61,7 @@ const PROTOCOL_NAMES: ReadonlyMap<string, number> = new Map([
 const MAX_PORT = 0xffff;
 const PORTS_LENGTH = 4;
 const MAX_PROTOCOL = 0xff;
-const TOKEN = /\s+|&&|\|\||[()!]|[\w.\/\\-]+/y;
+const TOKEN = /\s+|&&|\|\||[()!]|[\w./\\-]+/y;
 
 /**
  * One view of each kind for every matcher: a matcher runs to its end before another starts, and attaches the view to

@@ -34,7 +34,7 @@ export class TimerSet {
   constructor(private readonly setTimer: SetTimer) {}
 
   start(callback: () => void, delayMs: number): Timer {
-    let inner: Timer | undefined;
+    let inner: Timer | undefined = undefined;
     const timer: Timer = {
       cancel: () => {
         if (this.live.delete(timer)) inner?.cancel();

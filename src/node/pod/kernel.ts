@@ -61,7 +61,7 @@ export interface PodKernel {
   /** Undefined if another socket holds the identifier. The returned function unbinds. */
   bindPing(identifier: number, socket: PingSocket): (() => void) | undefined;
   /** Binds an ephemeral UDP port; undefined when none is free. */
-  bindUdp(socket: UdpErrorSocket): { port: number; unbind(): void } | undefined;
+  bindUdp(socket: UdpErrorSocket): { port: number; unbind: () => void } | undefined;
   /** Runs `interrupt` if the pod is closed first; the returned function cancels that. */
   onClose(interrupt: () => void): () => void;
 }

@@ -438,7 +438,7 @@ export class SimulatedPod {
     };
   }
 
-  private bindUdp(socket: UdpErrorSocket): { port: number; unbind(): void } | undefined {
+  private bindUdp(socket: UdpErrorSocket): { port: number; unbind: () => void } | undefined {
     const sockets = (this.udpSockets ??= new Map());
     const start = Math.floor(this.random() * EPHEMERAL_COUNT);
     for (let i = 0; i < EPHEMERAL_COUNT; i++) {

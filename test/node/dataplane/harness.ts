@@ -18,7 +18,7 @@ import { ipv4, IP_PROTOCOL, Ipv4View, type DecodedIpv4Packet } from '../../../sr
 import { ipv4FromString, ipv4ToString } from '../../../src/wire/ipv4-text.js';
 
 export const ip = (text: string): number => Ipv4Address.parse(text).value;
-export const address = Ipv4Address.parse;
+export const address = (text: string): Ipv4Address => Ipv4Address.parse(text);
 
 export interface Sent {
   packet: Buffer;

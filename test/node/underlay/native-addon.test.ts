@@ -182,7 +182,10 @@ describe.runIf(canOpenRawSockets)('the socket keeps its process alive exactly wh
 
 test('the addon imports only Node-API, libuv and libc: the ABI that Node 20, 22 and 24 share', async () => {
   const symbols = await new Promise<string>((resolve, reject) =>
-    execFile('nm', ['-D', '--undefined-only', ADDON], (error, stdout) => (error ? reject(error) : resolve(stdout))),
+    execFile('nm', ['-D', '--undefined-only', ADDON], (error, stdout) => {
+      if (error) reject(new Error(error.message, { cause: error }));
+      else resolve(stdout);
+    }),
   );
   const imported = symbols
     .split('\n')

@@ -7,10 +7,10 @@ const ip = (text: string): Ipv4Address => Ipv4Address.parse(text);
 function recorder(fail?: (lines: readonly string[]) => Error | undefined) {
   const batches: string[][] = [];
   const logs: string[] = [];
-  const run: IpBatchRunner = async (lines) => {
+  const run: IpBatchRunner = (lines) => {
     batches.push([...lines]);
     const error = fail?.(lines);
-    if (error) throw error;
+    return error ? Promise.reject(error) : Promise.resolve();
   };
   return { batches, logs, pins: new NeighbourPins('eth0', (line) => logs.push(line), run) };
 }
