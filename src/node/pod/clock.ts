@@ -34,6 +34,8 @@ export class TimerSet {
   constructor(private readonly setTimer: SetTimer) {}
 
   start(callback: () => void, delayMs: number): Timer {
+    // Assigned once, below, but read by cancel() first when a scheduler that runs due timers at once has one of
+    // them cancel everything: a const would not exist yet there.
     let inner: Timer | undefined = undefined;
     const timer: Timer = {
       cancel: () => {

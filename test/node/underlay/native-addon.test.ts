@@ -4,6 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { openBatchedUnderlay } from '../../../src/node/underlay/batched.js';
 import { encapsulate, internetChecksum, IP_PROTOCOL, ipv4 } from '../../../src/wire/index.js';
@@ -181,12 +182,7 @@ describe.runIf(canOpenRawSockets)('the socket keeps its process alive exactly wh
 });
 
 test('the addon imports only Node-API, libuv and libc: the ABI that Node 20, 22 and 24 share', async () => {
-  const symbols = await new Promise<string>((resolve, reject) =>
-    execFile('nm', ['-D', '--undefined-only', ADDON], (error, stdout) => {
-      if (error) reject(new Error(error.message, { cause: error }));
-      else resolve(stdout);
-    }),
-  );
+  const { stdout: symbols } = await promisify(execFile)('nm', ['-D', '--undefined-only', ADDON]);
   const imported = symbols
     .split('\n')
     .map((line) => line.trim().split(/\s+/).at(-1) ?? '')
