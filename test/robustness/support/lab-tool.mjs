@@ -1030,7 +1030,7 @@ async function abuse() {
     ],
     [
       'wrong types: traceroute',
-      () => json('POST', '/v1/traceroute', { from: config.pod, to: config.podIp, maxHops: pick([0, 65, 'x', 2.5]) }),
+      () => json('POST', '/v1/traceroute', { from: config.pod, to: config.podIp, maxHops: pick([0, 256, 'x', 2.5]) }),
     ],
     [
       'wrong types: inject',

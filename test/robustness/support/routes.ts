@@ -38,10 +38,10 @@ export function apiRoutes(): ApiRoute[] {
 /** Files of src/cli and src/testing that name `routePath` (its part before a `*` parameter). */
 export function callersOf(routePath: string): string[] {
   const fixed = routePath.replace(/\/\*$/, '/');
+  // A path as a string of its own, or as the contract's endpoint key (`'POST /v1/ping'`).
+  const named = new RegExp(`['\`](?:[A-Z]+ )?${fixed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
   return [...sources(path.join(REPO_ROOT, 'src/cli')), ...sources(path.join(REPO_ROOT, 'src/testing'))]
-    .filter(
-      (file) => readFileSync(file, 'utf8').includes(`'${fixed}`) || readFileSync(file, 'utf8').includes(`\`${fixed}`),
-    )
+    .filter((file) => named.test(readFileSync(file, 'utf8')))
     .map((file) => path.relative(REPO_ROOT, file));
 }
 
