@@ -5,15 +5,29 @@
  * once, by JS (Buffer.allocUnsafeSlow), and only read and written here: no external buffers, which some Node
  * builds forbid, and no allocation per packet.
  *
+ * The same object drives a TUN device instead (options.tun: the kernel-backed node, where the agent is tunl0's
+ * driver) or captures one interface's IPv4 traffic (options.packet); only the system calls differ, so the batching,
+ * the callbacks and the failure accounting are shared. bindInNetns binds a socket inside a pod's network namespace
+ * for Node's own servers to listen on.
+ *
  * Only Node-API (NAPI_VERSION 8) and libuv, so one build loads in Node 20, 22 and 24 (see README.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <netpacket/packet.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,19 +63,46 @@ typedef struct {
   napi_async_cleanup_hook_handle teardown_hook;
 } socket_watch;
 
+typedef struct ipip_socket ipip_socket;
+
+/*
+ * What a mode changes: how the descriptor is opened and which system calls move the packets. Everything around
+ * them (the batch and wake-up rules, the callbacks, sendErrnos) is the same code for every mode.
+ */
 typedef struct {
+  /* Returns the descriptor, or -1 after throwing. `device` is the interface the mode names, "" for raw IPIP. */
+  int (*open)(napi_env env, const char *device);
+  /* Named in onError when `receive` fails. */
+  const char *receive_call;
+  /*
+   * Receives up to one batch: *taken is how many packets the kernel handed over (fewer than the batch means the
+   * queue is drained), *delivered how many of them are in slots 0 to *delivered-1 for JS. Returns 0 or an errno; an
+   * error met after the first packet is left for the next call, as recvmmsg leaves it.
+   */
+  int (*receive)(ipip_socket *state, int fd, uint32_t *taken, uint32_t *delivered);
+  /*
+   * Sends slots first to first+count-1 in order, stopping at the first packet the kernel refuses, and returns how
+   * many went. When it stops early, *error is the refused packet's errno, or 0 when the kernel did not say
+   * (sendmmsg loses it) and the packet is to be tried again alone. NULL: the mode only receives.
+   */
+  uint32_t (*send)(ipip_socket *state, int fd, uint32_t first, uint32_t count, int *error);
+} transport;
+
+struct ipip_socket {
   napi_env env;
+  const transport *transport;
   socket_watch *watch; /* NULL once closed */
   /* Strong while open: the agent may drop every JS reference to the socket, which must not close it. */
   napi_ref self;
   napi_ref on_receive;
   napi_ref on_error;
-  napi_ref buffers[6];
+  napi_ref buffers[7];
   napi_async_context async_context;
 
   uint32_t batch;
   uint8_t *receive_buffer;
   uint32_t *receive_lengths;
+  uint8_t *receive_directions; /* optional, and only a capture writes it */
   uint8_t *send_buffer;
   uint32_t *send_lengths;
   uint32_t *send_destinations;
@@ -69,10 +110,11 @@ typedef struct {
 
   struct mmsghdr receive_messages[MAX_BATCH];
   struct iovec receive_vectors[MAX_BATCH];
+  struct sockaddr_ll receive_links[MAX_BATCH]; /* a capture's: which protocol and direction each packet had */
   struct mmsghdr send_messages[MAX_BATCH];
   struct iovec send_vectors[MAX_BATCH];
   struct sockaddr_in send_addresses[MAX_BATCH];
-} ipip_socket;
+};
 
 /* Returns from the calling function with NULL after throwing, when a Node-API call fails. */
 #define CHECK(env, call)                                          \
@@ -97,7 +139,7 @@ static void throw_last_error(napi_env env, const char *what) {
 
 /* An Error with the errno and the system call, as Node's own system errors carry them. */
 static void throw_errno(napi_env env, const char *syscall, int error) {
-  char text[256];
+  char text[PATH_MAX + 128];
   snprintf(text, sizeof text, "%s: %s", syscall, strerror(error));
   napi_value message, exception, code, name;
   if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
@@ -190,29 +232,109 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
     report_error(state, receiver, "poll", -status);
   } else {
     for (int round = 0; round < BATCHES_PER_WAKE && state->watch; round++) {
-      int received = recvmmsg(state->watch->fd, state->receive_messages, state->batch, MSG_DONTWAIT, NULL);
-      if (received < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) report_error(state, receiver, "recvmmsg", errno);
+      uint32_t taken = 0, delivered = 0;
+      int error = state->transport->receive(state, state->watch->fd, &taken, &delivered);
+      if (error == EINTR) continue;
+      if (error) {
+        if (error != EAGAIN && error != EWOULDBLOCK) {
+          report_error(state, receiver, state->transport->receive_call, error);
+        }
         break;
       }
-      for (int i = 0; i < received; i++) state->receive_lengths[i] = state->receive_messages[i].msg_len;
-      napi_value count;
-      napi_create_uint32(env, (uint32_t)received, &count);
-      call_js(state, receiver, state->on_receive, 1, &count);
-      if ((uint32_t)received < state->batch) break; /* drained */
+      /* A capture may have skipped every packet it took (none was IPv4): JS has nothing to see. */
+      if (delivered > 0) {
+        napi_value count;
+        napi_create_uint32(env, delivered, &count);
+        call_js(state, receiver, state->on_receive, 1, &count);
+      }
+      if (taken < state->batch) break; /* drained */
     }
   }
   napi_close_handle_scope(env, scope);
 }
 
+/* The raw socket's batch: one recvmmsg. */
+static int receive_datagrams(ipip_socket *state, int fd, uint32_t *taken, uint32_t *delivered) {
+  int received = recvmmsg(fd, state->receive_messages, state->batch, MSG_DONTWAIT, NULL);
+  if (received < 0) return errno;
+  for (int i = 0; i < received; i++) state->receive_lengths[i] = state->receive_messages[i].msg_len;
+  *taken = *delivered = (uint32_t)received;
+  return 0;
+}
+
+/* A TUN device has no recvmmsg: one read per packet, until the queue is empty or the batch full. */
+static int receive_reads(ipip_socket *state, int fd, uint32_t *taken, uint32_t *delivered) {
+  uint32_t count = 0;
+  while (count < state->batch) {
+    ssize_t length = read(fd, state->receive_vectors[count].iov_base, SLOT_SIZE);
+    if (length < 0) {
+      if (count == 0) return errno;
+      break;
+    }
+    state->receive_lengths[count++] = (uint32_t)length;
+  }
+  *taken = *delivered = count;
+  return 0;
+}
+
 /*
- * flush(count): sends slots 0..count-1 with sendmmsg and returns how many failed, each failure's errno in its
- * slot of sendErrnos (0: sent). sendmmsg stops at the first message the kernel refuses and that message's error is
- * lost, so the rest is retried: a refused packet then fails alone, is counted and skipped, and one bad destination
- * costs only its own packets, as with one send per packet. A full send buffer (EAGAIN) drops the rest of the batch,
- * as a full device queue would: waiting would stall the event loop, and queueing would grow without bound under a
- * flood.
+ * A capture's batch: one recvmmsg, of which only IPv4 reaches JS (an interface also carries ARP and IPv6); the
+ * packets kept move down into the slots the others took, so JS still reads slots 0 to count-1.
+ */
+static int receive_captured(ipip_socket *state, int fd, uint32_t *taken, uint32_t *delivered) {
+  /* The kernel shortens each name length to the address it wrote; the next call must offer the whole of it again. */
+  for (uint32_t i = 0; i < state->batch; i++) {
+    state->receive_messages[i].msg_hdr.msg_namelen = sizeof state->receive_links[i];
+  }
+  int received = recvmmsg(fd, state->receive_messages, state->batch, MSG_DONTWAIT, NULL);
+  if (received < 0) return errno;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < (uint32_t)received; i++) {
+    const struct sockaddr_ll *link = &state->receive_links[i];
+    if (link->sll_protocol != htons(ETH_P_IP)) continue;
+    uint32_t length = state->receive_messages[i].msg_len;
+    if (kept != i) memcpy(state->receive_vectors[kept].iov_base, state->receive_vectors[i].iov_base, length);
+    state->receive_lengths[kept] = length;
+    if (state->receive_directions) state->receive_directions[kept] = link->sll_pkttype == PACKET_OUTGOING;
+    kept++;
+  }
+  *taken = (uint32_t)received;
+  *delivered = kept;
+  return 0;
+}
+
+static uint32_t send_datagrams(ipip_socket *state, int fd, uint32_t first, uint32_t count, int *error) {
+  for (uint32_t i = first; i < first + count; i++) {
+    state->send_addresses[i].sin_addr.s_addr = htonl(state->send_destinations[i]);
+  }
+  int sent = sendmmsg(fd, &state->send_messages[first], count, MSG_DONTWAIT);
+  if (sent < 0) {
+    *error = errno;
+    return 0;
+  }
+  if (sent == 0) *error = EIO;
+  return (uint32_t)sent;
+}
+
+/* A TUN device has no sendmmsg: one write per packet, which the kernel takes whole or refuses. */
+static uint32_t send_writes(ipip_socket *state, int fd, uint32_t first, uint32_t count, int *error) {
+  for (uint32_t i = 0; i < count; i++) {
+    const struct iovec *packet = &state->send_vectors[first + i];
+    if (write(fd, packet->iov_base, packet->iov_len) < 0) {
+      *error = errno;
+      return i;
+    }
+  }
+  return count;
+}
+
+/*
+ * flush(count): sends slots 0..count-1 (one sendmmsg, or a write each on a TUN device) and returns how many
+ * failed, each failure's errno in its slot of sendErrnos (0: sent). sendmmsg stops at the first message the kernel
+ * refuses and that message's error is lost, so the rest is retried: a refused packet then fails alone, is counted
+ * and skipped, and one bad destination costs only its own packets, as with one send per packet. A full send
+ * buffer (EAGAIN) drops the rest of the batch, as a full device queue would: waiting would stall the event loop,
+ * and queueing would grow without bound under a flood.
  */
 static napi_value flush(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -225,24 +347,24 @@ static napi_value flush(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "flush(count): count must be an integer from 0 to the batch size");
     return NULL;
   }
+  if (!state->transport->send) {
+    napi_throw_error(env, "ERR_CAPTURE_ONLY",
+                     "flush: capture-only (a socket opened with options.packet only receives)");
+    return NULL;
+  }
   if (!state->watch) {
     napi_throw_error(env, "ERR_SOCKET_CLOSED", "flush: the socket is closed");
     return NULL;
   }
   for (uint32_t i = 0; i < count; i++) {
-    state->send_addresses[i].sin_addr.s_addr = htonl(state->send_destinations[i]);
     state->send_vectors[i].iov_len = state->send_lengths[i];
     state->send_errnos[i] = 0;
   }
   uint32_t done = 0, failed = 0;
   while (done < count) {
-    int sent = sendmmsg(state->watch->fd, &state->send_messages[done], count - done, MSG_DONTWAIT);
-    if (sent > 0) {
-      done += (uint32_t)sent;
-      continue;
-    }
-    int error = sent < 0 ? errno : EIO;
-    if (error == EINTR) continue;
+    int error = 0;
+    done += state->transport->send(state, state->watch->fd, done, count - done, &error);
+    if (done == count || error == 0 || error == EINTR) continue;
     if (error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS) {
       for (; done < count; done++, failed++) state->send_errnos[done] = error;
       break;
@@ -290,16 +412,55 @@ static void *required_memory(napi_env env, napi_value options, const char *name,
     size_t elements;
     ok = napi_is_typedarray(env, value, &typed) == napi_ok && typed &&
          napi_get_typedarray_info(env, value, &actual, &elements, &data, NULL, NULL) == napi_ok && actual == type;
-    length = elements * 4;
+    length = type == napi_uint8_array ? elements : elements * 4;
   }
   if (!ok || length < bytes) {
-    snprintf(message, sizeof message, "options.%s must be a %s of at least %zu bytes", name,
-             is_buffer ? "Buffer" : type == napi_uint32_array ? "Uint32Array" : "Int32Array", bytes);
+    const char *kind = is_buffer                   ? "Buffer"
+                       : type == napi_uint8_array  ? "Uint8Array"
+                       : type == napi_uint32_array ? "Uint32Array"
+                                                   : "Int32Array";
+    snprintf(message, sizeof message, "options.%s must be a %s of at least %zu bytes", name, kind, bytes);
     napi_throw_type_error(env, NULL, message);
     return NULL;
   }
   if (napi_create_reference(env, value, 1, keep) != napi_ok) return NULL;
   return data;
+}
+
+/* Whether the options object gives `name` (anything but undefined); false also when reading it threw. */
+static bool given(napi_env env, napi_value options, const char *name, bool *is_given) {
+  napi_value value;
+  napi_valuetype type;
+  if (napi_get_named_property(env, options, name, &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok) {
+    throw_last_error(env, name);
+    return false;
+  }
+  *is_given = type != napi_undefined;
+  return true;
+}
+
+/* A string argument or option of 1 to size-1 bytes, copied into `out`; false, without throwing, if it is not one. */
+static bool short_string(napi_env env, napi_value value, char *out, size_t size) {
+  napi_valuetype type;
+  size_t length = 0;
+  return napi_typeof(env, value, &type) == napi_ok && type == napi_string &&
+         napi_get_value_string_utf8(env, value, NULL, 0, &length) == napi_ok && length > 0 && length < size &&
+         napi_get_value_string_utf8(env, value, out, size, &length) == napi_ok;
+}
+
+/* An interface name, when the option is given: the kernel's names are 1 to IFNAMSIZ-1 bytes. */
+static bool optional_interface_name(napi_env env, napi_value options, const char *name, char device[IFNAMSIZ],
+                                    bool *is_given) {
+  if (!given(env, options, name, is_given)) return false;
+  napi_value value;
+  if (!*is_given || (napi_get_named_property(env, options, name, &value) == napi_ok &&
+                     short_string(env, value, device, IFNAMSIZ))) {
+    return true;
+  }
+  char message[128];
+  snprintf(message, sizeof message, "options.%s must be an interface name of 1 to %d bytes", name, IFNAMSIZ - 1);
+  napi_throw_type_error(env, NULL, message);
+  return false;
 }
 
 static bool required_uint32(napi_env env, napi_value options, const char *name, uint32_t min, uint32_t max,
@@ -328,9 +489,34 @@ static bool required_function(napi_env env, napi_value options, const char *name
   return false;
 }
 
-static bool read_options(napi_env env, napi_value options, ipip_socket *state) {
+static const transport raw_ipip, tun_device, packet_capture;
+
+/* Which mode the options ask for, and the interface it names (device, IFNAMSIZ bytes). */
+static bool read_mode(napi_env env, napi_value options, ipip_socket *state, char *device) {
+  bool tun = false, packet = false;
+  if (!optional_interface_name(env, options, "tun", device, &tun) ||
+      !optional_interface_name(env, options, "packet", device, &packet)) {
+    return false;
+  }
+  if (tun && packet) {
+    napi_throw_type_error(env, NULL, "options.tun and options.packet exclude each other");
+    return false;
+  }
+  state->transport = tun ? &tun_device : packet ? &packet_capture : &raw_ipip;
+  return true;
+}
+
+static bool read_options(napi_env env, napi_value options, ipip_socket *state, char *device) {
+  if (!read_mode(env, options, state, device)) return false;
   if (!required_uint32(env, options, "batch", 1, MAX_BATCH, &state->batch)) return false;
   size_t slots = (size_t)state->batch * SLOT_SIZE, words = (size_t)state->batch * 4;
+  bool directions;
+  if (!given(env, options, "receiveDirections", &directions)) return false;
+  if (directions) {
+    state->receive_directions = required_memory(env, options, "receiveDirections", napi_uint8_array, false,
+                                                state->batch, &state->buffers[6]);
+    if (!state->receive_directions) return false;
+  }
   return (state->receive_buffer = required_memory(env, options, "receiveBuffer", 0, true, slots, &state->buffers[0])) &&
          (state->receive_lengths = required_memory(env, options, "receiveLengths", napi_uint32_array, false, words,
                                                    &state->buffers[1])) &&
@@ -350,6 +536,8 @@ static void prepare_messages(ipip_socket *state) {
   for (uint32_t i = 0; i < state->batch; i++) {
     state->receive_vectors[i] = (struct iovec){state->receive_buffer + (size_t)i * SLOT_SIZE, SLOT_SIZE};
     state->receive_messages[i].msg_hdr = (struct msghdr){.msg_iov = &state->receive_vectors[i], .msg_iovlen = 1};
+    /* Only a capture wants the sender's address: the link-layer one says which protocol and which direction. */
+    if (state->transport == &packet_capture) state->receive_messages[i].msg_hdr.msg_name = &state->receive_links[i];
     state->send_vectors[i] = (struct iovec){state->send_buffer + (size_t)i * SLOT_SIZE, 0};
     state->send_addresses[i] = (struct sockaddr_in){.sin_family = AF_INET};
     state->send_messages[i].msg_hdr = (struct msghdr){
@@ -363,7 +551,17 @@ static void prepare_messages(ipip_socket *state) {
 
 #define RECEIVE_BUFFER_REQUEST (64 * 1024 * 1024)
 
-static int open_raw_socket(napi_env env) {
+/*
+ * The default receive buffer (~208 KB) holds a few milliseconds of traffic: one garbage collection or a busy turn
+ * of the event loop and the kernel drops what arrives. Ask for more than any host allows; the kernel caps the
+ * request at net.core.rmem_max without failing, so this is best effort by design.
+ */
+static void request_large_receive_queue(int fd) {
+  int receive_buffer = RECEIVE_BUFFER_REQUEST;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+}
+
+static int open_raw_socket(napi_env env, const char *device) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPIP);
   if (fd < 0) {
     throw_errno(env, "socket", errno);
@@ -377,15 +575,65 @@ static int open_raw_socket(napi_env env) {
     throw_errno(env, "setsockopt(IP_HDRINCL)", error);
     return -1;
   }
-  /*
-   * The default receive buffer (~208 KB) holds a few milliseconds of traffic: one garbage collection or a busy turn
-   * of the event loop and the kernel drops what arrives. Ask for more than any host allows; the kernel caps the
-   * request at net.core.rmem_max without failing, so this is best effort by design.
-   */
-  int receive_buffer = RECEIVE_BUFFER_REQUEST;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  request_large_receive_queue(fd);
   return fd;
 }
+
+/*
+ * Attaches to the TUN device of that name, creating it if absent. Not persistent: the device goes when the
+ * descriptor closes, so an agent that dies leaves no tunl0 behind routing into nothing. IFF_NO_PI: every read and
+ * write is one bare IP packet, with no header of the driver's own.
+ */
+static int open_tun(napi_env env, const char *device) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    throw_errno(env, "open(/dev/net/tun)", errno);
+    return -1;
+  }
+  struct ifreq request = {.ifr_flags = IFF_TUN | IFF_NO_PI};
+  memcpy(request.ifr_name, device, strlen(device) + 1);
+  if (ioctl(fd, TUNSETIFF, &request) < 0) {
+    int error = errno;
+    close(fd);
+    throw_errno(env, "ioctl(TUNSETIFF)", error);
+    return -1;
+  }
+  return fd;
+}
+
+/*
+ * A link-layer capture of one interface, every protocol, both directions, link-layer header already stripped
+ * (SOCK_DGRAM). The socket is made with protocol 0, which receives nothing, and bind() sets ETH_P_ALL together
+ * with the interface: made with ETH_P_ALL it would take every interface's packets until bound.
+ */
+static int open_capture(napi_env env, const char *device) {
+  char call[IFNAMSIZ + 32];
+  unsigned index = if_nametoindex(device);
+  if (index == 0) {
+    snprintf(call, sizeof call, "if_nametoindex(%s)", device);
+    throw_errno(env, call, errno);
+    return -1;
+  }
+  int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, "socket(AF_PACKET)", errno);
+    return -1;
+  }
+  struct sockaddr_ll link = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)index};
+  if (bind(fd, (struct sockaddr *)&link, sizeof link) < 0) {
+    int error = errno;
+    close(fd);
+    snprintf(call, sizeof call, "bind(%s)", device);
+    throw_errno(env, call, error);
+    return -1;
+  }
+  request_large_receive_queue(fd);
+  return fd;
+}
+
+static const transport raw_ipip = {open_raw_socket, "recvmmsg", receive_datagrams, send_datagrams};
+static const transport tun_device = {open_tun, "read", receive_reads, send_writes};
+static const transport packet_capture = {open_capture, "recvmmsg", receive_captured, NULL};
 
 /* new IpipSocket(options): opens the socket and starts receiving; see native/README.md for the options. */
 static napi_value construct(napi_env env, napi_callback_info info) {
@@ -407,7 +655,8 @@ static napi_value construct(napi_env env, napi_callback_info info) {
   watch->fd = -1;
   uv_loop_t *loop;
   napi_value resource_name;
-  if (!read_options(env, options, state)) goto fail;
+  char device[IFNAMSIZ] = "";
+  if (!read_options(env, options, state, device)) goto fail;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok ||
       napi_create_string_utf8(env, "IpipSocket", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_async_init(env, self, resource_name, &state->async_context) != napi_ok) {
@@ -415,7 +664,7 @@ static napi_value construct(napi_env env, napi_callback_info info) {
     goto fail;
   }
   prepare_messages(state);
-  watch->fd = open_raw_socket(env);
+  watch->fd = state->transport->open(env, device);
   if (watch->fd < 0) goto fail;
   int status = uv_poll_init(loop, &watch->poll, watch->fd);
   if (status < 0) {
@@ -453,12 +702,111 @@ fail:
   return NULL;
 }
 
+/* A socket of that type bound to 0.0.0.0:port in the calling thread's network namespace, or -1 and why. */
+static int bound_socket(int type, uint16_t port, const char **failed_call, int *error) {
+  int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *failed_call = "socket";
+    *error = errno;
+    return -1;
+  }
+  /* What libuv sets before it binds a TCP socket: a restarted server may bind while old connections linger. */
+  int on = 1;
+  if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0) {
+    *failed_call = "setsockopt(SO_REUSEADDR)";
+    *error = errno;
+    close(fd);
+    return -1;
+  }
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
+  if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+    *failed_call = "bind";
+    *error = errno;
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/*
+ * bindInNetns(netnsPath, 'tcp' | 'udp', port): a socket bound to 0.0.0.0:port inside that network namespace, as a
+ * descriptor for net.Server#listen({ fd }) or dgram's bind({ fd }). A socket belongs to the namespace it was made
+ * in, whatever thread later uses it, so the main thread visits the pod's namespace just long enough to make and
+ * bind it; Node listens on it afterwards. Until Node takes it, the descriptor is the caller's to close.
+ */
+static napi_value bind_in_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX], protocol[4];
+  uint32_t port = 0;
+  if (argc < 3 || !short_string(env, argv[0], path, sizeof path)) {
+    napi_throw_type_error(env, NULL, "bindInNetns(netnsPath, protocol, port): netnsPath must be a path");
+    return NULL;
+  }
+  if (!short_string(env, argv[1], protocol, sizeof protocol) ||
+      (strcmp(protocol, "tcp") != 0 && strcmp(protocol, "udp") != 0)) {
+    napi_throw_type_error(env, NULL, "bindInNetns(netnsPath, protocol, port): protocol must be 'tcp' or 'udp'");
+    return NULL;
+  }
+  if (napi_get_value_uint32(env, argv[2], &port) != napi_ok || port > 65535) {
+    napi_throw_range_error(env, NULL,
+                           "bindInNetns(netnsPath, protocol, port): port must be an integer from 0 to 65535");
+    return NULL;
+  }
+  /* The thread's own namespace, not the process's: the way back must be where this thread came from. */
+  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) {
+    throw_errno(env, "open(/proc/thread-self/ns/net)", errno);
+    return NULL;
+  }
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int error = errno;
+    close(original);
+    char call[PATH_MAX + 8];
+    snprintf(call, sizeof call, "open(%s)", path);
+    throw_errno(env, call, error);
+    return NULL;
+  }
+  const char *failed_call = "setns";
+  int error = 0, fd = -1;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    error = errno;
+  } else {
+    fd = bound_socket(strcmp(protocol, "tcp") == 0 ? SOCK_STREAM : SOCK_DGRAM, (uint16_t)port, &failed_call, &error);
+    /*
+     * Stuck in the pod's namespace, the main thread would make every later socket of the agent there, and the
+     * agent would go on serving from the wrong network without knowing it: better to die loudly at once.
+     */
+    if (setns(original, CLONE_NEWNET) < 0) {
+      fprintf(stderr,
+              "ipip_socket: bindInNetns(%s): cannot return to the thread's own network namespace (setns: %s)\n",
+              path, strerror(errno));
+      abort();
+    }
+  }
+  close(target);
+  close(original);
+  if (fd < 0) {
+    throw_errno(env, failed_call, error);
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    throw_last_error(env, "napi_create_int32");
+    return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor methods[] = {
       {"flush", NULL, flush, NULL, NULL, NULL, napi_default_method, NULL},
       {"close", NULL, close_method, NULL, NULL, NULL, napi_default_method, NULL},
   };
-  napi_value socket_class, max_batch, slot_size;
+  napi_value socket_class, max_batch, slot_size, bind_function;
   CHECK(env, napi_define_class(env, "IpipSocket", NAPI_AUTO_LENGTH, construct, NULL,
                                sizeof methods / sizeof methods[0], methods, &socket_class));
   CHECK(env, napi_set_named_property(env, exports, "IpipSocket", socket_class));
@@ -466,5 +814,7 @@ NAPI_MODULE_INIT() {
   CHECK(env, napi_set_named_property(env, exports, "maxBatch", max_batch));
   CHECK(env, napi_create_uint32(env, SLOT_SIZE, &slot_size));
   CHECK(env, napi_set_named_property(env, exports, "slotSize", slot_size));
+  CHECK(env, napi_create_function(env, "bindInNetns", NAPI_AUTO_LENGTH, bind_in_netns, NULL, &bind_function));
+  CHECK(env, napi_set_named_property(env, exports, "bindInNetns", bind_function));
   return exports;
 }

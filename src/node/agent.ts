@@ -24,8 +24,20 @@ import {
   type ApiHandler,
   type ReloadResult,
 } from './api.js';
+import { writeLabNodes } from './hosts-file.js';
+import { TUNNEL_INTERFACE } from './interface-names.js';
+import { KernelNode } from './kernel/kernel-node.js';
+import { kernelDataplaneUnavailable } from './kernel/requirements.js';
 import { LabNode } from './lab-node.js';
-import { openUnderlay, UnderlayUnavailableError, type OpenedUnderlay, type UnderlayKind } from './underlay/index.js';
+import type { DataplaneKind, RunningNode } from './running-node.js';
+import { loadIpipSocketBinding, openBatchedTun } from './underlay/batched.js';
+import {
+  openUnderlay,
+  UnderlayUnavailableError,
+  type OpenedUnderlay,
+  type Underlay,
+  type UnderlayKind,
+} from './underlay/index.js';
 import { NeighbourPins, type IpBatchRunner } from './underlay/neighbours.js';
 
 export interface AgentOptions {
@@ -50,6 +62,16 @@ export interface AgentOptions {
   pinNeighbours?: IpBatchRunner;
   /** Re-reads the spec when asked to reload (`kubectl apply` rewrote it); without it the agent refuses reloads. */
   readSpec?: () => SpecDocument;
+  /**
+   * Which dataplane runs the node (running-node.ts). `auto`: the kernel-backed node where this container allows it
+   * (kernel/requirements.ts), else the userspace node, saying why in one line. Default: userspace, so that an agent
+   * started in a test process never reprograms the machine it runs on.
+   */
+  dataplane?: DataplaneKind | 'auto';
+  /** Why the kernel dataplane cannot run here, if it cannot; tests pass their own. */
+  kernelUnavailable?: () => string | undefined;
+  /** A hosts file to keep the lab's node names in (hosts-file.ts): the CLI passes /etc/hosts. */
+  hostsFile?: string;
 }
 
 /** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
@@ -57,7 +79,7 @@ export class AgentConfigError extends Error {}
 
 export interface Agent {
   /** The node as built from the spec last (re)loaded. */
-  readonly labNode: LabNode;
+  readonly labNode: RunningNode;
   /** Closes the API, the raw socket and every pod timer; resolves once the servers are closed. */
   stop(): Promise<void>;
 }
@@ -93,6 +115,16 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+function chooseDataplane(options: AgentOptions, log: (line: string) => void): DataplaneKind {
+  const asked = options.dataplane ?? 'userspace';
+  if (asked === 'userspace') return asked;
+  const unavailable = (options.kernelUnavailable ?? kernelDataplaneUnavailable)();
+  if (unavailable === undefined) return 'kernel';
+  if (asked === 'kernel') throw new AgentConfigError(`--dataplane kernel: ${unavailable}`);
+  log(`kernel dataplane unavailable (${unavailable}): running the userspace node`);
+  return 'userspace';
+}
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { cluster, log } = options;
   const node = nodeByName(cluster, options.nodeName);
@@ -112,7 +144,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     reported.add(message);
     nodeLog(`${message} (logged once)`);
   };
-  let labNode: LabNode | undefined;
+  let labNode: RunningNode | undefined;
   const handlers = {
     onPacket: (packet: Buffer) => {
       // A packet from the wire is anyone's bytes: whatever the dataplane makes of them, the agent keeps running.
@@ -136,8 +168,24 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
   const { underlay } = opened;
   nodeLog(`underlay ${node.ip} on ${device}: raw IPIP socket open, ${opened.description}`);
+  let kind: DataplaneKind;
+  try {
+    kind = chooseDataplane(options, nodeLog);
+  } catch (error) {
+    underlay.close();
+    throw error;
+  }
 
   const neighbours = options.pinNeighbours && new NeighbourPins(device, nodeLog, options.pinNeighbours);
+  const resolveNodes = (state: ClusterState): void => {
+    if (options.hostsFile === undefined) return;
+    try {
+      writeLabNodes(options.hostsFile, state.nodes);
+    } catch (error) {
+      reportOnce(`cannot write the node names into ${options.hostsFile}`, error);
+    }
+  };
+  resolveNodes(cluster);
   const peersOf = (state: ClusterState) =>
     state.nodes.filter((peer) => !peer.ip.equals(node.ip)).map((peer) => peer.ip);
   void neighbours?.pin(peersOf(cluster));
@@ -149,7 +197,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
    * Rebuilds the node from a re-read spec, as if kubelet and calico-node restarted on it: new pods, routes and
    * counters; the raw socket, the API and the node's start time stay.
    */
-  const reload = (readSpec: () => SpecDocument): ReloadResult => {
+  const reload = async (readSpec: () => SpecDocument): Promise<ReloadResult> => {
     const document = readSpec();
     const next = buildCluster(parseSpecDocument(document));
     const self = nodeByName(next, node.name);
@@ -158,18 +206,50 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         `the spec no longer has ${node.name} at ${node.ip}: restart this node's container to make it what the spec says`,
       );
     }
-    const fresh = new LabNode(next, node.name, underlay, { log });
     // Running captures watch the old dataplane, which stops here: they end with what they saw so far.
     handler?.close();
-    labNode?.close();
-    labNode = fresh;
+    if (labNode instanceof KernelNode) {
+      // The kernel's node changes in place: only the pods and routes that changed are touched.
+      await labNode.apply(next);
+    } else {
+      const fresh = new LabNode(next, node.name, underlay, { log });
+      void labNode?.close();
+      labNode = fresh;
+    }
     spec = document;
+    resolveNodes(next);
     void neighbours?.pin(peersOf(next));
-    nodeLog(`reloaded the spec: ${fresh.localPods.length} pods here`);
-    return { node: node.name, specDigest: specDigest(document), pods: fresh.localPods.map((pod) => pod.name) };
+    const pods = labNode.localPods;
+    nodeLog(`reloaded the spec: ${pods.length} pods here`);
+    return { node: node.name, specDigest: specDigest(document), pods: pods.map((pod) => pod.name) };
   };
+  let tun: Underlay | undefined;
   try {
-    labNode = new LabNode(cluster, node.name, underlay, { log });
+    if (kind === 'kernel') {
+      const binding = loadIpipSocketBinding();
+      tun = openBatchedTun(binding, TUNNEL_INTERFACE, {
+        onPacket: (packet) => {
+          if (labNode instanceof KernelNode) labNode.dataplane.fromTun(packet);
+        },
+        onError: (error) => reportOnce(TUNNEL_INTERFACE, error),
+      });
+      const device = tun;
+      labNode = await KernelNode.start(
+        cluster,
+        node.name,
+        underlay,
+        { send: (packet) => device.send(packet, 0) },
+        {
+          log: nodeLog,
+          bindInNetns: (netnsPath, protocol, port) => binding.bindInNetns(netnsPath, protocol, port),
+        },
+      );
+      nodeLog(
+        `kernel dataplane: ${TUNNEL_INTERFACE} is a TUN device driven by this agent; pods are network namespaces`,
+      );
+    } else {
+      labNode = new LabNode(cluster, node.name, underlay, { log });
+    }
     const readSpec = options.readSpec;
     handler = createApiHandler({
       get labNode() {
@@ -195,7 +275,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await listen(local, { path: options.socketPath });
   } catch (error) {
     handler?.close();
-    labNode?.close();
+    await labNode?.close();
+    tun?.close();
     underlay.close();
     await Promise.all(servers.filter((server) => server.listening).map((server) => closeServer(server)));
     throw error;
@@ -211,7 +292,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     stop: () => {
       stopping ??= (async () => {
         api.close();
-        labNode!.close();
+        await labNode!.close();
+        tun?.close();
         underlay.close();
         await Promise.all(servers.map(closeServer));
         rmSync(options.socketPath, { force: true });

@@ -34,7 +34,7 @@ import {
 } from './api-protocol.js';
 import { CaptureSession, parseFilter } from './capture/index.js';
 import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './dataplane.js';
-import type { LabNode } from './lab-node.js';
+import type { RunningNode } from './running-node.js';
 import { formatCurl, formatPing, formatTraceroute, type SimulatedPod } from './pod/index.js';
 
 // For the modules that knew these as the server's (the agent, the harness, the container tests).
@@ -55,7 +55,7 @@ export class ReloadRefused extends Error {}
 
 export interface ApiContext {
   /** Read on every request: a reload replaces it. */
-  readonly labNode: LabNode;
+  readonly labNode: RunningNode;
   /** The spec the node was built from: a CLI rebuilds this node's exact cluster from it. */
   readonly spec: SpecDocument;
   readonly apiPort: number;
@@ -66,7 +66,7 @@ export interface ApiContext {
    * Re-reads the spec and rebuilds the node from it (`kubectl apply`/`delete` rewrote it); throws, keeping the
    * running node, when the spec is unusable. Absent when the agent has no spec file to re-read.
    */
-  reload?(): ReloadResult;
+  reload?(): ReloadResult | Promise<ReloadResult>;
 }
 
 /** A request the API refuses, with the HTTP status that says why. */
@@ -119,6 +119,13 @@ function localPod(context: ApiContext, name: string): SimulatedPod {
   const pod = context.labNode.pod(name);
   if (pod) return pod;
   const elsewhere = podByName(context.labNode.cluster, name);
+  if (elsewhere?.node === context.labNode.node.name && context.labNode.kind === 'kernel') {
+    throw new ApiError(
+      501,
+      `pod ${name} is a network namespace of ${elsewhere.node}'s kernel (the kernel dataplane): run the real tool ` +
+        `in it, e.g. kubectl exec ${name} -- ping -c 3 ADDRESS`,
+    );
+  }
   throw new ApiError(
     404,
     elsewhere
@@ -342,7 +349,7 @@ function openCaptureFile(file: string): ReturnType<typeof createWriteStream> {
 }
 
 /** An interface name, or a pod of this node standing for its cali interface (as `-i POD` means). */
-function captureInterface(labNode: LabNode, word: string): string {
+function captureInterface(labNode: RunningNode, word: string): string {
   const names = labNode.links.filter((link) => link.name !== 'lo').map((link) => link.name);
   if (names.includes(word)) return word;
   const pod = labNode.localPods.find((candidate) => candidate.name === word);
@@ -358,7 +365,7 @@ function captureInterface(labNode: LabNode, word: string): string {
 }
 
 /** The pcapng if_description: which node, and what the interface is there (for a cali interface, whose pod). */
-function describeCaptureInterface(labNode: LabNode, name: string): string {
+function describeCaptureInterface(labNode: RunningNode, name: string): string {
   const { node } = labNode;
   if (name === UNDERLAY_INTERFACE) return `${node.name} ${name} ↔ underlay ${node.ip} (IPIP, outer headers)`;
   if (name === TUNNEL_INTERFACE) {
@@ -441,17 +448,17 @@ function send(response: ServerResponse, status: number, value: unknown): void {
 /** The request listener both servers (lab address, unix socket) share. */
 export function createApiHandler(context: ApiContext): ApiHandler {
   const captures = new Captures();
-  const reload = (): ReloadResult => {
+  const reload = async (): Promise<ReloadResult> => {
     if (!context.reload) throw new ApiError(501, 'this agent was started without a spec file to re-read');
     try {
-      return context.reload();
+      return await context.reload();
     } catch (error) {
       const message = `reload refused, still running the previous spec: ${(error as Error).message}`;
       throw new ApiError(error instanceof ReloadRefused ? 409 : 400, message);
     }
   };
   // Handlers read context.labNode per request: after a reload it is another node object.
-  const node = (): LabNode => context.labNode;
+  const node = (): RunningNode => context.labNode;
   const routes = new Map<string, Handler>(
     Object.entries({
       'GET /v1/node': () => nodeInfo(context),

@@ -11,16 +11,18 @@ import type { Ipv4Address } from '../routing/address.js';
 import type { Route } from '../routing/route.js';
 import { RouteTable } from '../routing/table.js';
 import { fragment } from '../wire/fragment.js';
-import { IPIP_OVERHEAD, decapsulateEcn, encapsulate, type TunnelHeader } from '../wire/ipip.js';
+import { IPIP_OVERHEAD, encapsulate, type TunnelHeader } from '../wire/ipip.js';
 import { ipv4ToString } from '../wire/ipv4-text.js';
-import { IPV4_MAX_TOTAL_LENGTH, IP_PROTOCOL, Ipv4View } from '../wire/ipv4.js';
+import { IPV4_MAX_TOTAL_LENGTH, Ipv4View } from '../wire/ipv4.js';
 import { IPV4_MIN_MTU, IpIdCounter } from '../wire/linux-defaults.js';
 import { Counters, type DataplaneDropReason, type DataplaneStats, type InterfaceStats } from './counters.js';
 import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './interface-names.js';
 import { LocalStack } from './local-stack.js';
+import { LIMITED_BROADCAST, isMulticast, isZeroOrLoopback } from './martians.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { NET_UNREACHABLE, TTL_EXCEEDED, type NodeIcmpError } from './reply-stack.js';
-import { TapHub, type TapListener, type TapPoint } from './tap-hub.js';
+import { epochClock, TapHub, type TapListener, type TapPoint } from './tap-hub.js';
+import { decapsulateInner, refuseIpip, type IpipIngressPolicy } from './tunnel-ingress.js';
 
 export { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './interface-names.js';
 export type { TapEvent } from './tap-hub.js';
@@ -109,24 +111,8 @@ function isBorrowed(inbound: Port | undefined): boolean {
   return inbound?.kind === 'pod';
 }
 
-const LIMITED_BROADCAST = 0xffffffff;
 /** Beyond this an encapsulated packet would not fit IPv4's 16-bit total length. */
 const MAX_TUNNEL_MTU = IPV4_MAX_TOTAL_LENGTH - IPIP_OVERHEAD;
-
-function isMulticast(address: number): boolean {
-  return address >>> 28 === 0xe;
-}
-
-/** 0.0.0.0/8 and 127.0.0.0/8, which `ip_route_input_slow` refuses in either direction. */
-function isZeroOrLoopback(address: number): boolean {
-  const first = address >>> 24;
-  return first === 0 || first === 127;
-}
-
-function defaultNow(): () => bigint {
-  const epochOffset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-  return () => epochOffset + process.hrtime.bigint();
-}
 
 function exactCopy(bytes: Buffer, length: number): Buffer {
   const copy = Buffer.allocUnsafe(length);
@@ -141,7 +127,7 @@ export class Dataplane {
   private readonly subnetBroadcast: number;
   private readonly tunnelMtu: number;
   private readonly underlayMtu: number;
-  private readonly allowList: ReadonlySet<number> | undefined;
+  private readonly ingress: IpipIngressPolicy;
   private readonly eth0: DevicePort;
   private readonly tunl0: DevicePort;
   private readonly ports = new Map<string, Port>();
@@ -168,10 +154,14 @@ export class Dataplane {
     this.nodeIp = config.nodeIp.value;
     this.tunnelMtu = tunnelMtu;
     this.underlayMtu = tunnelMtu + IPIP_OVERHEAD;
-    this.allowList =
-      config.enforceIpipSourceAllowList === false ? undefined : new Set(config.clusterNodeIps.map((ip) => ip.value));
+    this.ingress = {
+      nodeIp: this.nodeIp,
+      allowList:
+        config.enforceIpipSourceAllowList === false ? undefined : new Set(config.clusterNodeIps.map((ip) => ip.value)),
+      isMartianSource: (address) => this.isMartianSource(address),
+    };
     this.tunnelHeader = { src: this.nodeIp, dst: 0, id: 0 };
-    const now = options.now ?? defaultNow();
+    const now = options.now ?? epochClock();
     this.log = new RateLimitedLog(options.log ?? (() => {}), now);
 
     this.eth0 = this.addPort<DevicePort>({
@@ -309,45 +299,21 @@ export class Dataplane {
   private receiveFromUnderlay(packet: Buffer): void {
     this.receive(this.eth0, packet);
     const outer = this.outer.attach(packet);
-    const invalid = outer.validate();
-    if (invalid !== undefined) return this.drop(invalid, this.eth0);
-    if (outer.dst !== this.nodeIp) return this.drop('not-for-this-node', this.eth0);
-    if (outer.protocol !== IP_PROTOCOL.IPIP) return this.drop('not-ipip', this.eth0);
-    // The kernel reassembles before ipip_rcv; a raw socket hands over what it reassembled, so a piece here is junk.
-    if (outer.isFragment) return this.drop('outer-fragment', this.eth0);
-    const peer = outer.src;
-    if (this.isMartianSource(peer)) return this.drop('martian-source', this.eth0);
-    if (this.allowList !== undefined && !this.allowList.has(peer)) return this.drop('unknown-ipip-source', this.eth0);
+    const refused = refuseIpip(outer, this.ingress);
+    if (refused !== undefined) return this.drop(refused, this.eth0);
     const end = outer.totalLength;
     const bounded = packet.length === end ? packet : packet.subarray(0, end);
-    this.receiveOnTunnel(bounded, outer.headerLength, peer, (outer.dscp << 2) | outer.ecn);
+    this.receiveOnTunnel(bounded, outer.headerLength, outer.src, outer.tos);
   }
 
   /**
-   * tunl0's receive half (ip_tunnel_rcv): `bytes[offset…]` is the inner packet, `peer` the outer source (undefined
-   * for an injected one), `outerTos` the outer TOS byte for the RFC 6040 table (rule 10). The outer DSCP goes nowhere.
+   * tunl0's receive half (`decapsulateInner`), then the routing decision: `peer` is the outer source (undefined for
+   * an injected packet), `outerTos` the outer TOS byte for the RFC 6040 table (rule 10).
    */
   private receiveOnTunnel(bytes: Buffer, offset: number, peer: number | undefined, outerTos: number): void {
-    const inner = this.view.attach(bytes, offset);
-    const invalid = inner.validate();
-    if (invalid !== undefined) return this.drop(invalid, this.tunl0);
-    if (inner.protocol === IP_PROTOCOL.IPIP) return this.drop('nested-ipip', this.tunl0);
-    const innerEcn = inner.ecn;
-    const ecn = decapsulateEcn(outerTos & 3, innerEcn);
-    // Only a received packet's outer ECN can drop or log: an injected packet's is Not-ECT, and it has no peer to name.
-    if (peer !== undefined && (ecn.kind === 'drop' || ecn.nonEctLogged)) {
-      this.log.write(`ip_tunnel: non-ECT from ${ipv4ToString(peer)} with TOS=0x${outerTos.toString(16)}`);
-    }
-    if (ecn.kind === 'drop') return this.drop('ecn-non-ect-ce', this.tunl0);
-    if (ecn.nonEctLogged) this.counters.event('non-ect-logged');
-
-    // The pod gets its own bytes: the receive buffer belongs to the socket, and the eth0 tap showed it unchanged.
-    const length = inner.totalLength;
-    const packet = Buffer.allocUnsafe(length);
-    bytes.copy(packet, 0, offset, offset + length);
-    if (ecn.innerEcn !== innerEcn) this.view.attach(packet).markCongestionExperienced();
+    const packet = decapsulateInner(bytes, offset, peer, outerTos, this.view, this.log, this.counters);
+    if (typeof packet === 'string') return this.drop(packet, this.tunl0);
     this.receive(this.tunl0, packet);
-
     const view = this.view.attach(packet);
     if (peer !== undefined && !this.routesBackThrough(view.src, peer)) this.counters.event('asymmetric-inner-source');
     this.route(view, this.tunl0, peer);

@@ -14,20 +14,16 @@ import {
 import type { Link, Route } from '../routing/index.js';
 import { Dataplane, type NodeConfig, type UnderlayTx } from './dataplane.js';
 import { SimulatedPod } from './pod/index.js';
+import { runsHelloApp } from './pod/http.js';
+import type { RunningNode } from './running-node.js';
 
 export interface LabNodeOptions {
   /** One line per state change and the dataplane's kernel-style messages. */
   log?: (line: string) => void;
 }
 
-/** The image the seed's Deployment runs; pods of it serve hello-app's page on port 8080. */
-const HELLO_APP_IMAGE = /(^|\/)hello-app(:|@|$)/;
-
-function runsHelloApp(pod: PodState): boolean {
-  return pod.containers.some((container) => HELLO_APP_IMAGE.test(container.image));
-}
-
-export class LabNode {
+export class LabNode implements RunningNode {
+  readonly kind = 'userspace';
   readonly node: NodeState;
   readonly links: readonly Link[];
   readonly localPods: readonly PodState[];

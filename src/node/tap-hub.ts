@@ -19,6 +19,12 @@ export interface TapEvent {
   readonly timestampNs: bigint;
 }
 
+/** Nanoseconds since the Unix epoch at the monotonic clock's resolution: tap timestamps. */
+export function epochClock(): () => bigint {
+  const epochOffset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  return () => epochOffset + process.hrtime.bigint();
+}
+
 export type TapListener = (event: TapEvent) => void;
 
 /** An interface as the hub sees it. */

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
 import { AgentConfigError, startAgent } from '../../node/agent.js';
-import { runIpBatch } from '../../node/underlay/neighbours.js';
+import { runIpBatch } from '../../node/iproute2.js';
+import type { DataplaneKind } from '../../node/running-node.js';
 import { DEFAULT_UNDERLAY, UNDERLAY_KINDS, type UnderlayKind } from '../../node/underlay/index.js';
 import {
   CURL_LIMITS,
@@ -135,6 +136,7 @@ interface NodeCommandOptions extends CommonOptions {
   socket: string;
   underlay?: UnderlayKind;
   pinNeighbours: boolean;
+  dataplane: DataplaneKind | 'auto';
 }
 
 function registerNode(program: Command, io: Io): void {
@@ -162,6 +164,15 @@ function registerNode(program: Command, io: Io): void {
           `default: ${DEFAULT_UNDERLAY}, or raw-socket where the addon is not built`,
       ).choices(UNDERLAY_KINDS),
     )
+    .addOption(
+      new Option(
+        '--dataplane <kind>',
+        "kernel: the container's kernel holds tunl0 (a TUN this agent drives), the routes and the pods' namespaces; " +
+          'userspace: the whole node emulated in the agent; auto: kernel where the container allows it',
+      )
+        .choices(['auto', 'kernel', 'userspace'])
+        .default('auto'),
+    )
     .option(
       '--no-pin-neighbours',
       "leave the peers' ARP entries to the kernel's usual aging instead of making them managed (needs no NET_ADMIN)",
@@ -170,6 +181,8 @@ function registerNode(program: Command, io: Io): void {
     .addHelpText(
       'after',
       '\nThe agent moves real IPIP packets (IP protocol 4) with a raw socket, so it needs CAP_NET_RAW (Docker grants it).\n' +
+        'The kernel dataplane also needs NET_ADMIN, SYS_ADMIN (network namespaces) and /dev/net/tun; without them\n' +
+        '--dataplane auto says why in one line and runs the userspace node, and --dataplane kernel exits with code 2.\n' +
         "With NET_ADMIN it also makes its peers' ARP entries managed (ip neigh ... managed extern_learn): the kernel\n" +
         "keeps them fresh and does not count them against the host's neighbour limit, which all containers share, so\n" +
         'large labs do not overflow it. Without NET_ADMIN it says so once and works as before.\n' +
@@ -196,6 +209,8 @@ function registerNode(program: Command, io: Io): void {
           apiPort: options.apiPort ?? agentApiPort(),
           socketPath: options.socket,
           underlay: options.underlay,
+          dataplane: options.dataplane,
+          hostsFile: '/etc/hosts',
           ...(options.pinNeighbours && { pinNeighbours: runIpBatch }),
           system: localSystemInfo(),
           log,

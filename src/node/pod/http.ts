@@ -7,6 +7,13 @@ import type { TcpEvents } from './tcp-connection.js';
 
 export const HELLO_APP_PORT = 8080;
 
+/** The image the seed's Deployment runs; pods of it serve hello-app's page on port 8080. */
+const HELLO_APP_IMAGE = /(^|\/)hello-app(:|@|$)/;
+
+export function runsHelloApp(pod: { readonly containers: readonly { readonly image: string }[] }): boolean {
+  return pod.containers.some((container) => HELLO_APP_IMAGE.test(container.image));
+}
+
 /** Go's DefaultMaxHeaderBytes plus the 4096 bytes of slack its reader allows. */
 const MAX_HEADER_BYTES = (1 << 20) + 4096;
 

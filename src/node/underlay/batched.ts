@@ -12,7 +12,10 @@ import { ipv4ToString } from '../../wire/index.js';
 import { rawSocketOpenError, UnderlayUnavailableError } from './errors.js';
 import type { Underlay, UnderlayHandlers } from './index.js';
 
-/** What `new IpipSocket(options)` takes: the memory it shares with us and the two callbacks. */
+/**
+ * What `new IpipSocket(options)` takes: the memory it shares with us and the two callbacks; `tun` or `packet` picks
+ * another packet source than the raw IPIP socket, behind the same slots and callbacks.
+ */
 export interface IpipSocketOptions {
   /** Packets per recvmmsg and per sendmmsg, at most the binding's maxBatch. */
   batch: number;
@@ -29,20 +32,42 @@ export interface IpipSocketOptions {
   /** `count` packets arrived, in slots 0…count-1; they are overwritten once this returns. */
   onReceive(count: number): void;
   onError(errno: number, syscall: string): void;
+  /**
+   * Drives the TUN device of this name instead (created if absent, gone once the socket closes): the slots hold
+   * bare IP packets, IPv6 included, one read or write each, and sendDestinations are ignored.
+   */
+  tun?: string;
+  /** Captures this interface's IPv4 packets, both directions, instead: receive only, flush throws. */
+  packet?: string;
+  /** With `packet`: 1 in slot i when packet i left through the interface (PACKET_OUTGOING), else 0. */
+  receiveDirections?: Uint8Array;
 }
 
 /** The open socket; it keeps itself alive until close(), whoever holds it. */
 export interface IpipSocket {
-  /** Sends slots 0…count-1 (one sendmmsg, more only after a refusal) and returns how many failed. */
+  /**
+   * Sends slots 0…count-1 (one sendmmsg, more only after a refusal; a write each on a TUN device) and returns how
+   * many failed. Throws on a capture (`packet`), which only receives.
+   */
   flush(count: number): number;
   close(): void;
 }
 
-/** The addon's exports. */
+/** What BatchedUnderlay needs of the addon (and what the tests fake). */
 export interface IpipSocketBinding {
   IpipSocket: new (options: IpipSocketOptions) => IpipSocket;
   maxBatch: number;
   slotSize: number;
+}
+
+/** The addon's exports. */
+export interface IpipSocketAddon extends IpipSocketBinding {
+  /**
+   * A descriptor of a socket bound to 0.0.0.0:port inside that network namespace (e.g. /run/netns/cni-…), not yet
+   * listening: for `net.createServer().listen({ fd })` or `dgram.createSocket('udp4').bind({ fd })`, and the
+   * caller's to close until one of them takes it. Throws an Error with errno and syscall (setns, bind, …).
+   */
+  bindInNetns(netnsPath: string, protocol: 'tcp' | 'udp', port: number): number;
 }
 
 /** 64 packets per system call is where the measured gain levels off (native/README.md). */
@@ -63,7 +88,7 @@ function packageRoot(): string {
 }
 
 /** Loads the addon that `npm install` builds; throws UnderlayUnavailableError when it was not built or will not load. */
-export function loadIpipSocketBinding(): IpipSocketBinding {
+export function loadIpipSocketBinding(): IpipSocketAddon {
   const root = packageRoot();
   const file = path.join(root, ADDON);
   if (!existsSync(file)) {
@@ -72,7 +97,7 @@ export function loadIpipSocketBinding(): IpipSocketBinding {
     );
   }
   try {
-    return createRequire(import.meta.url)(file) as IpipSocketBinding;
+    return createRequire(import.meta.url)(file) as IpipSocketAddon;
   } catch (error) {
     throw new UnderlayUnavailableError(
       `the native addon ${file} does not load: ${(error as Error).message.split('\n')[0]}`,
@@ -107,6 +132,8 @@ export class BatchedUnderlay implements Underlay {
     binding: IpipSocketBinding,
     private readonly handlers: UnderlayHandlers,
     batch: number = DEFAULT_BATCH,
+    /** Another packet source than the raw IPIP socket (a TUN device), behind the same slots. */
+    source: Pick<IpipSocketOptions, 'tun'> = {},
   ) {
     this.batch = Math.min(batch, binding.maxBatch);
     this.slotSize = binding.slotSize;
@@ -128,6 +155,7 @@ export class BatchedUnderlay implements Underlay {
       sendErrnos: this.sendErrnos,
       onReceive: (count) => this.deliver(count),
       onError: (errno, syscall) => handlers.onError(new Error(`${syscall} failed: ${errnoName(errno)}`)),
+      ...source,
     });
   }
 
@@ -209,4 +237,12 @@ export function openBatchedUnderlay(handlers: UnderlayHandlers): Underlay {
   } catch (error) {
     throw rawSocketOpenError(error);
   }
+}
+
+/**
+ * Opens the TUN device `name` (IFF_TUN | IFF_NO_PI; it is gone once closed) through the addon, with the same batching:
+ * `send(packet, 0)` writes one packet into the kernel, `onPacket` gets what the kernel routed into the device.
+ */
+export function openBatchedTun(binding: IpipSocketBinding, name: string, handlers: UnderlayHandlers): Underlay {
+  return new BatchedUnderlay(binding, handlers, DEFAULT_BATCH, { tun: name });
 }

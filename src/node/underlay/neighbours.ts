@@ -15,30 +15,10 @@
  * This needs NET_ADMIN in the node's container. Without it the node works as before and says once that a large lab
  * may overflow the host's table.
  */
-import { execFile } from 'node:child_process';
 import type { Ipv4Address } from '../../routing/index.js';
+import { runIpBatch, type IpBatchRunner } from '../iproute2.js';
 
-/** Runs `ip -batch -` with these lines on its standard input; rejects with what ip printed when it fails. */
-export type IpBatchRunner = (lines: readonly string[]) => Promise<void>;
-
-const IP_TIMEOUT_MS = 10_000;
-
-export const runIpBatch: IpBatchRunner = (lines) =>
-  new Promise((resolve, reject) => {
-    // -force: one refused line (say, a peer that is not on this link) must not keep the others from being pinned.
-    const child = execFile('ip', ['-force', '-batch', '-'], { timeout: IP_TIMEOUT_MS }, (error, _stdout, stderr) => {
-      if (!error) return resolve();
-      const said = stderr
-        .trim()
-        .split('\n')
-        .find((line) => line.length > 0);
-      reject(new Error(said ?? error.message));
-    });
-    // An ip that exits early (killed at the timeout, say) closes its end: the exit above reports that, and the write's
-    // EPIPE must not become an uncaught error that ends the agent.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(lines.map((line) => `${line}\n`).join(''));
-  });
+export type { IpBatchRunner } from '../iproute2.js';
 
 /** Why pinning failed, in the words a user can act on, and whether trying again could ever help. */
 function explain(error: unknown): { reason: string; final: boolean } {

@@ -1,0 +1,175 @@
+/**
+ * One kernel-backed node, assembled: the container's kernel holds tunl0 (a TUN device the agent drives), the routes
+ * Felix and BIRD would program, and one network namespace per pod behind its cali veth; the agent runs the pods'
+ * workloads inside their namespaces and encapsulates what the kernel routes into tunl0 (tunnel-driver.ts).
+ *
+ * A start clears what a previous run left and makes the node afresh; a reload (`kubectl apply`) converges: new pods
+ * are wired, gone ones unwired, routes added and deleted, and everything else is left alone.
+ */
+import {
+  nodeByName,
+  nodeDataplane,
+  workloadMtu,
+  type ClusterState,
+  type NodeState,
+  type PodState,
+} from '../../calico/index.js';
+import type { Link, Route } from '../../routing/index.js';
+import type { UnderlayTx } from '../dataplane.js';
+import { TUNNEL_INTERFACE } from '../interface-names.js';
+import type { RunningNode } from '../running-node.js';
+import { syncKernelRoutes } from './kernel-routes.js';
+import { netnsPath, PodNamespaces, SYSTEM_TOOLS, type KernelTools } from './pod-namespaces.js';
+import { runsHelloApp } from '../pod/http.js';
+import { startPodWorkload, type NetnsBinder, type PodWorkload } from './pod-workloads.js';
+import { TunnelDriver, type TunTx } from './tunnel-driver.js';
+
+export interface KernelNodeOptions {
+  log: (line: string) => void;
+  bindInNetns: NetnsBinder;
+  tools?: KernelTools;
+}
+
+interface NodeView {
+  cluster: ClusterState;
+  node: NodeState;
+  links: readonly Link[];
+  localPods: readonly PodState[];
+  routes: readonly Route[];
+}
+
+function viewOf(cluster: ClusterState, nodeName: string): NodeView {
+  const node = nodeByName(cluster, nodeName);
+  if (!node) throw new Error(`no node named ${JSON.stringify(nodeName)} in the cluster`);
+  const felix = nodeDataplane(cluster, node.name);
+  return {
+    cluster,
+    node,
+    links: felix.links,
+    localPods: cluster.pods.filter((pod) => pod.node === node.name),
+    routes: [...felix.routes],
+  };
+}
+
+export class KernelNode implements RunningNode {
+  readonly kind = 'kernel';
+  readonly dataplane: TunnelDriver;
+  private view: NodeView;
+  private readonly namespaces: PodNamespaces;
+  private readonly workloads = new Map<string, PodWorkload>();
+  private readonly tools: KernelTools;
+
+  private constructor(
+    view: NodeView,
+    underlay: UnderlayTx,
+    tun: TunTx,
+    private readonly options: KernelNodeOptions,
+  ) {
+    this.view = view;
+    this.tools = options.tools ?? SYSTEM_TOOLS;
+    this.namespaces = new PodNamespaces(options.log, this.tools);
+    this.dataplane = new TunnelDriver(
+      {
+        name: view.node.name,
+        nodeIp: view.node.ip,
+        tunnelMtu: workloadMtu(view.cluster.spec),
+        routes: view.routes,
+        clusterNodeIps: view.cluster.nodes.map((node) => node.ip),
+      },
+      underlay,
+      tun,
+      { log: options.log },
+    );
+  }
+
+  /** Brings tunl0 up with the tunnel address, clears a previous run's leftovers and wires the node's pods. */
+  static async start(
+    cluster: ClusterState,
+    nodeName: string,
+    underlay: UnderlayTx,
+    tun: TunTx,
+    options: KernelNodeOptions,
+  ): Promise<KernelNode> {
+    const node = new KernelNode(viewOf(cluster, nodeName), underlay, tun, options);
+    const { tunnelAddress } = node.view.node;
+    await node.tools.batch([
+      // The ipip device's own queue length (a TUN's default is 500): a burst from the pods must not drop here first.
+      `link set ${TUNNEL_INTERFACE} mtu ${workloadMtu(cluster.spec)} txqueuelen 1000 up`,
+      ...(tunnelAddress ? [`addr replace ${tunnelAddress}/32 dev ${TUNNEL_INTERFACE}`] : []),
+    ]);
+    try {
+      // The ipip module's tunl0 has no IPv6; a TUN gets a link-local address and the kernel's IPv6 chatter.
+      node.tools.sysctl(`net/ipv6/conf/${TUNNEL_INTERFACE}/disable_ipv6`, '1');
+    } catch {
+      // A container without IPv6 has no such key: nothing to turn off.
+    }
+    await node.namespaces.clearLeftovers();
+    await node.converge();
+    return node;
+  }
+
+  get cluster(): ClusterState {
+    return this.view.cluster;
+  }
+  get node(): NodeState {
+    return this.view.node;
+  }
+  get links(): readonly Link[] {
+    return this.view.links;
+  }
+  get localPods(): readonly PodState[] {
+    return this.view.localPods;
+  }
+  get routes(): Route[] {
+    return [...this.view.routes];
+  }
+
+  pod(): undefined {
+    return undefined;
+  }
+
+  /** The node as a re-read spec makes it, in place: only what changed is touched. */
+  async apply(cluster: ClusterState): Promise<void> {
+    this.view = viewOf(cluster, this.view.node.name);
+    this.dataplane.setRoutes(
+      this.view.routes,
+      cluster.nodes.map((node) => node.ip),
+    );
+    await this.converge();
+  }
+
+  /** Stops the pods' workloads and removes every namespace, veth and route the node made. */
+  async close(): Promise<void> {
+    for (const workload of this.workloads.values()) workload.close();
+    this.workloads.clear();
+    await this.namespaces.removeAll();
+    await syncKernelRoutes([], this.tools).catch((error: unknown) =>
+      this.options.log(`removing routes: ${String(error)}`),
+    );
+  }
+
+  private async converge(): Promise<void> {
+    const { cluster, localPods, links, routes } = this.view;
+    // A namespace is only deleted once nothing holds it: a leaving pod's sockets close before it is unwired.
+    const { added } = await this.namespaces.converge(cluster, localPods, links, (pod) => {
+      this.workloads.get(pod.name)?.close();
+      this.workloads.delete(pod.name);
+    });
+    for (const pod of added) {
+      const workload = startPodWorkload(
+        pod,
+        netnsPath(pod),
+        runsHelloApp(pod),
+        this.options.bindInNetns,
+        this.options.log,
+      );
+      this.workloads.set(pod.name, workload);
+    }
+    const synced = await syncKernelRoutes(routes, this.tools);
+    if (synced.added + synced.removed > 0) {
+      this.options.log(
+        `routes: ${synced.added} added, ${synced.removed} removed (${routes.length} in the node's table)`,
+      );
+    }
+  }
+}
