@@ -6,6 +6,8 @@
 import { stringify as toYaml } from 'yaml';
 import { SpecError, type ClusterState, type NodeState, type PodState } from '../calico/index.js';
 import { openClusterView, type ClusterView } from './cluster-source.js';
+import { agentFor } from './commands/agent-client.js';
+import { runThroughAgent } from './commands/remote-exec.js';
 import { processIo, type Io } from './common.js';
 import { ExitStatus, UsageError } from './errors.js';
 import { runManifestCommand } from './kubectl-apply.js';
@@ -21,7 +23,7 @@ import { runCli } from './program.js';
 
 const SUPPORTED =
   'get nodes|pods [NAME] [-o wide|json|yaml|name|jsonpath=...] [-A] [-n NS] [-l KEY=VALUE], describe node [NAME-PREFIX], ' +
-  'exec [-it] POD -- ip addr|ip route, apply -f FILE, delete -f FILE';
+  'exec [-it] POD -- COMMAND, debug node/NAME -it --image=IMAGE, apply -f FILE, delete -f FILE';
 
 const USAGE = `kubectl (ipip-lab's): the course's kubectl commands against this emulated Calico cluster.
 
@@ -33,7 +35,8 @@ Commands:
   kubectl get pods -o wide                      (-A: all namespaces; kube-system pods are not emulated)
   kubectl get pods --selector=app=hello-world -o jsonpath='{.items[0].metadata.name}'
   kubectl describe node master-node
-  kubectl exec -it POD -- ip addr               (also: ip route; the pods run no shell)
+  kubectl exec -it POD -- /bin/sh               (kernel-backed pods: any command; userspace: ip addr | ip route)
+  kubectl debug node/NODE -it --image=ubuntu    (a shell on that node)
   kubectl apply -f deployment.yml
   kubectl delete -f deployment.yml
 
@@ -52,6 +55,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '--filename': 'filename',
   '-c': 'container',
   '--container': 'container',
+  '--image': 'image',
 };
 
 const BOOLEAN_FLAGS: Record<string, string> = {
@@ -338,21 +342,60 @@ async function exec(io: Io, args: KubectlArgs, spec: string | undefined): Promis
     throw new UsageError(`give the command after --: kubectl exec ${podName} -- ip addr`);
   }
   const namespace = single(args, 'namespace') ?? 'default';
-  const { cluster } = await openClusterView(spec);
-  named(
-    cluster.pods.filter((pod) => pod.namespace === namespace),
+  const { cluster, live } = await openClusterView(spec);
+  const [pod] = named(
+    cluster.pods.filter((candidate) => candidate.namespace === namespace),
     'pods',
     [podName],
   );
   const [tool = ''] = args.command;
-  if (SHELLS.test(tool)) {
+  const kernelBacked = live && (await runsInKernel(cluster, pod.node));
+  if (!kernelBacked && SHELLS.test(tool)) {
     throw new UsageError(
-      `the lab's pods run no shell (${tool}): their network is simulated, not a container; run one command instead: ` +
-        `kubectl exec ${podName} -- ip addr | ip route`,
+      `the pods of the userspace node run no shell (${tool}): their network is simulated, not a namespace; run one ` +
+        `command instead: kubectl exec ${podName} -- ip addr | ip route`,
     );
   }
+  const flags = [...(args.booleans.has('stdin') ? ['-i'] : []), ...(args.booleans.has('tty') ? ['-t'] : [])];
   // Before the pod: exec passes everything after its first argument through to the pod's command.
-  return runCli(['exec', ...(spec === undefined ? [] : ['--spec', spec]), podName, '--', ...args.command], io);
+  return runCli(
+    ['exec', ...flags, ...(spec === undefined ? [] : ['--spec', spec]), podName, '--', ...args.command],
+    io,
+  );
+}
+
+/**
+ * `kubectl debug node/NAME -it --image=IMAGE`: a shell on that node. kubectl would start a pod of IMAGE in the
+ * node's namespaces; the lab has no images and no internet, so the shell is the node image's own, whose net-tools
+ * the course's `apt install` would have added, and it says so first.
+ */
+async function debugNode(io: Io, args: KubectlArgs, spec: string | undefined): Promise<number> {
+  const [, target, ...extra] = args.words;
+  const name = /^node\/(.+)$/.exec(target ?? '')?.[1];
+  if (name === undefined || extra.length > 0 || args.command !== undefined) {
+    throw new UsageError('expected a node: kubectl debug node/NAME -it --image=ubuntu (this lab debugs nodes only)');
+  }
+  const { cluster, live } = await openClusterView(spec);
+  const [node] = named(cluster.nodes, 'nodes', [name]);
+  if (!live) throw new UsageError(`kubectl debug needs the running lab: run it in a node container`);
+  const image = single(args, 'image') ?? 'the node image';
+  io.err(
+    `Creating debugging shell on node ${node.name} (not a pod of ${image}: the lab network has no internet, so ` +
+      'apt cannot run there; net-tools, iproute2, ping, traceroute, curl and tcpdump are already installed).\n',
+  );
+  const agent = agentFor(cluster, node, `kubectl debug node/${node.name}`);
+  return runThroughAgent(agent, undefined, ['bash'], {
+    stdin: args.booleans.has('stdin'),
+    tty: args.booleans.has('tty'),
+  });
+}
+
+/** Whether the node's agent runs the kernel-backed node, whose pods are namespaces that run real programs. */
+async function runsInKernel(cluster: ClusterState, nodeName: string): Promise<boolean> {
+  const node = cluster.nodes.find((candidate) => candidate.name === nodeName);
+  if (node === undefined) return false;
+  const info = await agentFor(cluster, node, 'exec').request('GET /v1/node');
+  return info.dataplane === 'kernel';
 }
 
 export interface KubectlOptions {
@@ -382,6 +425,8 @@ export async function runKubectl(
         return 0;
       case 'exec':
         return await exec(io, args, options.spec);
+      case 'debug':
+        return await debugNode(io, args, options.spec);
       case 'apply':
       case 'delete':
         if (args.words.length > 1) throw unsupported(args.words.join(' '));

@@ -10,6 +10,8 @@ import {
   type Route,
 } from '../routing/index.js';
 import { openClusterView, resolveNode } from './cluster-source.js';
+import { agentFor } from './commands/agent-client.js';
+import { runThroughAgent } from './commands/remote-exec.js';
 import { registerAgentCommands } from './commands/agent-commands.js';
 import { registerGenSpecCommand } from './commands/gen-spec.js';
 import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
@@ -157,33 +159,60 @@ export function buildProgram(io: Io = processIo): Command {
 
   program
     .command('exec')
-    .description("run a command in a pod's view: ip addr | ip route")
+    .description(
+      "run a command in a pod: on a kernel-backed node the real tool in the pod's network namespace (a shell too), " +
+        "on a userspace node the pod's view (ip addr | ip route)",
+    )
     .argument('<pod>', 'pod name (see: ipip-lab get pods)')
     .argument('<command...>', 'after --, e.g. -- ip addr')
+    .option('-i, --stdin', 'pass standard input to the command (kernel-backed pods)')
+    .option('-t, --tty', 'give the command a terminal, as kubectl exec -it does (kernel-backed pods)')
     .addOption(jsonOutputOption())
     .addOption(specOption())
     .passThroughOptions()
-    .addHelpText('after', '\nExample:\n  ipip-lab exec hello-world-xxxxxxxxxx-xxxxx -- ip addr')
-    .action(async (podName: string, command: string[], options: CommonOptions) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ipip-lab exec hello-world-xxxxxxxxxx-xxxxx -- ip addr\n' +
+        '  ipip-lab exec -it hello-world-xxxxxxxxxx-xxxxx -- /bin/sh      (kernel-backed pods)\n' +
+        '  ipip-lab exec hello-world-xxxxxxxxxx-xxxxx -- ping -c 3 192.168.158.1',
+    )
+    .action(async (podName: string, command: string[], options: ExecOptions) => {
       // passThroughOptions keeps the `--` that separates the pod's command from ours.
-      const [tool, ...words] = command[0] === '--' ? command.slice(1) : command;
-      if (tool !== 'ip') {
-        throw new UsageError(`unsupported in a pod: ${command.join(' ')} (supported: ip addr, ip route)`);
-      }
-      const view = ipObject(words);
-      const { cluster } = await openClusterView(options.spec);
+      const words = command[0] === '--' ? command.slice(1) : command;
+      const { cluster, live } = await openClusterView(options.spec);
       const pod = cluster.pods.find((p) => p.name === podName);
       if (!pod) {
         throw new UsageError(
           `pods "${podName}" not found (pods: ${cluster.pods.map((p) => p.name).join(', ') || 'none'})`,
         );
       }
-      printNodeView(io, view, podDataplane(cluster, pod.name), { ...options, style: 'busybox', cluster });
+      if (live && options.output === undefined) {
+        const node = cluster.nodes.find((candidate) => candidate.name === pod.node)!;
+        const agent = agentFor(cluster, node, `exec ${podName} -- ${words.join(' ')}`);
+        if ((await agent.request('GET /v1/node')).dataplane === 'kernel') {
+          throw new ExitStatus(
+            await runThroughAgent(agent, podName, words, { stdin: options.stdin === true, tty: options.tty === true }),
+          );
+        }
+      }
+      const [tool, ...rest] = words;
+      if (tool !== 'ip') {
+        throw new UsageError(
+          `unsupported in a pod of the userspace node: ${words.join(' ')} (supported: ip addr, ip route; ` +
+            'the kernel-backed node runs any command)',
+        );
+      }
+      printNodeView(io, ipObject(rest), podDataplane(cluster, pod.name), { ...options, style: 'busybox', cluster });
     });
 
   registerAgentCommands(program, io);
   registerGenSpecCommand(program, io);
   return program;
+}
+
+interface ExecOptions extends CommonOptions {
+  stdin?: boolean;
+  tty?: boolean;
 }
 
 /** Runs the CLI and returns the exit code: 0, 2 for usage and spec errors, 1 for anything unexpected. */

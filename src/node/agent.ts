@@ -265,12 +265,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       ...(readSpec && { reload: () => reload(readSpec) }),
     });
     const tcp = createServer(handler);
+    tcp.on('upgrade', handler.upgrade);
     servers.push(tcp);
     await listen(tcp, { host: node.ip.toString(), port: options.apiPort });
     mkdirSync(path.dirname(options.socketPath), { recursive: true });
     // A socket file left by an agent that was killed would make listen() fail with EADDRINUSE.
     rmSync(options.socketPath, { force: true });
     const local = createServer(handler.local);
+    local.on('upgrade', handler.upgrade);
     servers.push(local);
     await listen(local, { path: options.socketPath });
   } catch (error) {

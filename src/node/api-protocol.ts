@@ -28,6 +28,8 @@ export interface NodeInfo {
   name: string;
   ip: string;
   tunnelAddress: string | null;
+  /** Which dataplane runs the node: `kernel` pods are network namespaces that run real programs. */
+  dataplane: 'kernel' | 'userspace';
   apiPort: number;
   startedAt: string;
   system: AgentSystemInfo;

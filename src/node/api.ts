@@ -5,8 +5,11 @@
  * (body size, counts, durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
  */
 import { createWriteStream, openSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ChildProcess } from 'node:child_process';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { podByName, type ClusterState, type SpecDocument } from '../calico/index.js';
 import { Ipv4Address } from '../routing/index.js';
 import {
@@ -34,8 +37,11 @@ import {
 } from './api-protocol.js';
 import { CaptureSession, parseFilter } from './capture/index.js';
 import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './dataplane.js';
+import { EXEC_FRAME, EXEC_PATH, EXEC_UPGRADE, execFrame, exitFrame } from './exec-stream.js';
+import { netnsPath } from './kernel/pod-namespaces.js';
+import { spawnInPod, spawnOnNode } from './kernel/pod-exec.js';
 import type { RunningNode } from './running-node.js';
-import { formatCurl, formatPing, formatTraceroute, type SimulatedPod } from './pod/index.js';
+import type { PodTools } from './kernel/pod-tools.js';
 
 // For the modules that knew these as the server's (the agent, the harness, the container tests).
 export {
@@ -115,22 +121,74 @@ function resolveDestination(cluster: ClusterState, target: string): Ipv4Address 
   return address;
 }
 
-function localPod(context: ApiContext, name: string): SimulatedPod {
-  const pod = context.labNode.pod(name);
-  if (pod) return pod;
+function localPod(context: ApiContext, name: string): PodTools {
+  const tools = context.labNode.podTools(name);
+  if (tools) return tools;
   const elsewhere = podByName(context.labNode.cluster, name);
-  if (elsewhere?.node === context.labNode.node.name && context.labNode.kind === 'kernel') {
-    throw new ApiError(
-      501,
-      `pod ${name} is a network namespace of ${elsewhere.node}'s kernel (the kernel dataplane): run the real tool ` +
-        `in it, e.g. kubectl exec ${name} -- ping -c 3 ADDRESS`,
-    );
-  }
   throw new ApiError(
     404,
     elsewhere
       ? `pod ${name} runs on ${elsewhere.node}, not ${context.labNode.node.name}: ask that node's agent`
       : `no pod named ${JSON.stringify(name)} in the cluster`,
+  );
+}
+
+/** Answers an upgrade request that cannot become an exec stream, as a plain HTTP reply, and closes. */
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const text = `${JSON.stringify({ error: message })}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
+
+/** `POST /v1/exec?pod=…&tty=1&arg=…` upgraded: runs the command in the pod's namespace and bridges its streams. */
+function execInPod(context: ApiContext, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  const url = new URL(request.url ?? '/', 'http://agent');
+  if (request.method !== 'POST' || url.pathname !== EXEC_PATH || request.headers.upgrade !== EXEC_UPGRADE) {
+    return refuseUpgrade(socket, 404, `no such upgrade: ${request.method} ${url.pathname}`);
+  }
+  const command = url.searchParams.getAll('arg');
+  if (command.length === 0) return refuseUpgrade(socket, 400, 'arg: give the command to run, e.g. arg=ip&arg=addr');
+  const tty = url.searchParams.get('tty') === '1';
+  const labNode = context.labNode;
+  // No pod: the node itself, as `kubectl debug node/NAME` opens a shell on it.
+  const name = url.searchParams.get('pod');
+  let spawnCommand: () => ChildProcess;
+  if (name === null) {
+    spawnCommand = () => spawnOnNode(labNode.node.name, command, tty);
+  } else {
+    const pod = labNode.localPods.find((candidate) => candidate.name === name);
+    if (pod === undefined || labNode.kind !== 'kernel') {
+      try {
+        localPod(context, name);
+      } catch (error) {
+        if (error instanceof ApiError) return refuseUpgrade(socket, error.status, error.message);
+      }
+      return refuseUpgrade(
+        socket,
+        501,
+        `pod ${name} is simulated by the userspace node: it runs no programs (ipip-lab exec ${name} -- ip addr shows its view)`,
+      );
+    }
+    spawnCommand = () => spawnInPod(netnsPath(pod), pod.name, command, tty);
+  }
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${EXEC_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`);
+  const child = spawnCommand();
+  child.stdout?.on('data', (data: Buffer) => socket.write(execFrame(EXEC_FRAME.stdout, data)));
+  child.stderr?.on('data', (data: Buffer) => socket.write(execFrame(EXEC_FRAME.stderr, data)));
+  child.stdin?.on('error', () => {});
+  if (head.length > 0) child.stdin?.write(head);
+  socket.pipe(child.stdin!);
+  // A client that goes away takes its command with it, as kubectl's does.
+  socket.on('close', () => child.kill('SIGHUP'));
+  child.on('error', (error) => {
+    socket.write(execFrame(EXEC_FRAME.stderr, Buffer.from(`${error.message}\n`)));
+    socket.end(exitFrame(126));
+  });
+  child.on('close', (code, signal) =>
+    socket.end(exitFrame(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0))),
   );
 }
 
@@ -140,6 +198,7 @@ function nodeInfo(context: ApiContext): NodeInfo {
     name: node.name,
     ip: node.ip.toString(),
     tunnelAddress: node.tunnelAddress?.toString() ?? null,
+    dataplane: context.labNode.kind,
     apiPort: context.apiPort,
     startedAt: context.startedAt.toISOString(),
     system: context.system,
@@ -156,7 +215,7 @@ async function ping(context: ApiContext, body: Body): Promise<ResponseOf<'POST /
   if (count * intervalMs + (timeoutMs ?? 0) > PING_RUN_MAX_MS) {
     throw new ApiError(400, `count × intervalMs must stay under ${PING_RUN_MAX_MS / 1000} s`);
   }
-  const report = await pod.ping(to.value, {
+  return pod.ping(to.value, {
     count,
     intervalMs,
     size: optionalInteger(body, 'size', PING_LIMITS.size),
@@ -165,25 +224,22 @@ async function ping(context: ApiContext, body: Body): Promise<ResponseOf<'POST /
     tos: optionalInteger(body, 'tos', PING_LIMITS.tos),
     timeoutMs,
   } satisfies Omit<PingRequest, 'from' | 'to'>);
-  return { text: formatPing(report), report };
 }
 
 async function curl(context: ApiContext, body: Body): Promise<ResponseOf<'POST /v1/curl'>> {
   const pod = localPod(context, requiredString(body, 'from'));
   const url = requiredString(body, 'url');
   const timeoutMs = optionalInteger(body, 'timeoutMs', CURL_LIMITS.timeoutMs);
-  const report = await pod.curl(url, { timeoutMs } satisfies Omit<CurlRequest, 'from' | 'url'>);
-  return { text: formatCurl(report), report };
+  return pod.curl(url, { timeoutMs } satisfies Omit<CurlRequest, 'from' | 'url'>);
 }
 
 async function traceroute(context: ApiContext, body: Body): Promise<ResponseOf<'POST /v1/traceroute'>> {
   const pod = localPod(context, requiredString(body, 'from'));
   const to = resolveDestination(context.labNode.cluster, requiredString(body, 'to'));
-  const report = await pod.traceroute(to.value, {
+  return pod.traceroute(to.value, {
     maxHops: optionalInteger(body, 'maxHops', TRACEROUTE_LIMITS.maxHops),
     timeoutMs: optionalInteger(body, 'timeoutMs', TRACEROUTE_LIMITS.timeoutMs),
   } satisfies Omit<TracerouteRequest, 'from' | 'to'>);
-  return { text: formatTraceroute(report), report };
 }
 
 function interfaceNames(context: ApiContext): string[] {
@@ -386,6 +442,8 @@ type RequestListener = (request: IncomingMessage, response: ServerResponse) => v
 /** Serves the lab address; `local` serves the unix socket, where requests may ask for what only this node may. */
 export interface ApiHandler extends RequestListener {
   readonly local: RequestListener;
+  /** The servers' `upgrade` listener: `kubectl exec` streams (exec-stream.ts). */
+  readonly upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** Stops every capture: each stream ends with what it captured so far. */
   close(): void;
 }
@@ -525,5 +583,7 @@ export function createApiHandler(context: ApiContext): ApiHandler {
   };
   const handler: RequestListener = (request, response) => handle(request, response, false);
   const local: RequestListener = (request, response) => handle(request, response, true);
-  return Object.assign(handler, { local, close: () => captures.stopAll() });
+  const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
+    execInPod(context, request, socket, head);
+  return Object.assign(handler, { local, upgrade, close: () => captures.stopAll() });
 }

@@ -13,7 +13,8 @@ import {
 } from '../calico/index.js';
 import type { Link, Route } from '../routing/index.js';
 import { Dataplane, type NodeConfig, type UnderlayTx } from './dataplane.js';
-import { SimulatedPod } from './pod/index.js';
+import type { PodTools } from './kernel/pod-tools.js';
+import { formatCurl, formatPing, formatTraceroute, SimulatedPod } from './pod/index.js';
 import { runsHelloApp } from './pod/http.js';
 import type { RunningNode } from './running-node.js';
 
@@ -83,6 +84,26 @@ export class LabNode implements RunningNode {
   /** The simulated pod of that name on this node. */
   pod(name: string): SimulatedPod | undefined {
     return this.pods.get(name);
+  }
+
+  podTools(name: string): PodTools | undefined {
+    const pod = this.pods.get(name);
+    return (
+      pod && {
+        ping: async (destination, options) => {
+          const report = await pod.ping(destination, options);
+          return { text: formatPing(report), report };
+        },
+        curl: async (url, options) => {
+          const report = await pod.curl(url, options);
+          return { text: formatCurl(report), report };
+        },
+        traceroute: async (destination, options) => {
+          const report = await pod.traceroute(destination, options);
+          return { text: formatTraceroute(report), report };
+        },
+      }
+    );
   }
 
   /** Stops every pod's timers (pings in flight, TCP retransmissions, reassembly). */

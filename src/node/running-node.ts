@@ -8,6 +8,7 @@ import type { ClusterState, NodeState, PodState } from '../calico/index.js';
 import type { Link, Route } from '../routing/index.js';
 import type { TapSource } from './capture/session.js';
 import type { DataplaneStats } from './counters.js';
+import type { PodTools } from './kernel/pod-tools.js';
 import type { SimulatedPod } from './pod/index.js';
 
 export type DataplaneKind = 'userspace' | 'kernel';
@@ -33,6 +34,8 @@ export interface RunningNode {
   readonly dataplane: NodePackets;
   /** The simulated pod of that name: only the userspace node has them; the kernel's pods are namespaces. */
   pod(name: string): SimulatedPod | undefined;
+  /** ping, curl and traceroute from a pod of this node: the simulated pod's, or the real tools in its namespace. */
+  podTools(name: string): PodTools | undefined;
   /** Stops what runs for the pods (timers, servers); resolves once the node has removed what it made. */
   close(): void | Promise<void>;
 }

@@ -1,6 +1,7 @@
 /**
- * The first seed's lab from the repository's own docker-compose.yml: up and healthy in time, the course's commands
- * typed as the course types them (kubectl inside master-node, ipip-lab route / ip addr), their output against the
+ * The first seed's lab from the repository's own docker-compose.yml, whose nodes run the kernel dataplane: up and
+ * healthy in time, the course's commands typed as the course types them (kubectl inside master-node, net-tools'
+ * route, ip, ping, curl, traceroute, tcpdump: the real tools on the container's kernel), their output against the
  * seed walkthrough's real cluster output, pods reaching each other across nodes, and a clean `down`.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -27,6 +28,15 @@ afterAll(async () => {
 
 const ok = (service: string, ...argv: string[]): Promise<string> => lab.ok(service, ...argv);
 
+/** The pod's cali… interface, as the cluster names it. */
+const hostInterfaceOf = async (pod: { name: string }): Promise<string> => {
+  const all = JSON.parse(await ok('master-node', 'ipip-lab', 'get', 'pods', '-o', 'json')) as {
+    name: string;
+    hostInterface: string;
+  }[];
+  return all.find((candidate) => candidate.name === pod.name)!.hostInterface;
+};
+
 test('docker compose up is healthy within 30 s', () => {
   expect(lab.upMs).toBeLessThan(30_000);
 });
@@ -51,10 +61,16 @@ describe('before the course applies its Deployment', () => {
     });
   });
 
-  test('bash greets with what is emulated and what to try', async () => {
+  test('bash greets with what the node is (the kernel dataplane) and what to try', async () => {
     const shell = await lab.exec('master-node', 'bash', '-ic', 'true');
-    expect(shell.stdout).toContain('master-node is an emulated node');
+    expect(shell.stdout).toContain('master-node is a node of a Kubernetes cluster running Calico in IPIP mode (kernel');
     expect(shell.stdout).toContain('kubectl get pods -o wide');
+  });
+
+  test("every agent runs the kernel dataplane: tunl0 is a TUN device, the container's own", async () => {
+    for (const node of ['master-node', 'worker-node01', 'worker-node02']) {
+      expect(await ok(node, 'cat', '/sys/class/net/tunl0/tun_flags')).toBe('0x1001\n'); // IFF_TUN | IFF_NO_PI
+    }
   });
 });
 
@@ -91,7 +107,7 @@ describe('after kubectl apply -f deployment.yml', () => {
       expect(row.slice(header.indexOf('IP '))).toMatch(/^192\.168\.\d+\.\d+ +worker-node0[12] +<none> +<none>$/);
   });
 
-  test("the seed's PODNAME=$(kubectl get pods --selector=… -o jsonpath=…), then kubectl exec -it $PODNAME -- ip addr", async () => {
+  test("the seed's PODNAME=$(kubectl get pods --selector=… -o jsonpath=…), then kubectl exec -it $PODNAME -- /bin/sh, ip addr, exit", async () => {
     const name = await ok(
       'master-node',
       'kubectl',
@@ -103,15 +119,28 @@ describe('after kubectl apply -f deployment.yml', () => {
     );
     const pod = pods.find((p) => p.name === name)!;
     expect(pod).toBeDefined();
-    const lines = (await ok('master-node', 'kubectl', 'exec', '-it', name, '--', 'ip', 'addr')).split('\n');
-    expect(lines).toContain('2: tunl0@NONE: <NOARP> mtu 1480 qdisc noop state DOWN qlen 1000');
-    expect(lines.find((line) => line.startsWith('4: eth0@'))).toMatch(
-      /^4: eth0@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1480 qdisc noqueue state UP $/,
+    // The course types the three lines into the pod's shell; here they come on the shell's standard input.
+    const shell = await lab.exec(
+      'master-node',
+      'bash',
+      '-c',
+      `printf 'ip addr\\nip route\\nhostname\\nexit\\n' | kubectl exec -it ${name} -- /bin/sh`,
+    );
+    expect(shell.exitCode).toBe(0);
+    const lines = shell.stdout.split('\n');
+    expect(lines.find((line) => line.startsWith('2: eth0@'))).toMatch(
+      /^2: eth0@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1480 qdisc noqueue state UP group default qlen 1000$/,
     );
     expect(lines).toContain(`    inet ${pod.ip}/32 brd ${pod.ip} scope global eth0`);
-    const shell = await lab.exec('master-node', 'kubectl', 'exec', '-it', name, '--', '/bin/sh');
-    expect(shell.exitCode).toBe(1);
-    expect(shell.stderr).toContain('ip addr | ip route');
+    expect(lines).toContain('default via 169.254.1.1 dev eth0 ');
+    expect(lines).toContain('169.254.1.1 dev eth0 scope link ');
+    expect(lines).toContain(name);
+    expect(shell.stdout).not.toContain('inet6');
+    // The host side of the pod's veth: a cali… interface, with Calico's MAC.
+    const host = await ok(pod.node, 'ip', '-d', 'link', 'show', await hostInterfaceOf(pod));
+    expect(host).toMatch(/^\d+: cali[0-9a-f]{11}@if\d+: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1480 /);
+    expect(host).toContain('link/ether ee:ee:ee:ee:ee:ee');
+    expect(host).toContain('veth');
   });
 
   test("kubectl describe node master (the seed's words, a prefix of master-node): annotations, Addresses, PodCIDRs", async () => {
@@ -130,18 +159,22 @@ describe('after kubectl apply -f deployment.yml', () => {
     });
   });
 
-  test("route on master-node: the seed's tunnel routes (UG via tunl0) and its own block (U, *)", async () => {
-    const text = await ok('master-node', 'ipip-lab', 'route');
+  test("net-tools' route on master-node: the seed's tunnel routes (UG via tunl0, node names) and its own block (U, *)", async () => {
+    const text = await ok('master-node', 'route');
     expect(text.startsWith(SEED_ROUTE_HEADER)).toBe(true);
     const lines = text.split('\n');
     expect(lines).toContain('192.168.77.128  0.0.0.0         255.255.255.192 U     0      0        0 *');
     expect(lines).toContain('192.168.87.192  worker-node01   255.255.255.192 UG    0      0        0 tunl0');
     expect(lines).toContain('192.168.158.0   worker-node02   255.255.255.192 UG    0      0        0 tunl0');
+    // The emulated view says the same.
+    expect((await ok('master-node', 'ipip-lab', 'route')).split('\n')).toContain(
+      '192.168.87.192  worker-node01   255.255.255.192 UG    0      0        0 tunl0',
+    );
   });
 
-  test('route on worker-node01 (and route -n from master-node with --node): its pods as UH via their cali interfaces', async () => {
+  test('route on worker-node01 (and route -n): its pods as UH via their cali interfaces', async () => {
     const local = pods.filter((pod) => pod.node === 'worker-node01');
-    const text = await ok('worker-node01', 'ipip-lab', 'route');
+    const text = await ok('worker-node01', 'route');
     expect(text.split('\n')).toContain('192.168.77.128  master-node     255.255.255.192 UG    0      0        0 tunl0');
     for (const pod of local)
       expect(text).toMatch(
@@ -150,34 +183,62 @@ describe('after kubectl apply -f deployment.yml', () => {
           'm',
         ),
       );
-    const numeric = await ok('master-node', 'ipip-lab', 'route', '-n', '--node', 'worker-node01');
-    expect(numeric.split('\n')).toContain(
+    expect((await ok('worker-node01', 'route', '-n')).split('\n')).toContain(
       '192.168.77.128  10.0.0.10       255.255.255.192 UG    0      0        0 tunl0',
     );
   });
 
-  test("ip addr on worker-node01: the seed's tunl0 lines", async () => {
-    const lines = (await ok('worker-node01', 'ipip-lab', 'ip', 'addr')).split('\n');
-    expect(lines).toContain(
-      '2: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN group default qlen 1000',
-    );
-    expect(lines).toContain('    link/ipip 0.0.0.0 brd 0.0.0.0');
-    expect(lines).toContain('    inet 192.168.87.192/32 scope global tunl0');
+  test("ip route on worker-node01: Calico's routes with proto bird onlink, the blackhole, the cali /32s", async () => {
+    const lines = (await ok('worker-node01', 'ip', 'route')).split('\n');
+    expect(lines).toContain('192.168.77.128/26 via 10.0.0.10 dev tunl0 proto bird onlink ');
+    expect(lines).toContain('192.168.158.0/26 via 10.0.0.12 dev tunl0 proto bird onlink ');
+    expect(lines).toContain('blackhole 192.168.87.192/26 proto bird ');
+    for (const pod of pods.filter((p) => p.node === 'worker-node01')) {
+      expect(lines).toContain(`${pod.ip} dev ${await hostInterfaceOf(pod)} scope link `);
+    }
   });
 
-  test('a pod on worker-node01 pings and curls a pod on worker-node02 through the tunnel', async () => {
+  test('ip addr and ifconfig on worker-node01: tunl0 has the tunnel /32 and mtu 1480', async () => {
+    const lines = (await ok('worker-node01', 'ip', 'addr', 'show', 'tunl0')).split('\n');
+    expect(lines[0]).toMatch(/^\d+: tunl0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1480 /);
+    expect(lines).toContain('    inet 192.168.87.192/32 scope global tunl0');
+    const ifconfig = await ok('worker-node01', 'ifconfig', 'tunl0');
+    expect(ifconfig).toMatch(/^tunl0: flags=\d+<UP,POINTOPOINT,RUNNING,NOARP,MULTICAST> {2}mtu 1480\n/);
+    expect(ifconfig).toContain('inet 192.168.87.192  netmask 255.255.255.255');
+  });
+
+  test('a pod on worker-node01 pings a pod on worker-node02 (ttl=62), curls its hello-app, traceroutes it; tcpdump on tunl0 sees it', async () => {
     const from = pods.find((pod) => pod.node === 'worker-node01')!;
     const to = pods.find((pod) => pod.node === 'worker-node02')!;
-    const ping = await ok('worker-node01', 'ipip-lab', 'ping', to.ip, '--from', from.name, '-c', '3', '-i', '0.2');
+    const capture = lab.exec('worker-node02', 'timeout', '10', 'tcpdump', '-lni', 'tunl0', '-c', '2', 'icmp');
+    // tcpdump needs a moment to attach before the first packet.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const ping = await ok('worker-node01', 'kubectl', 'exec', from.name, '--', 'ping', '-c', '3', '-i', '0.2', to.ip);
     expect(ping).toContain('3 packets transmitted, 3 received, 0% packet loss');
-    expect(ping).toContain('ttl=62');
-    const curl = await ok('master-node', 'ipip-lab', 'curl', `http://${to.ip}:8080/`, '--from', from.name);
-    expect(curl).toContain(`Hello, world!\nVersion: 1.0.0\nHostname: ${to.name}\n`);
-    const tunl0 = await ok('worker-node01', 'ipip-lab', 'ifconfig', 'tunl0');
-    expect(tunl0).toMatch(
-      /^tunl0: flags=193<UP,RUNNING,NOARP> {2}mtu 1480\n {8}inet 192\.168\.87\.192 {2}netmask 255\.255\.255\.255\n/,
+    expect(ping).toContain(`64 bytes from ${to.ip}: icmp_seq=1 ttl=62 `);
+    const seen = await capture;
+    expect(seen.stdout).toContain(`IP ${from.ip} > ${to.ip}: ICMP echo request`);
+    expect(seen.stdout).toContain(`IP ${to.ip} > ${from.ip}: ICMP echo reply`);
+
+    const curl = await ok('master-node', 'kubectl', 'exec', from.name, '--', 'curl', '-s', `http://${to.ip}:8080/`);
+    expect(curl).toBe(`Hello, world!\nVersion: 1.0.0\nHostname: ${to.name}\n`);
+    const trace = await ok('worker-node01', 'kubectl', 'exec', from.name, '--', 'traceroute', '-n', '-w', '2', to.ip);
+    // The pod's own node, then the remote node's tunnel address (its tunl0 answers), then the pod.
+    expect(trace.split('\n').map((line) => line.trim().split(/\s+/).slice(0, 2).join(' '))).toEqual(
+      expect.arrayContaining(['1 10.0.0.11', '2 192.168.158.0', `3 ${to.ip}`]),
     );
-    expect(tunl0).not.toContain('TX packets 0 ');
+  });
+
+  test('from the master-node shell: ping, curl and traceroute reach a pod on a worker', async () => {
+    const to = pods.find((pod) => pod.node === 'worker-node02')!;
+    const ping = await ok('master-node', 'ping', '-c', '2', '-i', '0.2', to.ip);
+    expect(ping).toContain('2 packets transmitted, 2 received, 0% packet loss');
+    expect(ping).toContain('ttl=63');
+    expect(await ok('master-node', 'curl', '-s', `http://${to.ip}:8080/`)).toContain(`Hostname: ${to.name}\n`);
+    const trace = await ok('master-node', 'traceroute', '-n', '-w', '2', to.ip);
+    expect(trace).toMatch(new RegExp(`^ 2  ${to.ip.replace(/\./g, '\\.')} `, 'm'));
+    // The packets went through tunl0: its counters moved.
+    expect(await ok('master-node', 'ifconfig', 'tunl0')).not.toContain('TX packets 0 ');
   });
 
   test('kubectl delete -f deployment.yml removes the pods and their routes everywhere', async () => {
@@ -188,6 +249,12 @@ describe('after kubectl apply -f deployment.yml', () => {
       'No resources found in default namespace.\n',
     );
     expect(await ok('worker-node01', 'ipip-lab', 'route')).not.toContain('cali');
+    // The kernel's side went too: no namespace, no cali link, no cali route.
+    for (const node of ['worker-node01', 'worker-node02']) {
+      expect(await ok(node, 'ip', 'netns')).toBe('');
+      expect(await ok(node, 'ip', 'link')).not.toContain('cali');
+      expect(await ok(node, 'ip', 'route')).not.toContain('cali');
+    }
   });
 });
 

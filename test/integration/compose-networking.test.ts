@@ -74,8 +74,8 @@ test("kubectl describe node networking-control-plane: the seed's annotations, wi
   );
 });
 
-test("route on the control plane and on networking-worker2: the seed's blocks, gateways cut to 15 characters", async () => {
-  const control = (await ok(CONTROL_PLANE, 'ipip-lab', 'route')).split('\n');
+test("net-tools' route on the control plane and on networking-worker2: the seed's blocks, gateways cut to 15 characters", async () => {
+  const control = (await ok(CONTROL_PLANE, 'route')).split('\n');
   expect(control).toEqual(
     expect.arrayContaining([
       'Destination     Gateway         Genmask         Flags Metric Ref    Use Iface',
@@ -86,13 +86,16 @@ test("route on the control plane and on networking-worker2: the seed's blocks, g
       '192.168.223.128 0.0.0.0         255.255.255.192 U     0      0        0 *',
     ]),
   );
-  const worker2 = (await ok('networking-worker2', 'ipip-lab', 'route')).split('\n');
+  const worker2 = (await ok('networking-worker2', 'route')).split('\n');
   expect(worker2).toContain('192.168.223.128 networking-cont 255.255.255.192 UG    0      0        0 tunl0');
   expect(worker2).toContain('192.168.175.0   0.0.0.0         255.255.255.192 U     0      0        0 *');
   expect(worker2.filter((line) => / UH +0 +0 +0 cali[0-9a-f]{11}$/.test(line))).toHaveLength(1);
 });
 
-test("ifconfig tunl0 on the control plane: the seed's lines", async () => {
+test("ifconfig tunl0 on the control plane: the seed's address and mtu from the real tool, the seed's lines from the emulated view", async () => {
+  const real = await ok(CONTROL_PLANE, 'ifconfig', 'tunl0');
+  expect(real).toMatch(/^tunl0: flags=\d+<UP,POINTOPOINT,RUNNING,NOARP,MULTICAST> {2}mtu 1480\n/);
+  expect(real).toContain('        inet 192.168.223.128  netmask 255.255.255.255');
   expect((await ok(CONTROL_PLANE, 'ipip-lab', 'ifconfig', 'tunl0')).split('\n').slice(0, 3)).toEqual([
     'tunl0: flags=193<UP,RUNNING,NOARP>  mtu 1480',
     '        inet 192.168.223.128  netmask 255.255.255.255',
@@ -129,6 +132,42 @@ test('a pod pings and curls pods on the other workers through the tunnel', async
     from.metadata.name,
   );
   expect(curl).toContain(`Hostname: ${others[0].metadata.name}\n`);
+  // The pods are namespaces of the kernel dataplane: --from runs the real ping there, and -o json reads its lines.
+  const report = JSON.parse(
+    await ok(
+      CONTROL_PLANE,
+      'ipip-lab',
+      'ping',
+      others[0].status.podIP,
+      '--from',
+      from.metadata.name,
+      '-c',
+      '2',
+      '-i',
+      '0.2',
+      '-o',
+      'json',
+    ),
+  ) as { transmitted: number; received: number; results: { kind: string; ttl: number }[] };
+  expect(report).toMatchObject({ transmitted: 2, received: 2 });
+  expect(report.results.map((result) => [result.kind, result.ttl])).toEqual([
+    ['reply', 62],
+    ['reply', 62],
+  ]);
+});
+
+test('kubectl debug node/networking-control-plane -it --image=ubuntu: a shell on that node, net-tools already there', async () => {
+  const shell = await lab.exec(
+    'networking-worker',
+    'bash',
+    '-c',
+    "printf 'hostname\\nroute -n\\nexit\\n' | kubectl debug node/networking-control-plane -it --image=ubuntu",
+  );
+  expect(shell.exitCode).toBe(0);
+  expect(shell.stdout).toContain('networking-control-plane\n');
+  expect(shell.stdout).toContain('Kernel IP routing table');
+  expect(shell.stdout).toContain('192.168.223.128 0.0.0.0         255.255.255.192 U     0      0        0 *');
+  expect(shell.stderr).toContain('net-tools, iproute2, ping, traceroute, curl and tcpdump are already installed');
 });
 
 test('docker compose down takes under 5 s and leaves nothing behind', async () => {

@@ -18,6 +18,7 @@ import {
   type RequestOf,
   type ResponseOf,
 } from '../../node/api-protocol.js';
+import { EXEC_FRAME, EXEC_PATH, EXEC_UPGRADE, ExecFrameReader } from '../../node/exec-stream.js';
 import { UsageError } from '../errors.js';
 
 /** Replies can hold a whole cluster state or a capture; anything far beyond that is not an agent talking. */
@@ -88,6 +89,61 @@ export class AgentClient {
     return this.open(method, path, request);
   }
 
+  /**
+   * Runs `command` in a kernel-backed pod of this agent's node (exec-stream.ts): `input` goes to its standard input,
+   * its output to `output` and `errors`; resolves with its exit code. `tty` asks for a pseudo-terminal.
+   */
+  exec(
+    /** undefined: on the node itself. */
+    pod: string | undefined,
+    command: readonly string[],
+    tty: boolean,
+    streams: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream; errors: NodeJS.WritableStream },
+  ): Promise<number> {
+    const query = new URLSearchParams([
+      ...(pod === undefined ? [] : [['pod', pod]]),
+      ...(tty ? [['tty', '1']] : []),
+      ...command.map((arg) => ['arg', arg]),
+    ]);
+    return new Promise((resolve, reject) => {
+      const request = httpRequest({
+        ...this.target,
+        method: 'POST',
+        path: `${EXEC_PATH}?${query.toString()}`,
+        headers: { connection: 'Upgrade', upgrade: EXEC_UPGRADE },
+      });
+      request.on('response', (response) => {
+        // Not upgraded: the agent refused, and says why.
+        this.refusal(response).then(reject, reject);
+      });
+      request.on('upgrade', (_response, socket, head) => {
+        const frames = new ExecFrameReader();
+        let exitCode: number | undefined;
+        const take = (chunk: Buffer): void => {
+          for (const frame of frames.push(chunk)) {
+            if (frame.kind === EXEC_FRAME.stdout) streams.output.write(frame.data);
+            else if (frame.kind === EXEC_FRAME.stderr) streams.errors.write(frame.data);
+            else if (frame.kind === EXEC_FRAME.exit) exitCode = frame.data.readInt32BE(0);
+          }
+        };
+        if (head.length > 0) take(head);
+        socket.on('data', take);
+        streams.input.pipe(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          streams.input.unpipe(socket);
+          if (exitCode === undefined) {
+            reject(new UsageError(`the agent of ${this.nodeName} closed the exec stream before the command ended`));
+          } else resolve(exitCode);
+        });
+      });
+      request.on('error', (error) =>
+        reject(new UsageError(`cannot reach the agent of ${this.nodeName} at ${this.where()}: ${error.message}`)),
+      );
+      request.end();
+    });
+  }
+
   /** Resolves with the response once its headers are in; an error status rejects with the agent's message. */
   private open(method: string, path: string, body: unknown): Promise<IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -102,12 +158,7 @@ export class AgentClient {
       const request = httpRequest(options, (response) => {
         const status = response.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(response);
-        this.readJson(response).then((value) => {
-          const refusal = hasFields<{ error: unknown }>(value, ['error']) ? value.error : undefined;
-          reject(
-            new AgentError(status, `${this.nodeName}: ${typeof refusal === 'string' ? refusal : `HTTP ${status}`}`),
-          );
-        }, reject);
+        this.refusal(response).then(reject, reject);
       });
       request.on('error', (error) =>
         reject(
@@ -118,6 +169,14 @@ export class AgentClient {
       );
       request.end(payload);
     });
+  }
+
+  /** The agent's answer to a request it refused, as the error to reject with. */
+  private async refusal(response: IncomingMessage): Promise<AgentError> {
+    const status = response.statusCode ?? 0;
+    const value = await this.readJson(response);
+    const said = hasFields<{ error: unknown }>(value, ['error']) ? value.error : undefined;
+    return new AgentError(status, `${this.nodeName}: ${typeof said === 'string' ? said : `HTTP ${status}`}`);
   }
 
   private readJson(response: IncomingMessage): Promise<unknown> {

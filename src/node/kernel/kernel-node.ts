@@ -21,6 +21,7 @@ import type { RunningNode } from '../running-node.js';
 import { syncKernelRoutes } from './kernel-routes.js';
 import { netnsPath, PodNamespaces, SYSTEM_TOOLS, type KernelTools } from './pod-namespaces.js';
 import { runsHelloApp } from '../pod/http.js';
+import { kernelPodTools, type PodTools } from './pod-tools.js';
 import { startPodWorkload, type NetnsBinder, type PodWorkload } from './pod-workloads.js';
 import { TunnelDriver, type TunTx } from './tunnel-driver.js';
 
@@ -126,6 +127,11 @@ export class KernelNode implements RunningNode {
 
   pod(): undefined {
     return undefined;
+  }
+
+  podTools(name: string): PodTools | undefined {
+    const pod = this.view.localPods.find((candidate) => candidate.name === name);
+    return pod && kernelPodTools(netnsPath(pod), pod.name);
   }
 
   /** The node as a re-read spec makes it, in place: only what changed is touched. */

@@ -26,6 +26,8 @@ export interface KernelTools {
   batchIn(netns: string, lines: readonly string[]): Promise<void>;
   /** Writes one /proc/sys value, e.g. `net/ipv4/conf/cali…/proxy_arp`. */
   sysctl(key: string, value: string): void;
+  /** Runs a command inside the namespace (`ip netns exec NETNS …`). */
+  inNamespace(netns: string, command: readonly string[]): Promise<void>;
 }
 
 const PROC_SYS = '/proc/sys';
@@ -60,6 +62,9 @@ export const SYSTEM_TOOLS: KernelTools = {
   batch: runIpBatch,
   batchIn: runIpBatchIn,
   sysctl: writeSysctl,
+  inNamespace: async (netns, command) => {
+    await runIp(['netns', 'exec', netns, ...command]);
+  },
 };
 
 /** The routes of the pod's namespace, its gateway's link route first so that the default route's gateway resolves. */
@@ -145,8 +150,16 @@ export class PodNamespaces {
     await this.tools.batchIn(pod.netns, [
       'link set lo up',
       `link set eth0 address ${pod.podMac} up`,
-      `addr add ${pod.ip}/32 dev eth0`,
+      // brd as Calico's CNI plugin leaves it (netlink computes it, and a /32's is the address itself).
+      `addr add ${pod.ip}/32 brd ${pod.ip} dev eth0`,
       ...podRouteLines(cluster, pod),
+    ]);
+    // A pod of this cluster has no IPv6 (the seed's `ip addr` in a pod lists none), and the pod's /proc/sys/net is
+    // only reachable from inside its namespace.
+    await this.tools.inNamespace(pod.netns, [
+      'sh',
+      '-c',
+      'for key in all default lo eth0; do echo 1 > /proc/sys/net/ipv6/conf/$key/disable_ipv6; done 2>/dev/null; true',
     ]);
     this.wired.set(pod.name, pod);
     this.log(`pod ${pod.name}: namespace ${pod.netns}, ${cali} <-> eth0 ${pod.ip}/32`);
