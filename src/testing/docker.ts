@@ -127,6 +127,8 @@ export class PinnedContainer extends GenericContainer {
     private readonly networkName: string,
     private readonly ipv4: string,
     private readonly sysctls?: Readonly<Record<string, string>>,
+    /** Host devices to pass in, e.g. /dev/net/tun for the kernel dataplane's tunl0. */
+    private readonly devices: readonly string[] = [],
   ) {
     super(image);
     this.withNetworkMode(networkName);
@@ -137,6 +139,13 @@ export class PinnedContainer extends GenericContainer {
       EndpointsConfig: { [this.networkName]: { IPAMConfig: { IPv4Address: this.ipv4 } } },
     };
     if (this.sysctls) this.hostConfig.Sysctls = { ...this.sysctls };
+    if (this.devices.length > 0) {
+      this.hostConfig.Devices = this.devices.map((path) => ({
+        PathOnHost: path,
+        PathInContainer: path,
+        CgroupPermissions: 'rwm',
+      }));
+    }
     return Promise.resolve();
   }
 }

@@ -56,6 +56,12 @@ export interface LabOptions {
    * lab of a few nodes can. Default: true.
    */
   netAdmin?: boolean;
+  /**
+   * `kernel`: the node containers get what the kernel dataplane needs (NET_ADMIN, SYS_ADMIN and /dev/net/tun) and
+   * their agents run it: tunl0, the routes and the pods' namespaces are the containers' kernels' own, as in the
+   * compose labs. `userspace` (the default): the whole node emulated in the agent, with NET_ADMIN only (`netAdmin`).
+   */
+  dataplane?: 'kernel' | 'userspace';
 }
 
 export interface ExecResult {
@@ -461,13 +467,29 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   try {
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
-        const container = await new PinnedContainer(image, networkName, node.ip.toString(), options.sysctls)
+        const kernel = options.dataplane === 'kernel';
+        const container = await new PinnedContainer(
+          image,
+          networkName,
+          node.ip.toString(),
+          options.sysctls,
+          kernel ? ['/dev/net/tun'] : [],
+        )
           .withName(`${networkName}-${node.name}`)
           .withHostname(node.name)
-          .withAddedCapabilities(...(options.netAdmin === false ? [] : ['NET_ADMIN']))
+          .withAddedCapabilities(
+            ...(kernel ? ['NET_ADMIN', 'SYS_ADMIN'] : options.netAdmin === false ? [] : ['NET_ADMIN']),
+          )
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
-          .withCommand(['node', '--name', node.name, ...agentArgsFor(options, node.name)])
+          .withCommand([
+            'node',
+            '--name',
+            node.name,
+            '--dataplane',
+            options.dataplane ?? 'userspace',
+            ...agentArgsFor(options, node.name),
+          ])
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();

@@ -4,6 +4,8 @@
  * route, ip, ping, curl, traceroute, tcpdump: the real tools on the container's kernel), their output against the
  * seed walkthrough's real cluster output, pods reaching each other across nodes, and a clean `down`.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { headerPattern, startComposeLab, type ComposeLab } from '../support/compose.js';
 
@@ -14,6 +16,8 @@ const SEED_PODS_HEADER =
   'NAME                           READY   STATUS    RESTARTS   AGE     IP               NODE            NOMINATED NODE   READINESS GATES';
 const SEED_ROUTE_HEADER =
   'Kernel IP routing table\nDestination     Gateway         Genmask         Flags Metric Ref    Use Iface\n';
+
+const run = promisify(execFile);
 
 let lab: ComposeLab;
 let pods: { name: string; ip: string; node: string }[];
@@ -74,8 +78,33 @@ describe('before the course applies its Deployment', () => {
   });
 });
 
+/** What the kernel dataplane makes on a node: namespaces, links (by name) and routes. */
+const kernelState = async (node: string): Promise<{ namespaces: string[]; links: string[]; routes: string[] }> => ({
+  namespaces: (await ok(node, 'ip', 'netns')).split('\n').filter(Boolean).sort(),
+  links: (await ok(node, 'ip', '-o', 'link'))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(': ')[1].split('@')[0])
+    .sort(),
+  routes: (await ok(node, 'ip', 'route')).split('\n').filter(Boolean).sort(),
+});
+
+/** Polls `check` every 200 ms until it holds or `withinMs` has passed; says which. */
+async function waitFor(check: () => Promise<boolean>, withinMs: number): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  while (performance.now() < deadline) {
+    if (await check().catch(() => false)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
+}
+
+const beforeApply = new Map<string, Awaited<ReturnType<typeof kernelState>>>();
+
 describe('after kubectl apply -f deployment.yml', () => {
   beforeAll(async () => {
+    for (const node of ['master-node', 'worker-node01', 'worker-node02'])
+      beforeApply.set(node, await kernelState(node));
     expect(await ok('master-node', 'kubectl', 'apply', '-f', 'deployment.yml')).toBe(
       'deployment.apps/hello-world created\n',
     );
@@ -241,6 +270,31 @@ describe('after kubectl apply -f deployment.yml', () => {
     expect(await ok('master-node', 'ifconfig', 'tunl0')).not.toContain('TX packets 0 ');
   });
 
+  test('an agent killed with SIGKILL comes back with the same namespaces, cali links and routes, and traffic resumes within 5 s', async () => {
+    const before = await kernelState('worker-node01');
+    expect(before.namespaces).toHaveLength(pods.filter((pod) => pod.node === 'worker-node01').length);
+    const container = 'ipip-lab-test-compose-worker-node01-1';
+    const inspect = async (format: string): Promise<string> =>
+      (await run('docker', ['inspect', '-f', format, container])).stdout.trim();
+    const restarts = Number(await inspect('{{.RestartCount}}'));
+    // A crash, not a stop: the agent's process dies from the host, and the restart policy brings the node back.
+    process.kill(Number(await inspect('{{.State.Pid}}')), 'SIGKILL');
+    const back = await waitFor(
+      async () =>
+        Number(await inspect('{{.RestartCount}}')) > restarts &&
+        (await inspect('{{.State.Health.Status}}')) === 'healthy',
+      30_000,
+    );
+    expect(back).toBe(true);
+    const target = pods.find((pod) => pod.node === 'worker-node01')!;
+    const resumed = await waitFor(
+      async () => (await lab.exec('master-node', 'ping', '-c', '1', '-W', '1', target.ip)).exitCode === 0,
+      5_000,
+    );
+    expect(resumed).toBe(true);
+    expect(await kernelState('worker-node01')).toEqual(before);
+  });
+
   test('kubectl delete -f deployment.yml removes the pods and their routes everywhere', async () => {
     expect(await ok('master-node', 'kubectl', 'delete', '-f', 'deployment.yml')).toBe(
       'deployment.apps "hello-world" deleted\n',
@@ -249,11 +303,9 @@ describe('after kubectl apply -f deployment.yml', () => {
       'No resources found in default namespace.\n',
     );
     expect(await ok('worker-node01', 'ipip-lab', 'route')).not.toContain('cali');
-    // The kernel's side went too: no namespace, no cali link, no cali route.
-    for (const node of ['worker-node01', 'worker-node02']) {
-      expect(await ok(node, 'ip', 'netns')).toBe('');
-      expect(await ok(node, 'ip', 'link')).not.toContain('cali');
-      expect(await ok(node, 'ip', 'route')).not.toContain('cali');
+    // The kernel's side went too: every node is as it was before the Deployment.
+    for (const node of ['master-node', 'worker-node01', 'worker-node02']) {
+      expect(await kernelState(node)).toEqual(beforeApply.get(node));
     }
   });
 });

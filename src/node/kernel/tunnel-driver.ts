@@ -109,15 +109,15 @@ export class TunnelDriver {
     this.tunl0.stats.txBytes += packet.length;
     this.taps.emit(this.tunl0, 'tx', packet);
     const invalid = view.validate();
-    if (invalid !== undefined) return this.drop(invalid, this.tunl0);
+    if (invalid !== undefined) return this.refuseFromKernel(invalid);
     const route = this.routes.lookup(view.dst);
     // A route via tunl0 that is not Calico's (a user's `ip route add … dev tunl0`): no node to tunnel to.
-    if (route?.kind !== 'unicast' || route.gateway === undefined) return this.drop('no-route', this.tunl0);
+    if (route?.kind !== 'unicast' || route.gateway === undefined) return this.refuseFromKernel('no-route');
     const gateway = route.gateway.value;
-    if (gateway === this.nodeIp) return this.drop('routing-loop', this.tunl0);
+    if (gateway === this.nodeIp) return this.refuseFromKernel('routing-loop');
     const length = view.totalLength;
     // The kernel enforces tunl0's MTU before a packet reaches us; a larger one means the device's MTU was raised.
-    if (length > this.config.tunnelMtu) return this.drop('frag-needed', this.tunl0);
+    if (length > this.config.tunnelMtu) return this.refuseFromKernel('frag-needed');
     const inner = packet.length === length ? packet : packet.subarray(0, length);
     const outer = Buffer.allocUnsafe(IPIP_OVERHEAD + length);
     this.tunnelHeader.dst = gateway;
@@ -146,7 +146,10 @@ export class TunnelDriver {
     const refused = refuseIpip(outer, this.ingress);
     if (refused !== undefined) return this.drop(refused, this.eth0);
     const peer = outer.src;
-    const inner = decapsulateInner(packet, outer.headerLength, peer, outer.tos, this.view, this.log, this.counters);
+    // The inner packet may claim no more than the outer one carries: bytes past the outer total length are padding.
+    const end = outer.totalLength;
+    const bounded = packet.length === end ? packet : packet.subarray(0, end);
+    const inner = decapsulateInner(bounded, outer.headerLength, peer, outer.tos, this.view, this.log, this.counters);
     if (typeof inner === 'string') return this.drop(inner, this.tunl0);
     this.intoKernel(inner);
   }
@@ -201,6 +204,12 @@ export class TunnelDriver {
   private beginTrip(): void {
     this.counters.received++;
     this.taps.beginTrip();
+  }
+
+  /** A packet the kernel sent into tunl0 that goes no further: tunl0 failed to transmit it (tx_errors on ipip). */
+  private refuseFromKernel(reason: DataplaneDropReason): void {
+    this.counters.drop(reason);
+    this.tunl0.stats.txDropped++;
   }
 
   private drop(reason: DataplaneDropReason, inbound?: DevicePort): void {
