@@ -229,7 +229,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const binding = loadIpipSocketBinding();
       tun = openBatchedTun(binding, TUNNEL_INTERFACE, {
         onPacket: (packet) => {
-          if (labNode instanceof KernelNode) labNode.dataplane.fromTun(packet);
+          if (labNode instanceof KernelNode) labNode.driver.fromTun(packet);
         },
         onError: (error) => reportOnce(TUNNEL_INTERFACE, error),
       });
@@ -242,6 +242,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         {
           log: nodeLog,
           bindInNetns: (netnsPath, protocol, port) => binding.bindInNetns(netnsPath, protocol, port),
+          binding,
         },
       );
       nodeLog(

@@ -6,6 +6,7 @@
  * A start clears what a previous run left and makes the node afresh; a reload (`kubectl apply`) converges: new pods
  * are wired, gone ones unwired, routes added and deleted, and everything else is left alone.
  */
+import { readFileSync } from 'node:fs';
 import {
   nodeByName,
   nodeDataplane,
@@ -16,8 +17,11 @@ import {
 } from '../../calico/index.js';
 import type { Link, Route } from '../../routing/index.js';
 import type { UnderlayTx } from '../dataplane.js';
-import { TUNNEL_INTERFACE } from '../interface-names.js';
-import type { RunningNode } from '../running-node.js';
+import type { DataplaneStats, InterfaceStats } from '../counters.js';
+import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from '../interface-names.js';
+import type { NodePackets, RunningNode } from '../running-node.js';
+import type { IpipSocketBinding } from '../underlay/batched.js';
+import { KernelInterfaceTaps } from './interface-taps.js';
 import { syncKernelRoutes } from './kernel-routes.js';
 import { netnsPath, PodNamespaces, SYSTEM_TOOLS, type KernelTools } from './pod-namespaces.js';
 import { runsHelloApp } from '../pod/http.js';
@@ -29,6 +33,32 @@ export interface KernelNodeOptions {
   log: (line: string) => void;
   bindInNetns: NetnsBinder;
   tools?: KernelTools;
+  /** The addon, for captures of the kernel's interfaces (interface-taps.ts); without it they capture nothing. */
+  binding?: IpipSocketBinding;
+  /** Reads the kernel's counters (/sys, /proc); tests pass their own. */
+  readKernelFile?: (path: string) => string;
+}
+
+/** `ip -s link` columns, as /sys/class/net/IFNAME/statistics has them. */
+const KERNEL_STATISTICS = {
+  rxPackets: 'rx_packets',
+  rxBytes: 'rx_bytes',
+  rxDropped: 'rx_dropped',
+  txPackets: 'tx_packets',
+  txBytes: 'tx_bytes',
+  txDropped: 'tx_dropped',
+} as const satisfies Record<keyof InterfaceStats, string>;
+
+/** rp_filter's drops (TcpExt IPReversePathFilter in /proc/net/netstat): pods sending from addresses not theirs. */
+function reversePathDrops(read: (path: string) => string): number {
+  const lines = read('/proc/net/netstat').split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i].split(' ');
+    const values = lines[i + 1].split(' ');
+    const at = names.indexOf('IPReversePathFilter');
+    if (names[0] === 'TcpExt:' && at > 0) return Number(values[at]);
+  }
+  return 0;
 }
 
 interface NodeView {
@@ -54,7 +84,12 @@ function viewOf(cluster: ClusterState, nodeName: string): NodeView {
 
 export class KernelNode implements RunningNode {
   readonly kind = 'kernel';
-  readonly dataplane: TunnelDriver;
+  /** tunl0's driver: the agent hands it what the raw socket and the TUN device receive. */
+  readonly driver: TunnelDriver;
+  readonly dataplane: NodePackets;
+  private readonly readKernelFile: (path: string) => string;
+  /** rp_filter drops before this node started: the container's kernel counts from its own start. */
+  private readonly reversePathBaseline: number;
   private view: NodeView;
   private readonly namespaces: PodNamespaces;
   private readonly workloads = new Map<string, PodWorkload>();
@@ -69,7 +104,7 @@ export class KernelNode implements RunningNode {
     this.view = view;
     this.tools = options.tools ?? SYSTEM_TOOLS;
     this.namespaces = new PodNamespaces(options.log, this.tools);
-    this.dataplane = new TunnelDriver(
+    this.driver = new TunnelDriver(
       {
         name: view.node.name,
         nodeIp: view.node.ip,
@@ -81,6 +116,58 @@ export class KernelNode implements RunningNode {
       tun,
       { log: options.log },
     );
+    this.readKernelFile = options.readKernelFile ?? ((path) => readFileSync(path, 'utf8'));
+    this.reversePathBaseline = this.reversePathDrops();
+    const taps = new KernelInterfaceTaps(
+      this.driver,
+      new Set([UNDERLAY_INTERFACE, TUNNEL_INTERFACE]),
+      () => this.view.localPods.map((pod) => pod.hostInterface),
+      options.binding,
+      options.log,
+    );
+    this.dataplane = {
+      stats: () => this.stats(),
+      inject: (name, packet) => this.driver.inject(name, packet),
+      fromUnderlay: (packet) => this.driver.fromUnderlay(packet),
+      onTap: (listener, interfaces) => taps.onTap(listener, interfaces),
+    };
+  }
+
+  /**
+   * The driver's counters, with the kernel's own for what it owns: each cali veth's figures, and its rp_filter
+   * drops as `spoofed-source` (received on a cali veth, dropped there), so the books still balance.
+   */
+  private stats(): DataplaneStats {
+    const stats = this.driver.stats();
+    for (const pod of this.view.localPods) {
+      const figures = {} as InterfaceStats;
+      for (const [field, file] of Object.entries(KERNEL_STATISTICS) as [keyof InterfaceStats, string][]) {
+        figures[field] = this.kernelNumber(`/sys/class/net/${pod.hostInterface}/statistics/${file}`);
+      }
+      stats.interfaces[pod.hostInterface] = figures;
+    }
+    const spoofed = this.reversePathDrops() - this.reversePathBaseline;
+    stats.drops['spoofed-source'] += spoofed;
+    stats.dropped += spoofed;
+    stats.received += spoofed;
+    return stats;
+  }
+
+  private kernelNumber(path: string): number {
+    try {
+      return Number(this.readKernelFile(path).trim()) || 0;
+    } catch {
+      // A veth that is being made or removed right now.
+      return 0;
+    }
+  }
+
+  private reversePathDrops(): number {
+    try {
+      return reversePathDrops(this.readKernelFile);
+    } catch {
+      return 0;
+    }
   }
 
   /** Brings tunl0 up with the tunnel address, clears a previous run's leftovers and wires the node's pods. */
@@ -137,7 +224,7 @@ export class KernelNode implements RunningNode {
   /** The node as a re-read spec makes it, in place: only what changed is touched. */
   async apply(cluster: ClusterState): Promise<void> {
     this.view = viewOf(cluster, this.view.node.name);
-    this.dataplane.setRoutes(
+    this.driver.setRoutes(
       this.view.routes,
       cluster.nodes.map((node) => node.ip),
     );
