@@ -46,9 +46,12 @@ function wrap(text, width = 120) {
 
 const fence = (lang, text) => `\`\`\`${lang}\n${text.replace(/\n+$/, '')}\n\`\`\`\n`;
 
-/** One step: what the course says, the commands as typed at the node's prompt, and what our lab printed. */
-function step(prose, node, lines, options) {
-  const output = typed(node, lines, options);
+/**
+ * One step: what the course says, the commands as typed at the node's prompt, and what our lab printed. `run`: the
+ * script that types them, when it is not the lines themselves (lines typed into a pod's shell go on its input).
+ */
+function step(prose, node, lines, { run = lines, ...options } = {}) {
+  const output = typed(node, run, options);
   return `${wrap(prose)}\n\n${fence('bash', lines.map((line) => `${node}$ ${line}`).join('\n'))}\n${output ? fence('', output) : ''}`;
 }
 
@@ -72,11 +75,12 @@ function walkthrough() {
       ['kubectl get pods -o wide'],
     ),
     step(
-      "**Look at a pod's interfaces.** The course opens a shell in the pod; the lab's pods are simulated network stacks " +
-        'with no shell, so kubectl says so and you run the one command instead.',
+      "**Look at a pod's interfaces.** The course opens a shell in the pod and types `ip addr` there: the pod is a " +
+        "network namespace of its node's kernel, so the shell is a real one and `ip` shows the pod's eth0 with its /32 " +
+        '(its other end is a cali… veth on the node).',
       'master-node',
-      [PODNAME, 'echo $PODNAME', 'kubectl exec -it $PODNAME -- /bin/sh', 'kubectl exec -it $PODNAME -- ip addr'],
-      { mayFail: true },
+      [PODNAME, 'echo $PODNAME', 'kubectl exec -it $PODNAME -- /bin/sh', 'ip addr', 'exit'],
+      { run: [PODNAME, 'echo $PODNAME', "printf 'ip addr\\nexit\\n' | kubectl exec -i $PODNAME -- /bin/sh"] },
     ),
     step(
       "**Describe the node.** `master` is the course's word too: kubectl describe takes a name prefix, so it shows " +
@@ -86,19 +90,19 @@ function walkthrough() {
       ['kubectl describe node master'],
     ),
     step(
-      "**The routes on master-node.** The course types net-tools' `route`; in the lab it is `ipip-lab route` (a plain `route` " +
-        "would show the container's own table, not the emulated node's). Each other node's block goes via that node " +
-        'through tunl0 (UG), its own block is a blackhole (U, `*`).',
+      "**The routes on master-node.** net-tools' own `route`, on the node container's kernel table, where the agent " +
+        "put Calico's routes: each other node's block goes via that node through tunl0 (UG), its own block is a " +
+        'blackhole (U, `*`).',
       'master-node',
-      ['ipip-lab route'],
+      ['route'],
     ),
-    step('**The tunnel interface on master-node.**', 'master-node', ['ipip-lab ip addr']),
+    step('**The tunnel interface on master-node.**', 'master-node', ['ip addr']),
     step(
       "**From worker-node01's side** (open a second terminal: `docker compose exec worker-node01 bash`). Its tunl0 has the " +
         'first address of its block; its routes lead back to master-node and worker-node02 through tunl0, and to its own ' +
         'pods through their cali interfaces (UH).',
       'worker-node01',
-      ['ipip-lab ip addr', 'ipip-lab route'],
+      ['ip addr', 'route'],
     ),
   ];
   const pods = JSON.parse(typed('master-node', ['kubectl get pods -o json'])).items;
@@ -107,13 +111,13 @@ function walkthrough() {
   steps.push(
     step(
       '**Beyond the course: send traffic through the tunnel.** A pod on worker-node01 pings and fetches from a pod on ' +
-        'worker-node02 (TTL 62: two routing hops); tunl0 counted the packets. `tcpdump -ni eth0 ip proto 4` in the ' +
-        'container shows them on the wire, encapsulated.',
+        'worker-node02 (TTL 62: two routing hops), with the real ping and curl in the pod; tunl0 counted the packets. ' +
+        '`tcpdump -ni tunl0` shows them inside the tunnel, `tcpdump -ni eth0 ip proto 4` on the wire, encapsulated.',
       'worker-node01',
       [
-        `ipip-lab ping ${b.status.podIP} --from ${a.metadata.name} -c 3`,
-        `ipip-lab curl http://${b.status.podIP}:8080/ --from ${a.metadata.name}`,
-        'ipip-lab ifconfig tunl0',
+        `kubectl exec ${a.metadata.name} -- ping -c 3 ${b.status.podIP}`,
+        `kubectl exec ${a.metadata.name} -- curl -s http://${b.status.podIP}:8080/`,
+        'ifconfig tunl0',
       ],
     ),
     step('**Clean up.**', 'master-node', ['kubectl delete -f deployment.yml']),
@@ -129,7 +133,7 @@ printed when \`node scripts/walkthrough.mjs\` last ran these commands (it rewrit
 
 \`\`\`bash
 docker compose up -d --build --wait         # builds the node image the first time; returns once every node is healthy
-docker compose exec master-node bash        # a shell on master-node, with a banner of what is emulated
+docker compose exec master-node bash        # a shell on master-node, with a banner of what the node is
 \`\`\`
 
 `;
@@ -155,12 +159,23 @@ would, and \`docker compose down -v\` forgets them.
 - **No system pods**: no calico-node, coredns, kube-proxy, calico-kube-controllers. So master-node has no cali
   routes (the course's five were system pods), \`kubectl get pods -A\` lists only the workloads (it says so on
   stderr), and \`describe node\` lists no kubeadm cri-socket annotation.
-- **Routes and interfaces of the node itself**: the nodes are containers on one internal Docker network, so there is
-  no default route (\`_gateway\`), no VirtualBox NAT (\`10.0.2.0\`, eth0 there), no \`eth1\`, no \`docker0\` and no
-  IPv6; the node network is on eth0. Interface indexes are small (tunl0 is 2, not 7 or 8).
-- **Pods run no shell**: \`kubectl exec -- /bin/sh\` is refused; \`-- ip addr\` and \`-- ip route\` work.
-- **apply/delete** rewrite the lab's spec and every agent rebuilds its node (counters reset, running captures end). A
-  Deployment applied again gets the same pod names and IPs; a real cluster would hand out new ones.
+- **Routes and interfaces of the node itself**: the nodes are containers on one internal Docker network, so the
+  default route goes to Docker's bridge (\`10.0.0.1\`, which nothing routes beyond) where the course's reads
+  \`_gateway\` (Ubuntu's resolver names it), and there is no VirtualBox NAT (\`10.0.2.0\`, eth0 there), no \`eth1\`, no
+  \`docker0\`; the node network is on eth0. Interface indexes are small (tunl0 is 2, not 7 or 8).
+- **tunl0 is a TUN device**, not the ipip module's device (this host's kernel has no ipip module; the agent does the
+  encapsulation): \`ip addr\` shows \`tunl0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> … qdisc pfifo_fast\` and
+  \`link/none\` where a real node shows \`tunl0@NONE: <NOARP,UP,LOWER_UP> … qdisc noqueue\` and \`link/ipip 0.0.0.0\`;
+  \`ifconfig tunl0\` shows \`flags=4305<UP,POINTOPOINT,RUNNING,NOARP,MULTICAST>\` and \`unspec\` where the course's shows
+  \`flags=193<UP,RUNNING,NOARP>\` and \`tunnel … (IPIP Tunnel)\`. \`ipip-lab ip addr\` and \`ipip-lab ifconfig\` print
+  the real device's lines from the spec.
+- **Inside a pod**, \`ip\` is iproute2's (the node image's), not the pod image's busybox: it prints \`group default\`,
+  \`link-netnsid 0\` and no \`M-DOWN\`, and there is no \`tunl0@NONE\` in the pod (a real pod gets one because the
+  ipip module is loaded in every namespace). The shell is the node image's \`/bin/sh\` with the pod's network
+  namespace and its own hostname (the pod's name), on the node's filesystem.
+- **apply/delete** rewrite the lab's spec and every agent converges its node: new pods get a namespace and a veth,
+  gone ones lose theirs, routes are added and deleted; the other pods are not touched. A Deployment applied again gets
+  the same pod names and IPs; a real cluster would hand out new ones.
 
 ### The second seed's cluster (kind "networking")
 
@@ -173,9 +188,9 @@ networking-control-plane$ kubectl apply -f ./csi-calico-demo/Deployment.yaml
 networking-control-plane$ kubectl get nodes -o wide
 networking-control-plane$ kubectl get pods -A -o wide | grep networking-worker2
 networking-control-plane$ kubectl describe node networking-control-plane
-networking-control-plane$ ipip-lab route                              # the course's route, from kubectl debug
-networking-control-plane$ ipip-lab route --node networking-worker2
-networking-control-plane$ ipip-lab ifconfig tunl0                     # the course's ifconfig
+networking-control-plane$ kubectl debug node/networking-control-plane -it --image=ubuntu   # the course's node shell
+networking-control-plane$ route                                       # the course's route (net-tools is installed)
+networking-control-plane$ ifconfig tunl0                              # the course's ifconfig
 scripts/lab.sh networking down -v
 \`\`\`
 `;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadCluster } from '../../src/cli/cluster-source.js';
 import { Ipv4Prefix } from '../../src/routing/address.js';
 import { cli, SEED_CNI_OVERVIEW, SEED_NETWORKING } from '../support/cli.js';
 
@@ -144,10 +145,13 @@ describe('errors', () => {
     expect(result.stderr).toContain('master-node, worker-node01, worker-node02');
   });
 
-  it('an unsupported exec command lists what is supported', async () => {
-    const result = await cli('exec', '--spec', SEED_CNI_OVERVIEW, 'x', '--', 'ls');
+  it('an unsupported exec command in a pod of the spec (the userspace view) lists what is supported', async () => {
+    const [pod] = loadCluster(SEED_CNI_OVERVIEW).pods;
+    const result = await cli('exec', '--spec', SEED_CNI_OVERVIEW, pod.name, '--', 'ls');
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('supported: ip addr, ip route');
+    const unknown = await cli('exec', '--spec', SEED_CNI_OVERVIEW, 'x', '--', 'ip', 'addr');
+    expect(unknown.stderr).toContain('pods "x" not found');
   });
 });
 
