@@ -46,13 +46,18 @@ function wrap(text, width = 120) {
 
 const fence = (lang, text) => `\`\`\`${lang}\n${text.replace(/\n+$/, '')}\n\`\`\`\n`;
 
+/** The prompt of a shell in a pod (`kubectl exec -it POD -- /bin/sh`), as the course's busybox shell shows it. */
+const POD_PROMPT = '/ # ';
+
 /**
  * One step: what the course says, the commands as typed at the node's prompt, and what our lab printed. `run`: the
  * script that types them, when it is not the lines themselves (lines typed into a pod's shell go on its input).
  */
 function step(prose, node, lines, { run = lines, ...options } = {}) {
   const output = typed(node, run, options);
-  return `${wrap(prose)}\n\n${fence('bash', lines.map((line) => `${node}$ ${line}`).join('\n'))}\n${output ? fence('', output) : ''}`;
+  // A line already prompted (`/ # ip addr`) was typed into the pod's shell, not the node's.
+  const prompted = lines.map((line) => (line.startsWith(POD_PROMPT) ? line : `${node}$ ${line}`));
+  return `${wrap(prose)}\n\n${fence('bash', prompted.join('\n'))}\n${output ? fence('', output) : ''}`;
 }
 
 const PODNAME = "PODNAME=$(kubectl get pods --selector=app=hello-world -o jsonpath='{.items[0].metadata.name}')";
@@ -79,7 +84,7 @@ function walkthrough() {
         "network namespace of its node's kernel, so the shell is a real one and `ip` shows the pod's eth0 with its /32 " +
         '(its other end is a cali… veth on the node).',
       'master-node',
-      [PODNAME, 'echo $PODNAME', 'kubectl exec -it $PODNAME -- /bin/sh', 'ip addr', 'exit'],
+      [PODNAME, 'echo $PODNAME', 'kubectl exec -it $PODNAME -- /bin/sh', `${POD_PROMPT}ip addr`, `${POD_PROMPT}exit`],
       { run: [PODNAME, 'echo $PODNAME', "printf 'ip addr\\nexit\\n' | kubectl exec -i $PODNAME -- /bin/sh"] },
     ),
     step(

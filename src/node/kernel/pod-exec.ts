@@ -11,10 +11,10 @@ function quote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-function spawnCommand(command: readonly string[], tty: boolean, env: NodeJS.ProcessEnv): ChildProcess {
-  if (!tty) return spawn(command[0], command.slice(1), { stdio: 'pipe', env });
+function spawnCommand(command: readonly string[], tty: boolean, env: NodeJS.ProcessEnv, cwd: string): ChildProcess {
+  if (!tty) return spawn(command[0], command.slice(1), { stdio: 'pipe', env, cwd });
   // -e: script exits with the command's status; -f flushes each write, so the shell's prompt shows at once.
-  return spawn('script', ['-qefc', command.map(quote).join(' '), '/dev/null'], { stdio: 'pipe', env });
+  return spawn('script', ['-qefc', command.map(quote).join(' '), '/dev/null'], { stdio: 'pipe', env, cwd });
 }
 
 /**
@@ -23,14 +23,16 @@ function spawnCommand(command: readonly string[], tty: boolean, env: NodeJS.Proc
  */
 export function spawnInPod(netnsPath: string, podName: string, command: readonly string[], tty: boolean): ChildProcess {
   const named = ['unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', podName, ...command];
-  return spawnCommand(['nsenter', `--net=${netnsPath}`, '--', ...named], tty, {
-    ...process.env,
-    HOSTNAME: podName,
-    PS1: `${podName}:$ `,
-  });
+  // In /, with the prompt of the course's pod shell (busybox's root prompt).
+  return spawnCommand(
+    ['nsenter', `--net=${netnsPath}`, '--', ...named],
+    tty,
+    { ...process.env, HOSTNAME: podName, PS1: '/ # ' },
+    '/',
+  );
 }
 
 /** The node's own shell or tool, for `kubectl debug node/NAME`: the container's namespaces, unchanged. */
 export function spawnOnNode(nodeName: string, command: readonly string[], tty: boolean): ChildProcess {
-  return spawnCommand(command, tty, { ...process.env, HOSTNAME: nodeName });
+  return spawnCommand(command, tty, { ...process.env, HOSTNAME: nodeName }, '/');
 }
