@@ -38,7 +38,7 @@ import { median, resultOf, type BenchResult } from './result.js';
 const SPEC = fileURLToPath(new URL('../../bench/fixtures/forwarding.yaml', import.meta.url));
 const LOAD_NODE = 'load';
 /** The fixture's agent nodes, one per agent configuration measured. */
-const DUT_NODES = ['dut-1', 'dut-2', 'dut-3'];
+const DUT_NODES = ['dut-1', 'dut-2', 'dut-3', 'dut-4'];
 const BASELINE_IP = '10.40.0.20';
 const TOOL = '/usr/local/bin/ipip-bench';
 /** Inner packet sizes: a default ping (56 data bytes), and a large packet that still fits the tunnel MTU of 1480. */
@@ -81,6 +81,8 @@ interface AgentConfiguration {
   readonly args: readonly string[];
   /** The configuration this one is, plus a capture of every interface running in the node's container. */
   readonly capturing?: AgentConfiguration;
+  /** Runs the kernel dataplane: the node container's kernel forwards to its pod, the agent drives tunl0. */
+  readonly kernel?: boolean;
 }
 
 /** $IPIP_LAB_BENCH_CAPTURE replaces `-i any`, e.g. `-i eth0` or `-i any -f udp`, to see what another capture costs. */
@@ -170,9 +172,11 @@ async function agentConfigurations(image: string): Promise<AgentConfiguration[]>
     underlays.length === 0
       ? [{ label: 'agent (default underlay)', args: [] }]
       : underlays.map((name) => ({ label: `agent --underlay ${name}`, args: ['--underlay', name] }));
-  const configurations = [
+  const configurations: AgentConfiguration[] = [
     ...plain,
     { label: `${plain[0].label}, capturing every interface`, args: plain[0].args, capturing: plain[0] },
+    // TUN in, raw socket out, and back: the kernel-backed node, on the default underlay.
+    { label: `${plain[0].label}, kernel dataplane`, args: [...plain[0].args, '--dataplane', 'kernel'], kernel: true },
   ];
   if (configurations.length > DUT_NODES.length) {
     log(
@@ -490,7 +494,14 @@ export async function benchForwarding(): Promise<BenchResult[]> {
   log(`starting ${nodes.length} agent(s): ${configurations.map((c) => c.label).join('; ')}`);
   let lab: Lab | undefined;
   try {
-    lab = await startLab({ spec: SPEC, image: DEFAULT_IMAGE, nodes, agentArgs: (node) => argsByNode.get(node) ?? [] });
+    const kernelNodes = new Set(nodes.filter((_, i) => configurations[i].kernel));
+    lab = await startLab({
+      spec: SPEC,
+      image: DEFAULT_IMAGE,
+      nodes,
+      agentArgs: (node) => argsByNode.get(node) ?? [],
+      dataplane: (node) => (kernelNodes.has(node) ? 'kernel' : 'userspace'),
+    });
     const podOf = (node: string): string => lab!.podsOn(node)[0].ip.toString();
     const loadIp = lab.cluster.nodes.find((node) => node.name === LOAD_NODE)!.ip.toString();
     const [load, relay] = await Promise.all([lab.startStranger(loadIp), lab.startStranger(BASELINE_IP)]);

@@ -21,6 +21,8 @@ import {
 } from './docker.js';
 import { loadSpecFile } from './spec-file.js';
 
+export type DataplaneChoice = 'kernel' | 'userspace';
+
 export interface LabOptions {
   /**
    * The cluster spec: the name of a seed lab the package ships (`'cni-overview'`, the first course's three nodes
@@ -57,11 +59,12 @@ export interface LabOptions {
    */
   netAdmin?: boolean;
   /**
-   * `kernel`: the node containers get what the kernel dataplane needs (NET_ADMIN, SYS_ADMIN and /dev/net/tun) and
-   * their agents run it: tunl0, the routes and the pods' namespaces are the containers' kernels' own, as in the
-   * compose labs. `userspace` (the default): the whole node emulated in the agent, with NET_ADMIN only (`netAdmin`).
+   * `kernel` (the default): the node containers get what the kernel dataplane needs (NET_ADMIN, SYS_ADMIN and
+   * /dev/net/tun) and their agents run it: tunl0, the routes and the pods' namespaces are the containers' kernels'
+   * own, as in the compose labs. `userspace`: the whole node emulated in the agent, with NET_ADMIN only (`netAdmin`),
+   * for a Docker that grants no more. A function picks per node.
    */
-  dataplane?: 'kernel' | 'userspace';
+  dataplane?: DataplaneChoice | ((node: string) => DataplaneChoice);
 }
 
 export interface ExecResult {
@@ -467,7 +470,9 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   try {
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
-        const kernel = options.dataplane === 'kernel';
+        const dataplane =
+          typeof options.dataplane === 'function' ? options.dataplane(node.name) : (options.dataplane ?? 'kernel');
+        const kernel = dataplane === 'kernel';
         const container = await new PinnedContainer(
           image,
           networkName,
@@ -482,14 +487,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           )
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
-          .withCommand([
-            'node',
-            '--name',
-            node.name,
-            '--dataplane',
-            options.dataplane ?? 'userspace',
-            ...agentArgsFor(options, node.name),
-          ])
+          .withCommand(['node', '--name', node.name, '--dataplane', dataplane, ...agentArgsFor(options, node.name)])
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();

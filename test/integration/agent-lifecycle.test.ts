@@ -12,7 +12,7 @@ let lab: Lab;
 let node01: LabNodeHandle;
 
 beforeAll(async () => {
-  lab = await startLab({ spec: SEED_CNI_OVERVIEW, name: 'lifecycle' });
+  lab = await startLab({ spec: SEED_CNI_OVERVIEW, name: 'lifecycle', dataplane: 'userspace' });
   node01 = lab.node('worker-node01');
 });
 

@@ -22,7 +22,7 @@ let podB: PodState;
 const directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-capture-test-'));
 
 beforeAll(async () => {
-  lab = await startLab({ spec: SEED_CNI_OVERVIEW, name: 'capture' });
+  lab = await startLab({ spec: SEED_CNI_OVERVIEW, name: 'capture', dataplane: 'userspace' });
   node01 = lab.node('worker-node01');
   [podA] = lab.podsOn('worker-node01');
   [podB] = lab.podsOn('worker-node02');

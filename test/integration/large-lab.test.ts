@@ -200,7 +200,7 @@ beforeAll(async () => {
   if (made.code !== 0) throw new Error(`gen-spec failed: ${made.stderr}`);
   const started = performance.now();
   // Fifty agents start together on two CPUs: each gets far longer than the harness's default 30 s to come up.
-  lab = await startLab({ spec, name: LAB_NAME, startupTimeoutMs: 180_000 });
+  lab = await startLab({ spec, name: LAB_NAME, startupTimeoutMs: 180_000, dataplane: 'userspace' });
   figures.startSeconds = seconds(started);
 }, 600_000);
 

@@ -24,7 +24,7 @@ let pod2: PodState;
 let pod3: PodState;
 
 beforeAll(async () => {
-  lab = await startLab({ spec: SPEC, agentArgs: (node) => ['--underlay', UNDERLAY_OF[node]] });
+  lab = await startLab({ spec: SPEC, dataplane: 'userspace', agentArgs: (node) => ['--underlay', UNDERLAY_OF[node]] });
   native1 = lab.node('worker-node01');
   native2 = lab.node('worker-node02');
   rawSocket = lab.node('worker-node03');

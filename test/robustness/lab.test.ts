@@ -79,7 +79,7 @@ let podB: PodState;
 const run = promisify(execFile);
 
 beforeAll(async () => {
-  lab = await startLab({ spec: ROBUSTNESS_SPEC, name: 'robustness' });
+  lab = await startLab({ spec: ROBUSTNESS_SPEC, name: 'robustness', dataplane: 'userspace' });
   target = lab.node('worker-node01');
   master = lab.node('master-node');
   node02 = lab.node('worker-node02');
