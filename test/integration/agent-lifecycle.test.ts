@@ -40,6 +40,31 @@ test('an unknown node name is refused with exit code 2', async () => {
   );
 });
 
+test('without SYS_ADMIN and /dev/net/tun, --dataplane kernel is refused with exit code 2 and auto says why in one line', async () => {
+  // This lab's containers have NET_ADMIN only (the userspace dataplane's needs).
+  const elsewhere = ['--api-port', '9555', '--socket', '/tmp/second-agent.sock'];
+  const kernel = await node01.ipipLab(['node', '--name', 'worker-node01', '--dataplane', 'kernel', ...elsewhere]);
+  expect(kernel.exitCode).toBe(2);
+  expect(kernel.stderr).toContain('--dataplane kernel: the container lacks SYS_ADMIN (cap_add, or privileged)');
+  const auto = await node01.exec([
+    'timeout',
+    '3',
+    'ipip-lab',
+    'node',
+    '--name',
+    'worker-node01',
+    '--dataplane',
+    'auto',
+    '--no-pin-neighbours',
+    ...elsewhere,
+  ]);
+  const said = auto.stdout.split('\n').filter((line) => line.includes('kernel dataplane unavailable'));
+  expect(said).toEqual([
+    'worker-node01: kernel dataplane unavailable (the container lacks SYS_ADMIN (cap_add, or privileged)): running the userspace node',
+  ]);
+  expect(auto.stdout).toContain('listening on 10.0.0.11:9555');
+});
+
 test('a node whose address is not on this machine is refused with exit code 2, naming what is here', async () => {
   const result = await node01.ipipLab(['node', '--name', 'worker-node02']);
   expect(result.exitCode).toBe(2);

@@ -3,7 +3,7 @@
  * pcap) file over its control API as packets arrive; this command writes the stream to a file (by default in
  * /captures, which the lab mounts from the host's ./captures) or to stdout for a live Wireshark or tshark.
  */
-import { closeSync, createWriteStream, existsSync, fstatSync, openSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, openSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -202,24 +202,11 @@ function captureStats(trailer: string): CaptureStats | undefined {
 }
 
 /**
- * Whether stdin is a pipe or a socket: what `docker compose exec -T` gives the command, connected to its client on
- * the host. Docker leaves the command running when that client goes (Ctrl-C on the host, Wireshark closed), so the
- * end of stdin is the only sign of it. A terminal or /dev/null (`docker exec` without -i) tells nothing.
- */
-function stdinIsAPipe(): boolean {
-  try {
-    const stat = fstatSync(0);
-    return stat.isFIFO() || stat.isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Copies the capture to `output` as it arrives (pipe() waits for a slow reader, and the agent then drops records
  * rather than packets), or waits while the agent writes the file itself (`output` undefined), until the agent ends
- * it: by count or duration, or because this process asked it to stop on a signal, when the reader went away or when
- * docker exec's client did. Shows progress on stderr meanwhile.
+ * it: by count or duration, or because this process asked it to stop on a signal or when the reader went away
+ * (EPIPE on the output), as tcpdump does. Standard input plays no part: scripts and Wireshark start a capture with
+ * none, or with /dev/null. Shows progress on stderr meanwhile.
  */
 function stream(
   io: Io,
@@ -239,12 +226,6 @@ function stream(
     setTimeout(() => response.destroy(), STOP_GRACE_MS).unref();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, stop);
-  const clientGone = (): void => {
-    io.err('ipip-lab: stdin closed (the docker exec client has gone): stopping\n');
-    stop();
-  };
-  const watchStdin = stdinIsAPipe();
-  if (watchStdin) process.stdin.on('end', clientGone).resume();
 
   if (output === undefined) response.resume();
   else {
@@ -285,7 +266,6 @@ function stream(
     response.on('close', () => {
       clearInterval(progress);
       for (const signal of STOP_SIGNALS) process.off(signal, stop);
-      if (watchStdin) process.stdin.off('end', clientGone).destroy();
       if (progressShown) io.err('\n');
       const trailer = response.trailers[CAPTURE_HEADER.stats];
       if (response.complete && trailer !== undefined) result.stats = captureStats(trailer);
