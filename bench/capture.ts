@@ -20,7 +20,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { loadCluster } from '../src/cli/cluster-source.js';
 import { CaptureSession, type CaptureStats } from '../src/node/capture/index.js';
-import { LabNode } from '../src/node/lab-node.js';
+import { LabNode } from '../src/node/userspace/lab-node.js';
 import { ipv4ToString } from '../src/wire/index.js';
 import { echoRequest } from '../test/support/lab-packets.js';
 import { resultOf, type BenchResult } from './result.js';

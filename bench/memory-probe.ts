@@ -74,7 +74,7 @@ workloads:
 async function buildNode(pods: number, routes: number): Promise<{ keep: unknown; tableRoutes: number }> {
   const { buildCluster, parseSpecDocument } = await import('../src/calico/index.js');
   const routing = await import('../src/routing/index.js');
-  const { LabNode } = await import('../src/node/lab-node.js');
+  const { LabNode } = await import('../src/node/userspace/lab-node.js');
   const spec = parseSpecDocument({ source: 'bench-memory.yaml', text: specText(pods), files: {} });
   const built = buildCluster(spec);
   const [dut, peer] = built.nodes;

@@ -28,7 +28,7 @@ import { writeLabNodes } from './hosts-file.js';
 import { TUNNEL_INTERFACE } from './interface-names.js';
 import { KernelNode } from './kernel/kernel-node.js';
 import { kernelDataplaneUnavailable } from './kernel/requirements.js';
-import { LabNode } from './lab-node.js';
+import { LabNode } from './userspace/lab-node.js';
 import type { DataplaneKind, RunningNode } from './running-node.js';
 import { loadIpipSocketBinding, openBatchedTun } from './underlay/batched.js';
 import {

@@ -8,9 +8,9 @@ import type { ClusterState, SpecDocument } from '../calico/index.js';
 import type { Link, Route } from '../routing/index.js';
 import type { CaptureStats } from './capture/index.js';
 import type { DataplaneStats, InterfaceStats } from './counters.js';
-import type { CurlReport } from './pod/curl.js';
-import { MAX_SIZE as PING_MAX_SIZE, type PingReport } from './pod/ping.js';
-import { MAX_HOPS as TRACEROUTE_MAX_HOPS, type TracerouteReport } from './pod/traceroute.js';
+import type { CurlReport } from './userspace/pod/curl.js';
+import { MAX_SIZE as PING_MAX_SIZE, type PingReport } from './userspace/pod/ping.js';
+import { MAX_HOPS as TRACEROUTE_MAX_HOPS, type TracerouteReport } from './userspace/pod/traceroute.js';
 
 export const DEFAULT_API_PORT = 9440;
 export const DEFAULT_AGENT_SOCKET = '/run/ipip-lab/agent.sock';

@@ -36,7 +36,7 @@ import {
   type TracerouteRequest,
 } from './api-protocol.js';
 import { CaptureSession, parseFilter } from './capture/index.js';
-import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './dataplane.js';
+import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from './interface-names.js';
 import { EXEC_FRAME, EXEC_PATH, EXEC_UPGRADE, execFrame, exitFrame } from './exec-stream.js';
 import { netnsPath } from './kernel/pod-namespaces.js';
 import { spawnInPod, spawnOnNode } from './kernel/pod-exec.js';

@@ -1,6 +1,6 @@
 /**
  * The seam between the agent and its dataplane. Two dataplanes sit behind it, in sibling rooms: the userspace node
- * (lab-node.ts with dataplane.ts and pod/: the whole node emulated in the agent) and the kernel-backed node
+ * (userspace/: lab-node.ts with dataplane.ts and pod/, the whole node emulated in the agent) and the kernel-backed node
  * (kernel/: the container's kernel holds tunl0's routes, the cali veths and the pods' namespaces, and the agent is
  * tunl0's driver). The API, the counters and the capture see only this.
  */
@@ -9,7 +9,7 @@ import type { Link, Route } from '../routing/index.js';
 import type { TapSource } from './capture/session.js';
 import type { DataplaneStats } from './counters.js';
 import type { PodTools } from './kernel/pod-tools.js';
-import type { SimulatedPod } from './pod/index.js';
+import type { SimulatedPod } from './userspace/pod/index.js';
 
 export type DataplaneKind = 'userspace' | 'kernel';
 

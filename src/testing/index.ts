@@ -19,4 +19,4 @@ export {
   type TappedPacket,
 } from './lab.js';
 export type { NodeInfo, NodeStatsResponse } from '../node/api.js';
-export type { CurlReport, PingReport, TracerouteReport } from '../node/pod/index.js';
+export type { CurlReport, PingReport, TracerouteReport } from '../node/userspace/pod/index.js';

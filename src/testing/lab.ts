@@ -6,7 +6,12 @@
 import { Wait, type StartedTestContainer } from 'testcontainers';
 import type { ClusterState, NodeState, PodState } from '../calico/index.js';
 import type { NodeInfo, NodeStatsResponse } from '../node/api-protocol.js';
-import type { CurlReport, PingOptions as PodPingOptions, PingReport, TracerouteReport } from '../node/pod/index.js';
+import type {
+  CurlReport,
+  PingOptions as PodPingOptions,
+  PingReport,
+  TracerouteReport,
+} from '../node/userspace/pod/index.js';
 import { pcapng } from '../wire/index.js';
 import {
   buildImage,

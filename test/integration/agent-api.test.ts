@@ -22,7 +22,7 @@ import {
   type CaptureInfo,
 } from '../../src/node/api.js';
 import type { CaptureStats } from '../../src/node/capture/index.js';
-import type { PingReport } from '../../src/node/pod/index.js';
+import type { PingReport } from '../../src/node/userspace/pod/index.js';
 import { pcapng } from '../../src/wire/index.js';
 import { SEED_CNI_OVERVIEW } from '../support/cli.js';
 import { startInProcessAgent, type InProcessAgent } from '../support/in-process-agent.js';

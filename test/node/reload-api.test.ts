@@ -12,7 +12,7 @@ import { clusterOf, readSpecFile } from '../../src/cli/cluster-source.js';
 import { AgentClient, AgentError } from '../../src/cli/commands/agent-client.js';
 import { specDigest } from '../../src/node/api-protocol.js';
 import { createApiHandler, ReloadRefused, type ApiContext } from '../../src/node/api.js';
-import { LabNode } from '../../src/node/lab-node.js';
+import { LabNode } from '../../src/node/userspace/lab-node.js';
 import { REPO_ROOT, SEED_CNI_OVERVIEW } from '../support/cli.js';
 
 const SYSTEM = {

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { PodState } from '../../src/calico/index.js';
-import { DATAPLANE_DROP_REASONS, unaccounted, type DataplaneStats } from '../../src/node/dataplane.js';
+import { DATAPLANE_DROP_REASONS, unaccounted, type DataplaneStats } from '../../src/node/userspace/dataplane.js';
 import { loadSpecFile } from '../../src/testing/spec-file.js';
 import { startLab, type Lab, type LabNodeHandle, type StrangerHandle } from '../../src/testing/index.js';
 import { echoRequest, ipipPacket } from '../support/lab-packets.js';

@@ -5,7 +5,15 @@
  * held back. The dataplane now does the same for every line a packet can cause.
  */
 import { describe, expect, it } from 'vitest';
-import { NODE_A, NODE_B, POD_B, checkCountersAfterEachTest, echo, ipip, makeNode } from '../node/dataplane/harness.js';
+import {
+  NODE_A,
+  NODE_B,
+  POD_B,
+  checkCountersAfterEachTest,
+  echo,
+  ipip,
+  makeNode,
+} from '../node/userspace/dataplane/harness.js';
 
 checkCountersAfterEachTest();
 

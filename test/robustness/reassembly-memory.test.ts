@@ -8,8 +8,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect, it } from 'vitest';
-import { Reassembler } from '../../src/node/pod/reassembly.js';
-import { TimerSet } from '../../src/node/pod/clock.js';
+import { Reassembler } from '../../src/node/userspace/pod/reassembly.js';
+import { TimerSet } from '../../src/node/userspace/pod/clock.js';
 import { IP_PROTOCOL, Ipv4View, ipv4 } from '../../src/wire/index.js';
 
 setFlagsFromString('--expose-gc');

@@ -10,9 +10,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { unaccounted } from '../../src/node/dataplane.js';
+import { unaccounted } from '../../src/node/userspace/dataplane.js';
 import type { NodeStatsResponse } from '../../src/node/api.js';
-import type { PingReport } from '../../src/node/pod/index.js';
+import type { PingReport } from '../../src/node/userspace/pod/index.js';
 import { buildImage } from '../../src/testing/index.js';
 import { loadSpecFile } from '../../src/testing/spec-file.js';
 import { RESTART_COMPOSE, RESTART_SPEC } from './support/specs.js';

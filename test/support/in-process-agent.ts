@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { ClusterState, SpecDocument } from '../../src/calico/index.js';
 import { clusterOf, readSpecFile } from '../../src/cli/cluster-source.js';
 import { createApiHandler, type ApiHandler } from '../../src/node/api.js';
-import { LabNode } from '../../src/node/lab-node.js';
+import { LabNode } from '../../src/node/userspace/lab-node.js';
 
 export interface InProcessAgent {
   readonly spec: SpecDocument;

@@ -14,7 +14,7 @@
  * that is what `tcpdump -i tunl0 -w` writes on Linux, so our files and the kernel's look alike to Wireshark.
  */
 import { LINKTYPE, pcap, pcapng, type CapturedPacket } from '../../wire/pcapng.js';
-import type { TapEvent } from '../dataplane.js';
+import type { TapEvent } from '../tap-hub.js';
 import { CpuBudget, type BudgetClock } from './budget.js';
 import { parseFilter } from './filter.js';
 

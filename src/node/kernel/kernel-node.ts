@@ -16,7 +16,7 @@ import {
   type PodState,
 } from '../../calico/index.js';
 import type { Link, Route } from '../../routing/index.js';
-import type { UnderlayTx } from '../dataplane.js';
+import type { UnderlayTx } from '../underlay/index.js';
 import type { DataplaneStats, InterfaceStats } from '../counters.js';
 import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from '../interface-names.js';
 import type { NodePackets, RunningNode } from '../running-node.js';
@@ -24,7 +24,7 @@ import type { IpipSocketBinding } from '../underlay/batched.js';
 import { KernelInterfaceTaps } from './interface-taps.js';
 import { syncKernelRoutes } from './kernel-routes.js';
 import { netnsPath, PodNamespaces, SYSTEM_TOOLS, type KernelTools } from './pod-namespaces.js';
-import { runsHelloApp } from '../pod/http.js';
+import { runsHelloApp } from '../hello-app.js';
 import { kernelPodTools, type PodTools } from './pod-tools.js';
 import { startPodWorkload, type NetnsBinder, type PodWorkload } from './pod-workloads.js';
 import { TunnelDriver, type TunTx } from './tunnel-driver.js';

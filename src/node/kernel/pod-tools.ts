@@ -3,9 +3,9 @@
  * traceroute, run in the pod's network namespace (pod-exec.ts). The text is theirs, byte for byte; the `-o json`
  * report is read back from it, in the same shapes as the userspace pod's tools report.
  */
-import type { CurlOptions, CurlReport } from '../pod/curl.js';
-import type { PingOptions, PingReport, PingResult } from '../pod/ping.js';
-import type { TracerouteOptions, TracerouteProbe, TracerouteReport } from '../pod/traceroute.js';
+import type { CurlOptions, CurlReport } from '../userspace/pod/curl.js';
+import type { PingOptions, PingReport, PingResult } from '../userspace/pod/ping.js';
+import type { TracerouteOptions, TracerouteProbe, TracerouteReport } from '../userspace/pod/traceroute.js';
 import { Ipv4Address } from '../../routing/address.js';
 import { ipv4ToString } from '../../wire/ipv4-text.js';
 import { spawnInPod } from './pod-exec.js';

@@ -9,7 +9,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { PodState } from '../../calico/index.js';
-import { HELLO_APP_PORT, serveHelloApp } from '../pod/http.js';
+import { HELLO_APP_PORT, serveHelloApp } from '../hello-app.js';
 
 export const UDP_ECHO_PORT = 7;
 

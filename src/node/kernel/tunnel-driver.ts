@@ -19,7 +19,7 @@ import { ipv4ToString } from '../../wire/ipv4-text.js';
 import { Ipv4View } from '../../wire/ipv4.js';
 import { IpIdCounter } from '../../wire/linux-defaults.js';
 import { Counters, type DataplaneDropReason, type DataplaneStats } from '../counters.js';
-import type { UnderlayTx } from '../dataplane.js';
+import type { UnderlayTx } from '../underlay/index.js';
 import { TUNNEL_INTERFACE, UNDERLAY_INTERFACE } from '../interface-names.js';
 import { LIMITED_BROADCAST, isMulticast, isZeroOrLoopback } from '../martians.js';
 import { RateLimitedLog } from '../rate-limited-log.js';

@@ -7,12 +7,16 @@
  * per system call) and `raw-socket` (raw-socket.ts, the npm package: one packet per event). The agent picks native
  * unless told otherwise or the addon is not built.
  */
-import type { UnderlayTx } from '../dataplane.js';
 import { openBatchedUnderlay } from './batched.js';
 import { UnderlayUnavailableError } from './errors.js';
 import { openRawSocketUnderlay } from './raw-socket.js';
 
 export { UnderlayUnavailableError } from './errors.js';
+
+/** A raw IPIP socket with IP_HDRINCL: `packet` includes its outer header; `destination` is the next hop. */
+export interface UnderlayTx {
+  send(packet: Buffer, destination: number): void;
+}
 
 export interface Underlay extends UnderlayTx {
   /** Send failures so far (the kernel refused a packet), e.g. for the stats view. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import type { TapEvent } from '../../../src/node/dataplane.js';
+import type { TapEvent } from '../../../src/node/userspace/dataplane.js';
 import { CaptureSession, type CaptureOptions, type TapSource } from '../../../src/node/capture/index.js';
 import { LINKTYPE, pcapng } from '../../../src/wire/pcapng.js';
 import { frameOf } from '../../support/wire-vectors.js';

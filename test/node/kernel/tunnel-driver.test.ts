@@ -22,7 +22,7 @@ import {
   type NodeState,
 } from '../../../src/calico/index.js';
 import { unaccounted } from '../../../src/node/counters.js';
-import type { UnderlayTx } from '../../../src/node/dataplane.js';
+import type { UnderlayTx } from '../../../src/node/underlay/index.js';
 import { TunnelDriver, type TunTx } from '../../../src/node/kernel/tunnel-driver.js';
 import type { TapEvent } from '../../../src/node/tap-hub.js';
 import { Ipv4Address } from '../../../src/routing/address.js';
@@ -41,7 +41,7 @@ import {
   ipip,
   ipPacket,
   ipv4ToString,
-} from '../dataplane/harness.js';
+} from '../userspace/dataplane/harness.js';
 
 // ---- the seed cluster ----
 

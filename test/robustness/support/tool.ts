@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
-import type { DataplaneStats } from '../../../src/node/dataplane.js';
+import type { DataplaneStats } from '../../../src/node/userspace/dataplane.js';
 import { Ipv4Address } from '../../../src/routing/index.js';
 import type { Lab, LabNodeHandle } from '../../../src/testing/index.js';
 
