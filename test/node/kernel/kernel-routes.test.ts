@@ -3,26 +3,15 @@
  * default route, the connected eth0 route, tunnel routes `linkdown` while the TUN has no reader, the trailing space
  * after each line, a user's own routes) and the exact `ip -batch` lines that converge it to Calico's routes.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { buildCluster, nodeDataplane, parseSpec, type ClusterSpec } from '../../../src/calico/index.js';
+import { buildCluster, nodeDataplane } from '../../../src/calico/index.js';
 import { isCalicoRoute, syncKernelRoutes, type RouteTools } from '../../../src/node/kernel/kernel-routes.js';
 import { Ipv4Address } from '../../../src/routing/address.js';
 import type { Route } from '../../../src/routing/route.js';
 import { lines, pod } from '../../support/routing-fixtures.js';
+import { seedCluster, seedSpec } from '../../support/seed-cluster.js';
 
-const SEED_FILE = fileURLToPath(new URL('../../../containers/cni-overview/cluster.yaml', import.meta.url));
-
-function seedSpec(): ClusterSpec {
-  return parseSpec(readFileSync(SEED_FILE, 'utf8'), {
-    source: SEED_FILE,
-    readFile: (relative) => readFileSync(path.resolve(path.dirname(SEED_FILE), relative), 'utf8'),
-  });
-}
-
-const SEED = buildCluster(seedSpec());
+const SEED = seedCluster();
 
 /** master-node's routes as Felix and BIRD make them, and a pod on it (the seed schedules none there). */
 const POD_ROUTE = pod('192.168.77.144', 'cali4e2a9b5c7d1');

@@ -3,31 +3,12 @@
  * Calico CNI plugin wires it, what a converge changes (and what it leaves alone), and what a start after a crash
  * clears.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  buildCluster,
-  nodeDataplane,
-  parseSpec,
-  type ClusterSpec,
-  type ClusterState,
-  type PodState,
-} from '../../../src/calico/index.js';
+import { nodeDataplane, type PodState } from '../../../src/calico/index.js';
 import { PodNamespaces, netnsPath, type KernelTools } from '../../../src/node/kernel/pod-namespaces.js';
 import { Ipv4Address } from '../../../src/routing/address.js';
 import type { Link } from '../../../src/routing/index.js';
-
-const SEED_FILE = fileURLToPath(new URL('../../../containers/cni-overview/cluster.yaml', import.meta.url));
-
-function seedCluster(): ClusterState {
-  const spec: ClusterSpec = parseSpec(readFileSync(SEED_FILE, 'utf8'), {
-    source: SEED_FILE,
-    readFile: (relative) => readFileSync(path.resolve(path.dirname(SEED_FILE), relative), 'utf8'),
-  });
-  return buildCluster(spec);
-}
+import { seedCluster } from '../../support/seed-cluster.js';
 
 const SEED = seedCluster();
 const NODE = 'worker-node01';

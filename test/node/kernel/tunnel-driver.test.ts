@@ -7,17 +7,13 @@
  * is exactly what the TUN gives the driver, and the frame is exactly what the driver must send, apart from its ID.
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   buildCluster,
   nodeByName,
   nodeDataplane,
-  parseSpec,
   podByIp,
   workloadMtu,
-  type ClusterSpec,
   type ClusterState,
   type NodeState,
 } from '../../../src/calico/index.js';
@@ -42,19 +38,11 @@ import {
   ipPacket,
   ipv4ToString,
 } from '../userspace/dataplane/harness.js';
+import { seedCluster, seedSpec } from '../../support/seed-cluster.js';
 
 // ---- the seed cluster ----
 
-const SEED_FILE = fileURLToPath(new URL('../../../containers/cni-overview/cluster.yaml', import.meta.url));
-
-function seedSpec(): ClusterSpec {
-  return parseSpec(readFileSync(SEED_FILE, 'utf8'), {
-    source: SEED_FILE,
-    readFile: (relative) => readFileSync(path.resolve(path.dirname(SEED_FILE), relative), 'utf8'),
-  });
-}
-
-const SEED = buildCluster(seedSpec());
+const SEED = seedCluster();
 
 function nodeOf(cluster: ClusterState, name: string): NodeState {
   const node = nodeByName(cluster, name);
