@@ -23,6 +23,7 @@ import { ExitStatus, UsageError } from '../errors.js';
 import { integer, jsonOutputOption, printJson, seconds, specOption, type CommonOptions, type Io } from '../common.js';
 import { agentApiPort, agentFor, agentSocketPath } from './agent-client.js';
 import { registerCaptureCommand } from './capture-command.js';
+import { registerExtcapCommand } from './extcap.js';
 
 import { registerManifestCommands } from './manifest-commands.js';
 import { renderStats } from './stats-view.js';
@@ -404,4 +405,5 @@ export function registerAgentCommands(program: Command, io: Io): void {
   registerNodeActions(program, io);
   registerManifestCommands(program, io);
   registerCaptureCommand(program, io);
+  registerExtcapCommand(program, io);
 }
