@@ -194,8 +194,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let handler: ApiHandler | undefined;
   let spec = options.spec;
   /**
-   * Rebuilds the node from a re-read spec, as if kubelet and calico-node restarted on it: new pods, routes and
-   * counters; the raw socket, the API and the node's start time stay.
+   * The node as a re-read spec makes it. The userspace node is rebuilt, as if kubelet and calico-node restarted on
+   * it (new pods, routes and counters); the kernel's converges in place (only the pods and routes that changed).
+   * The raw socket, the API and the node's start time stay.
    */
   const reload = async (readSpec: () => SpecDocument): Promise<ReloadResult> => {
     const document = readSpec();

@@ -93,6 +93,7 @@ export class KernelNode implements RunningNode {
   private view: NodeView;
   private readonly namespaces: PodNamespaces;
   private readonly workloads = new Map<string, PodWorkload>();
+  private applying: Promise<void> = Promise.resolve();
   private readonly tools: KernelTools;
 
   private constructor(
@@ -221,14 +222,21 @@ export class KernelNode implements RunningNode {
     return pod && kernelPodTools(netnsPath(pod), pod.name);
   }
 
-  /** The node as a re-read spec makes it, in place: only what changed is touched. */
-  async apply(cluster: ClusterState): Promise<void> {
-    this.view = viewOf(cluster, this.view.node.name);
-    this.driver.setRoutes(
-      this.view.routes,
-      cluster.nodes.map((node) => node.ip),
-    );
-    await this.converge();
+  /**
+   * The node as a re-read spec makes it, in place: only what changed is touched. Reloads run one after the other:
+   * two converging at once would both wire a new pod.
+   */
+  apply(cluster: ClusterState): Promise<void> {
+    const applied = this.applying.then(async () => {
+      this.view = viewOf(cluster, this.view.node.name);
+      this.driver.setRoutes(
+        this.view.routes,
+        cluster.nodes.map((node) => node.ip),
+      );
+      await this.converge();
+    });
+    this.applying = applied.catch(() => undefined);
+    return applied;
   }
 
   /** Stops the pods' workloads and removes every namespace, veth and route the node made. */
