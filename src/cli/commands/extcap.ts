@@ -25,7 +25,8 @@ const EXTCAP_NAME = 'ipip-lab';
 /** Every tap carries bare IPv4 (capture/session.ts writes LINKTYPE_RAW). */
 const DLT = '{number=101}{name=RAW}{display=Raw IPv4 (ipip-lab)}';
 const NODE_IMAGE = /^ipip-lab-node(:|$)/;
-const DOCKER_TIMEOUT_MS = 15_000;
+/** docker and tshark answer in well under this, or not at all. */
+const COMMAND_TIMEOUT_MS = 15_000;
 
 /** One capturable interface of a node container. */
 export interface ExtcapInterface {
@@ -60,7 +61,7 @@ async function nodeContainers(): Promise<NodeContainer[]> {
       '{{.Names}}\t{{.Image}}\t{{.Command}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "ipip-lab.lab"}}',
       '--no-trunc',
     ],
-    { timeout: DOCKER_TIMEOUT_MS },
+    { timeout: COMMAND_TIMEOUT_MS },
   );
   return stdout
     .split('\n')
@@ -77,7 +78,7 @@ async function nodeContainers(): Promise<NodeContainer[]> {
 /** A node's interfaces, from its agent: eth0, tunl0, one cali… per pod, and any. */
 async function interfacesOf(container: NodeContainer): Promise<ExtcapInterface[]> {
   const { stdout } = await run('docker', ['exec', container.name, 'ipip-lab', 'api', 'GET', '/v1/node'], {
-    timeout: DOCKER_TIMEOUT_MS,
+    timeout: COMMAND_TIMEOUT_MS,
   });
   const info = JSON.parse(stdout) as { pods: { name: string; hostInterface: string }[] };
   const named = (iface: string, what: string): ExtcapInterface => ({
@@ -108,8 +109,8 @@ export async function personalExtcapFolder(): Promise<string> {
   let version: string;
   try {
     [folders, version] = await Promise.all([
-      run('tshark', ['-G', 'folders'], { timeout: DOCKER_TIMEOUT_MS }).then((result) => result.stdout),
-      run('tshark', ['-v'], { timeout: DOCKER_TIMEOUT_MS }).then((result) => result.stdout),
+      run('tshark', ['-G', 'folders'], { timeout: COMMAND_TIMEOUT_MS }).then((result) => result.stdout),
+      run('tshark', ['-v'], { timeout: COMMAND_TIMEOUT_MS }).then((result) => result.stdout),
     ]);
   } catch (error) {
     throw new UsageError(
@@ -173,7 +174,7 @@ async function capture(value: string, fifo: string, filter: string | undefined, 
   let stopping: Promise<unknown> | undefined;
   const stop = (): void => {
     stopping ??= run('docker', ['exec', container, 'sh', '-c', `kill -INT "$(cat ${pidFile})"; rm -f ${pidFile}`], {
-      timeout: DOCKER_TIMEOUT_MS,
+      timeout: COMMAND_TIMEOUT_MS,
     }).catch(() => undefined);
   };
   process.on('SIGINT', stop);

@@ -24,7 +24,7 @@ class InterfaceTap {
 
   constructor(
     binding: IpipSocketBinding,
-    private readonly name: string,
+    readonly name: string,
     private readonly now: () => bigint,
     onError: (error: Error) => void,
   ) {
@@ -99,7 +99,7 @@ export class KernelInterfaceTaps implements TapSource {
         tap.listeners.delete(listener);
         if (tap.listeners.size > 0) continue;
         tap.close();
-        for (const [name, candidate] of this.taps) if (candidate === tap) this.taps.delete(name);
+        this.taps.delete(tap.name);
       }
     };
   }
