@@ -19,7 +19,11 @@ export function withLabNodes(hosts: string, nodes: readonly NodeState[]): string
     else if (!inside) kept.push(line);
   }
   while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop();
-  const block = [BEGIN, ...nodes.map((node) => `${node.ip.toString()}\t${node.name}`), END];
+  // A name the file already maps to the same address (Docker's line for the container itself) is not repeated:
+  // `hostname -i` would print the address twice.
+  const present = new Set(kept.map((line) => line.trim().split(/\s+/).slice(0, 2).join(' ')));
+  const missing = nodes.filter((node) => !present.has(`${node.ip.toString()} ${node.name}`));
+  const block = [BEGIN, ...missing.map((node) => `${node.ip.toString()}\t${node.name}`), END];
   return [...kept, ...block, ''].join('\n');
 }
 

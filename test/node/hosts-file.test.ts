@@ -49,7 +49,8 @@ const DOCKER_HOSTS =
 const BEGIN = '# ipip-lab: the lab nodes (rewritten by the agent)';
 const END = '# ipip-lab: end';
 
-const SEED_BLOCK = `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.11\tworker-node01\n10.0.0.12\tworker-node02\n${END}\n`;
+/** Docker's file already maps worker-node01, the container itself, to its address: the block leaves it out. */
+const SEED_BLOCK = `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.12\tworker-node02\n${END}\n`;
 
 const count = (text: string, line: string): number => text.split('\n').filter((candidate) => candidate === line).length;
 
@@ -58,6 +59,17 @@ describe('withLabNodes', () => {
     const hosts = withLabNodes(DOCKER_HOSTS, SEED_NODES);
     expect(hosts).toBe(DOCKER_HOSTS + SEED_BLOCK);
     expect(hosts.startsWith(DOCKER_HOSTS)).toBe(true);
+  });
+
+  it("does not repeat the container's own line, so that hostname -i prints one address", () => {
+    const hosts = withLabNodes(DOCKER_HOSTS, SEED_NODES);
+    expect(hosts.split('\n').filter((line) => /^10\.0\.0\.11\s+worker-node01$/.test(line))).toHaveLength(1);
+    // Another container of the lab keeps worker-node01 in the block, under its own Docker line.
+    const onMaster = withLabNodes(
+      DOCKER_HOSTS.replace('10.0.0.11\tworker-node01', '10.0.0.10\tmaster-node'),
+      SEED_NODES,
+    );
+    expect(onMaster).toContain(`${BEGIN}\n10.0.0.11\tworker-node01\n10.0.0.12\tworker-node02\n${END}\n`);
   });
 
   it('is idempotent: the block is added once', () => {
@@ -73,7 +85,7 @@ describe('withLabNodes', () => {
     const after = withLabNodes(before, reloadedNodes());
     expect(after).toBe(
       DOCKER_HOSTS +
-        `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.11\tworker-node01\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
+        `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
     );
     expect(after).not.toContain('10.0.0.12');
     expect(withLabNodes(after, reloadedNodes())).toBe(after);
@@ -87,7 +99,7 @@ describe('withLabNodes', () => {
     expect(rewritten).toBe(
       DOCKER_HOSTS +
         '192.0.2.7\tregistry.local\n' +
-        `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.11\tworker-node01\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
+        `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
     );
   });
 
