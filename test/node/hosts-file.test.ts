@@ -84,8 +84,7 @@ describe('withLabNodes', () => {
     const before = withLabNodes(DOCKER_HOSTS, SEED_NODES);
     const after = withLabNodes(before, reloadedNodes());
     expect(after).toBe(
-      DOCKER_HOSTS +
-        `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
+      DOCKER_HOSTS + `${BEGIN}\n10.0.0.10\tmaster-node\n10.0.0.22\tworker-node02\n10.0.0.13\tworker-node03\n${END}\n`,
     );
     expect(after).not.toContain('10.0.0.12');
     expect(withLabNodes(after, reloadedNodes())).toBe(after);
