@@ -5,20 +5,11 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildCluster, parseSpec, type ClusterSpec, type NodeState } from '../../src/calico/index.js';
+import { buildCluster, type NodeState } from '../../src/calico/index.js';
 import { withLabNodes, writeLabNodes } from '../../src/node/hosts-file.js';
 import { Ipv4Address } from '../../src/routing/address.js';
-
-const SEED_FILE = fileURLToPath(new URL('../../containers/cni-overview/cluster.yaml', import.meta.url));
-
-function seedSpec(): ClusterSpec {
-  return parseSpec(readFileSync(SEED_FILE, 'utf8'), {
-    source: SEED_FILE,
-    readFile: (relative) => readFileSync(path.resolve(path.dirname(SEED_FILE), relative), 'utf8'),
-  });
-}
+import { seedSpec } from '../support/seed-cluster.js';
 
 const SEED_NODES = buildCluster(seedSpec()).nodes;
 

@@ -34,7 +34,7 @@ class InterfaceTap {
       batch: BATCH,
       receiveBuffer: this.receiveBuffer,
       receiveLengths: this.receiveLengths,
-      // A capture sends nothing: one slot of each send array satisfies the addon.
+      // A capture sends nothing, but the addon takes send slots of the batch's size: pages never written cost nothing.
       sendBuffer: Buffer.allocUnsafeSlow(BATCH * slotSize),
       sendLengths: new Uint32Array(BATCH),
       sendDestinations: new Uint32Array(BATCH),
