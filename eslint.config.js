@@ -35,6 +35,11 @@ export default tseslint.config(
     },
   },
   {
+    // The lab page's script runs in the browser, not in Node.js.
+    files: ['src/cli/page/browser/**/*.ts'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },

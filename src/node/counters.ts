@@ -9,6 +9,7 @@
  * (`delivered`), sent out of eth0, tunnelled or not (`forwarded`, once per packet however many fragments it became),
  * ended in the node's own stack (`consumed`), or dropped with one reason.
  */
+import { ipv4ToString } from '../wire/ipv4-text.js';
 import { DROP_REASONS } from '../wire/result.js';
 
 /** Reasons of the node layer, after the wire layer's parse failures (which keep their own names). */
@@ -75,8 +76,18 @@ export interface InterfaceStats {
   txDropped: number;
 }
 
+/** IPIP to and from one peer node: outer packets and bytes, as eth0 carried them. */
+export interface TunnelStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
 export interface DataplaneStats {
   interfaces: Record<string, InterfaceStats>;
+  /** By the peer's underlay address: the tunnels' share of eth0's counters (the lab page's rates). */
+  tunnels: Record<string, TunnelStats>;
   drops: Record<DataplaneDropReason, number>;
   events: Record<DataplaneEvent, number>;
   received: number;
@@ -107,6 +118,7 @@ export class Counters {
   private readonly drops = zeroed(DATAPLANE_DROP_REASONS);
   private readonly events = zeroed(DATAPLANE_EVENTS);
   private readonly interfaces = new Map<string, InterfaceStats>();
+  private readonly tunnels = new Map<number, TunnelStats>();
 
   interface(name: string): InterfaceStats {
     let stats = this.interfaces.get(name);
@@ -115,6 +127,29 @@ export class Counters {
       this.interfaces.set(name, stats);
     }
     return stats;
+  }
+
+  private tunnel(peer: number): TunnelStats {
+    let stats = this.tunnels.get(peer);
+    if (stats === undefined) {
+      stats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
+      this.tunnels.set(peer, stats);
+    }
+    return stats;
+  }
+
+  /** An outer packet sent to `peer`. */
+  tunnelSent(peer: number, bytes: number): void {
+    const stats = this.tunnel(peer);
+    stats.txPackets++;
+    stats.txBytes += bytes;
+  }
+
+  /** An outer packet from `peer`, decapsulated. */
+  tunnelReceived(peer: number, bytes: number): void {
+    const stats = this.tunnel(peer);
+    stats.rxPackets++;
+    stats.rxBytes += bytes;
   }
 
   drop(reason: DataplaneDropReason): void {
@@ -129,6 +164,7 @@ export class Counters {
     const drops = { ...this.drops };
     return {
       interfaces: Object.fromEntries([...this.interfaces].map(([name, stats]) => [name, { ...stats }])),
+      tunnels: Object.fromEntries([...this.tunnels].map(([peer, stats]) => [ipv4ToString(peer), { ...stats }])),
       drops,
       events: { ...this.events },
       received: this.received,

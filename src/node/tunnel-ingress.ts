@@ -64,5 +64,6 @@ export function decapsulateInner(
   bytes.copy(packet, 0, offset, offset + length);
   view.attach(packet);
   if (ecn.innerEcn !== innerEcn) view.markCongestionExperienced();
+  if (peer !== undefined) counters.tunnelReceived(peer, offset + length);
   return packet;
 }

@@ -28,6 +28,8 @@ export interface ComposeLab {
   down(): Promise<number>;
   /** What Docker still holds of the project (containers, networks, volumes), by name. */
   leftovers(): Promise<string[]>;
+  /** `docker compose port SERVICE PORT`: where the host reaches a published port, e.g. `127.0.0.1:49153`. */
+  publishedAt(service: string, port: number): Promise<string>;
 }
 
 const PROJECT_LABEL = 'com.docker.compose.project';
@@ -49,7 +51,8 @@ async function leftovers(project: string): Promise<string[]> {
 
 /**
  * Starts the compose file (relative to the repository) as project `project`, after removing what a killed run of the
- * same project left. Every node must be healthy within `healthyWithinMs`.
+ * same project left. Every node must be healthy within `healthyWithinMs`. The lab page is published on a port Docker
+ * picks, so a test never takes the port of a lab the user runs.
  */
 export async function startComposeLab(file: string, project: string, healthyWithinMs = 30_000): Promise<ComposeLab> {
   const absolute = path.join(REPO_ROOT, file);
@@ -63,6 +66,7 @@ export async function startComposeLab(file: string, project: string, healthyWith
     path.basename(absolute),
   )
     .withProjectName(project)
+    .withEnvironment({ IPIP_LAB_PAGE_PORT: '' })
     .withDefaultWaitStrategy(Wait.forHealthCheck())
     .withStartupTimeout(healthyWithinMs)
     .up();
@@ -89,6 +93,10 @@ export async function startComposeLab(file: string, project: string, healthyWith
       return performance.now() - begun;
     },
     leftovers: () => leftovers(project),
+    async publishedAt(service, port) {
+      const { stdout } = await run('docker', ['compose', '-f', absolute, '-p', project, 'port', service, String(port)]);
+      return stdout.trim();
+    },
   };
 }
 

@@ -24,6 +24,7 @@ import { integer, jsonOutputOption, printJson, seconds, specOption, type CommonO
 import { agentApiPort, agentFor, agentSocketPath } from './agent-client.js';
 import { registerCaptureCommand } from './capture-command.js';
 import { registerExtcapCommand } from './extcap.js';
+import { registerPageCommand } from './page-command.js';
 
 import { registerManifestCommands } from './manifest-commands.js';
 import { renderStats } from './stats-view.js';
@@ -406,4 +407,5 @@ export function registerAgentCommands(program: Command, io: Io): void {
   registerManifestCommands(program, io);
   registerCaptureCommand(program, io);
   registerExtcapCommand(program, io);
+  registerPageCommand(program, io);
 }

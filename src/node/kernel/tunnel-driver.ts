@@ -133,6 +133,7 @@ export class TunnelDriver {
     }
     this.eth0.stats.txPackets++;
     this.eth0.stats.txBytes += outer.length;
+    this.counters.tunnelSent(gateway, outer.length);
     this.counters.forwarded++;
   }
 

@@ -420,7 +420,9 @@ export class Dataplane {
     this.tunl0.stats.txPackets++;
     this.tunl0.stats.txBytes += inner.length;
     if (this.taps.isTapped(this.tunl0)) this.taps.emit(this.tunl0, 'tx', packet.subarray(IPIP_OVERHEAD));
-    return this.sendPlain(packet, gateway, 'keep-ttl');
+    const sent = this.sendPlain(packet, gateway, 'keep-ttl');
+    if (sent) this.counters.tunnelSent(gateway, packet.length);
+    return sent;
   }
 
   /** Out of eth0 as is, `packet` being exactly the bytes to send and, when its TTL is to change, the dataplane's own. */

@@ -1,0 +1,270 @@
+/**
+ * The lab as the page shows it, kept current by asking the agents once a second: the cluster (from any agent's spec,
+ * so `kubectl apply`, `delete` and `scale` show at the next poll), each node's dataplane, and its counters, whose
+ * differences are the rates. The page's server reaches the agents over the lab network only: an agent address that
+ * is on none of this machine's own networks is refused, so that lab addresses never leave for a router.
+ */
+import os from 'node:os';
+import { nodeDataplane, type ClusterState, type NodeState } from '../../calico/index.js';
+import type { InterfaceStats, TunnelStats } from '../../node/counters.js';
+import { DEFAULT_API_PORT } from '../../node/api-protocol.js';
+import {
+  Ipv4Address,
+  Ipv4Prefix,
+  compareRoutesInKernelOrder,
+  renderIpAddr,
+  renderIpRoute,
+  renderRoute,
+} from '../../routing/index.js';
+import { clusterOf } from '../cluster-source.js';
+import { AgentClient } from '../commands/agent-client.js';
+import { UsageError } from '../errors.js';
+import type { InterfaceRates, LabSnapshot, PageNode, PageTunnel } from './page-protocol.js';
+import type { TraceLab } from './tracer/trace.js';
+
+const POLL_TIMEOUT_MS = 1500;
+const RATED_INTERFACES = ['tunl0', 'eth0'] as const;
+
+export interface AgentAddress {
+  host: string;
+  port: number;
+}
+
+/** `HOST[:PORT]`, as `--agent` takes it. */
+export function parseAgentAddress(text: string): AgentAddress {
+  const [host, portText] = text.split(':');
+  const port = portText === undefined ? DEFAULT_API_PORT : Number(portText);
+  if (Ipv4Address.tryParse(host) === undefined || !Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new UsageError(
+      `--agent ${text}: expected a node's lab address, IPv4[:PORT] (e.g. 10.0.0.10:${DEFAULT_API_PORT})`,
+    );
+  }
+  return { host, port };
+}
+
+/** The IPv4 networks this machine is directly on, from its interfaces' addresses and masks. */
+function directNetworks(): Ipv4Prefix[] {
+  return Object.values(os.networkInterfaces())
+    .flatMap((infos) => infos ?? [])
+    .filter((info) => info.family === 'IPv4' && !info.internal && info.cidr !== null)
+    .flatMap((info) => {
+      const prefix = Ipv4Prefix.tryParse(info.cidr ?? '');
+      return prefix === undefined ? [] : [prefix.masked()];
+    });
+}
+
+function isDirectlyReachable(address: Ipv4Address, networks: readonly Ipv4Prefix[]): boolean {
+  return networks.some((network) => network.contains(address));
+}
+
+interface NodeSample {
+  dataplane: 'kernel' | 'userspace' | null;
+  error?: string;
+  interfaces?: Record<string, InterfaceStats>;
+  tunnels?: Record<string, TunnelStats>;
+  atMs: number;
+}
+
+const ZERO_RATES: InterfaceRates = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
+
+function ratesBetween(earlier: NodeSample | undefined, later: NodeSample, name: string): InterfaceRates {
+  const before = earlier?.interfaces?.[name];
+  const after = later.interfaces?.[name];
+  const seconds = earlier === undefined ? 0 : (later.atMs - earlier.atMs) / 1000;
+  if (before === undefined || after === undefined || seconds <= 0) return ZERO_RATES;
+  // A restarted agent counts from zero again: no negative rates.
+  const per = (field: keyof InterfaceRates) => Math.max(0, (after[field] - before[field]) / seconds);
+  return { rxPackets: per('rxPackets'), rxBytes: per('rxBytes'), txPackets: per('txPackets'), txBytes: per('txBytes') };
+}
+
+/** What a node sent into its tunnel to `peer` per second, between its last two samples; null before there are two. */
+function tunnelRates(
+  sampled: { previous?: NodeSample; latest: NodeSample } | undefined,
+  peer: string | undefined,
+): Pick<PageTunnel, 'packetsPerSecond' | 'bytesPerSecond'> {
+  const before = peer === undefined ? undefined : sampled?.previous?.tunnels;
+  const after = peer === undefined ? undefined : sampled?.latest.tunnels;
+  const seconds = sampled?.previous === undefined ? 0 : (sampled.latest.atMs - sampled.previous.atMs) / 1000;
+  if (before === undefined || after === undefined || seconds <= 0 || peer === undefined) {
+    return { packetsPerSecond: null, bytesPerSecond: null };
+  }
+  const earlier = before[peer] ?? { txPackets: 0, txBytes: 0 };
+  const later = after[peer] ?? { txPackets: 0, txBytes: 0 };
+  return {
+    packetsPerSecond: Math.max(0, (later.txPackets - earlier.txPackets) / seconds),
+    bytesPerSecond: Math.max(0, (later.txBytes - earlier.txBytes) / seconds),
+  };
+}
+
+export class LabWatch implements TraceLab {
+  cluster: ClusterState;
+  private readonly samples = new Map<string, { previous?: NodeSample; latest: NodeSample }>();
+  private readonly networks = directNetworks();
+  private timer?: NodeJS.Timeout;
+  private polling?: Promise<void>;
+  private takenAt = new Date();
+
+  private constructor(
+    cluster: ClusterState,
+    private readonly seeds: readonly AgentAddress[],
+    private readonly log: (line: string) => void,
+  ) {
+    this.cluster = cluster;
+  }
+
+  /** Asks the seed agents in turn for the lab's spec; waits for one up to `waitMs` (a lab that is still starting). */
+  static async open(seeds: readonly AgentAddress[], log: (line: string) => void, waitMs = 60_000): Promise<LabWatch> {
+    const deadline = Date.now() + waitMs;
+    const networks = directNetworks();
+    for (const seed of seeds) {
+      if (!isDirectlyReachable(Ipv4Address.parse(seed.host), networks)) {
+        throw new UsageError(
+          `--agent ${seed.host}: not on a network this machine is on; the page talks to the agents over the lab network only (run it in a container on that network, as the compose labs' page service does)`,
+        );
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      const cluster = await LabWatch.readCluster(seeds);
+      if (cluster !== undefined) {
+        const watch = new LabWatch(cluster, seeds, log);
+        await watch.poll();
+        return watch;
+      }
+      if (Date.now() > deadline) {
+        throw new UsageError(
+          `no agent answered at ${seeds.map((s) => `${s.host}:${s.port}`).join(', ')} within ${waitMs / 1000} s`,
+        );
+      }
+      if (attempt === 1) log(`waiting for an agent at ${seeds.map((s) => `${s.host}:${s.port}`).join(', ')}…`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  private static async readCluster(seeds: readonly AgentAddress[]): Promise<ClusterState | undefined> {
+    for (const seed of seeds) {
+      try {
+        const client = new AgentClient(seed, seed.host, POLL_TIMEOUT_MS);
+        return clusterOf(await client.request('GET /v1/spec'));
+      } catch {
+        // The next seed may answer.
+      }
+    }
+    return undefined;
+  }
+
+  /** Polls every `intervalMs` until `close`. */
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => {
+      this.polling ??= this.poll().finally(() => (this.polling = undefined));
+    }, intervalMs);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.polling;
+  }
+
+  agent(node: string, timeoutMs = POLL_TIMEOUT_MS): AgentClient {
+    const state = this.cluster.nodes.find((candidate) => candidate.name === node);
+    if (state === undefined) throw new UsageError(`no node named ${node} in the lab`);
+    return this.clientOf(state, timeoutMs);
+  }
+
+  dataplane(node: string): 'kernel' | 'userspace' | null {
+    return this.samples.get(node)?.latest.dataplane ?? null;
+  }
+
+  private clientOf(node: NodeState, timeoutMs = POLL_TIMEOUT_MS): AgentClient {
+    return new AgentClient({ host: node.ip.toString(), port: this.apiPort }, node.name, timeoutMs);
+  }
+
+  /** The agents' API port: the seeds'. */
+  private get apiPort(): number {
+    return this.seeds[0]?.port ?? DEFAULT_API_PORT;
+  }
+
+  async poll(): Promise<void> {
+    const agents = this.cluster.nodes.map((node) => ({ host: node.ip.toString(), port: this.apiPort }));
+    const cluster = (await LabWatch.readCluster([...agents, ...this.seeds])) ?? this.cluster;
+    this.cluster = cluster;
+    await Promise.all(cluster.nodes.map((node) => this.sample(node)));
+    for (const name of this.samples.keys()) {
+      if (!cluster.nodes.some((node) => node.name === name)) this.samples.delete(name);
+    }
+    this.takenAt = new Date();
+  }
+
+  private async sample(node: NodeState): Promise<void> {
+    let sample: NodeSample;
+    if (!isDirectlyReachable(node.ip, this.networks)) {
+      sample = { dataplane: null, error: `${node.ip.toString()} is not on this machine's networks`, atMs: Date.now() };
+    } else {
+      try {
+        const client = this.clientOf(node);
+        const [info, stats] = await Promise.all([client.request('GET /v1/node'), client.request('GET /v1/stats')]);
+        sample = { dataplane: info.dataplane, interfaces: stats.interfaces, tunnels: stats.tunnels, atMs: Date.now() };
+      } catch (error) {
+        sample = { dataplane: null, error: error instanceof Error ? error.message : String(error), atMs: Date.now() };
+      }
+    }
+    const known = this.samples.get(node.name);
+    if (known?.latest.dataplane === null && sample.dataplane !== null) this.log(`${node.name}: the agent answers`);
+    if (known?.latest.dataplane !== null && known !== undefined && sample.dataplane === null) {
+      this.log(`${node.name}: the agent does not answer (${sample.error})`);
+    }
+    this.samples.set(node.name, { previous: known?.latest, latest: sample });
+  }
+
+  snapshot(): LabSnapshot {
+    const { cluster } = this;
+    const nodes = cluster.nodes.map((node): PageNode => {
+      const sampled = this.samples.get(node.name);
+      const dataplane = nodeDataplane(cluster, node.name);
+      const routes = [...dataplane.routes].sort(compareRoutesInKernelOrder);
+      const latest = sampled?.latest ?? { dataplane: null, atMs: 0 };
+      return {
+        name: node.name,
+        ip: node.ip.toString(),
+        tunnelAddress: node.tunnelAddress?.toString() ?? null,
+        blocks: node.blocks.map(String),
+        dataplane: latest.dataplane,
+        ...(latest.error !== undefined && { error: latest.error }),
+        pods: cluster.pods
+          .filter((pod) => pod.node === node.name)
+          .map((pod) => ({
+            name: pod.name,
+            namespace: pod.namespace,
+            ip: pod.ip.toString(),
+            hostInterface: pod.hostInterface,
+          })),
+        tables: {
+          route: renderRoute(routes, { numeric: true }),
+          ipRoute: renderIpRoute(routes),
+          ipAddr: renderIpAddr(dataplane.links, { style: 'iproute2' }),
+        },
+        rates: Object.fromEntries(
+          RATED_INTERFACES.map((name) => [name, ratesBetween(sampled?.previous, latest, name)]),
+        ) as PageNode['rates'],
+      };
+    });
+    return { lab: cluster.spec.name, takenAt: this.takenAt.toISOString(), nodes, tunnels: this.tunnels() };
+  }
+
+  /** Node pairs whose routes go through tunl0 from one to the other. */
+  private tunnels(): PageTunnel[] {
+    const { cluster } = this;
+    const byIp = new Map(cluster.nodes.map((node) => [node.ip.value, node.name]));
+    const byName = new Map(cluster.nodes.map((node) => [node.name, node.ip.toString()]));
+    return cluster.nodes.flatMap((node) => {
+      const peers = new Set<string>();
+      for (const route of nodeDataplane(cluster, node.name).routes) {
+        if (route.kind === 'unicast' && route.dev === 'tunl0' && route.gateway !== undefined) {
+          const peer = byIp.get(route.gateway.value);
+          if (peer !== undefined) peers.add(peer);
+        }
+      }
+      const sampled = this.samples.get(node.name);
+      return [...peers].map((peer) => ({ from: node.name, to: peer, ...tunnelRates(sampled, byName.get(peer)) }));
+    });
+  }
+}
