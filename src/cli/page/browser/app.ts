@@ -338,7 +338,8 @@ function hexDump(hex: string): { dump: HTMLElement; bytes: HTMLElement[] } {
   return { dump, bytes };
 }
 
-function packetPane(packet: HopPacket, open: boolean): HTMLElement {
+/** `before`: the keys of the packet at the hop before, so that a header the hop added reads as new, not changed. */
+function packetPane(packet: HopPacket, before: ReadonlySet<string>, open: boolean): HTMLElement {
   const changed = new Set(packet.changed);
   const length = packet.hex.length / 2;
   let bytes: HTMLElement[] = [];
@@ -378,7 +379,7 @@ function packetPane(packet: HopPacket, open: boolean): HTMLElement {
           },
           element('span', { class: 'field-label' }, `${field.label}: `),
           element('span', { class: 'field-value', 'data-testid': 'field-value' }, field.value),
-          isChanged && element('span', { class: 'changed-mark' }, 'changed'),
+          isChanged && element('span', { class: 'changed-mark' }, before.has(field.key) ? 'changed' : 'new'),
         );
         row.addEventListener('mouseenter', () => light(field.offset, field.length, true));
         row.addEventListener('mouseleave', () => light(field.offset, field.length, false));
@@ -386,7 +387,12 @@ function packetPane(packet: HopPacket, open: boolean): HTMLElement {
       }),
     ),
   );
-  const changedNote = packet.changed.length === 0 ? '' : `, ${packet.changed.length} changed`;
+  const added = packet.changed.filter((key) => !before.has(key)).length;
+  const notes = [
+    packet.changed.length > added ? `${packet.changed.length - added} changed` : '',
+    added > 0 ? `${added} new` : '',
+  ].filter((note) => note !== '');
+  const changedNote = notes.map((note) => `, ${note}`).join('');
   const pane = element(
     'details',
     { class: 'packet' },
@@ -423,7 +429,13 @@ function routePane(route: NonNullable<Hop['route']>): HTMLElement {
 
 const DIRECTION_WORDS = { rx: 'in', tx: 'out' } as const;
 
-function hopElement(hop: Hop, index: number, pathName: 'forward' | 'reply', open: boolean): HTMLElement {
+function hopElement(
+  hop: Hop,
+  index: number,
+  pathName: 'forward' | 'reply',
+  before: ReadonlySet<string>,
+  open: boolean,
+): HTMLElement {
   const timing = hop.atNs === undefined ? null : `+${(hop.atNs / 1000).toFixed(0)} µs`;
   return element(
     'li',
@@ -453,7 +465,7 @@ function hopElement(hop: Hop, index: number, pathName: 'forward' | 'reply', open
     element('p', { class: 'hop-note' }, hop.note),
     hop.packet !== undefined && element('p', { class: 'packet-summary' }, hop.packet.summary),
     hop.route !== undefined && routePane(hop.route),
-    hop.packet !== undefined && packetPane(hop.packet, open),
+    hop.packet !== undefined && packetPane(hop.packet, before, open),
   );
 }
 
@@ -467,6 +479,13 @@ function firstEncapsulated(hops: Hop[]): number {
 function traceElement(result: TraceResult): HTMLElement {
   const path = (title: string, hops: Hop[], pathName: 'forward' | 'reply') => {
     const opened = firstEncapsulated(hops);
+    let keys = new Set<string>();
+    const before = hops.map((hop) => {
+      const previous = keys;
+      if (hop.packet !== undefined)
+        keys = new Set(hop.packet.layers.flatMap((layer) => layer.fields.map((f) => f.key)));
+      return previous;
+    });
     return element(
       'section',
       { class: `path ${pathName}` },
@@ -476,7 +495,7 @@ function traceElement(result: TraceResult): HTMLElement {
         : element(
             'ol',
             { class: 'hops' },
-            ...hops.map((hop, index) => hopElement(hop, index, pathName, index === opened)),
+            ...hops.map((hop, index) => hopElement(hop, index, pathName, before[index], index === opened)),
           ),
     );
   };
