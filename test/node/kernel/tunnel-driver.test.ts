@@ -623,6 +623,16 @@ describe('counters', () => {
       rxBytes: sum(inbound),
       rxDropped: 1,
     });
+    // Each peer's share of eth0, as outer packets: only IPIP that was sent, or accepted and decapsulated, counts.
+    expect(stats.tunnels).toEqual({
+      [WORKER2.ip.toString()]: {
+        txPackets: 1,
+        txBytes: outbound[0].length + 20,
+        rxPackets: 1,
+        rxBytes: inbound[0].length,
+      },
+      [MASTER.ip.toString()]: { txPackets: 1, txBytes: outbound[1].length + 20, rxPackets: 0, rxBytes: 0 },
+    });
   });
 });
 

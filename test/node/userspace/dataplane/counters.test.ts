@@ -9,7 +9,7 @@ import {
 } from '../../../../src/node/userspace/dataplane.js';
 import { Ipv4Prefix } from '../../../../src/routing/address.js';
 import { DROP_REASONS } from '../../../../src/wire/result.js';
-import { NODE_A, POD_A, POD_B, checkCountersAfterEachTest, configOf, echo, makeNode } from './harness.js';
+import { NODE_A, NODE_B, POD_A, POD_B, checkCountersAfterEachTest, configOf, echo, makeNode } from './harness.js';
 
 checkCountersAfterEachTest();
 
@@ -46,11 +46,17 @@ describe('stats', () => {
     expect(Object.keys(before.interfaces).sort()).toEqual([POD_A.hostInterface, 'eth0', 'tunl0'].sort());
     expect(Object.keys(before.drops)).toEqual([...DATAPLANE_DROP_REASONS]);
     expect(Object.values(before.drops).every((count) => count === 0)).toBe(true);
-    a.dp.fromPod(POD_A.name, echo({ src: POD_A.ip, dst: POD_B.ip }));
+    const packet = echo({ src: POD_A.ip, dst: POD_B.ip });
+    a.dp.fromPod(POD_A.name, packet);
     expect(before.received).toBe(0);
+    expect(before.tunnels).toEqual({});
     expect(before.interfaces.eth0.txPackets).toBe(0);
     const after = a.dp.stats();
     expect(after).toMatchObject({ received: 1, forwarded: 1, dropped: 0 });
+    // The tunnel to pod-b's node carried it, outer header included.
+    expect(after.tunnels).toEqual({
+      [NODE_B.nodeIp]: { txPackets: 1, txBytes: packet.length + 20, rxPackets: 0, rxBytes: 0 },
+    });
     expect(unaccounted(after)).toBe(0);
   });
 });
