@@ -5,8 +5,8 @@
  * is on none of this machine's own networks is refused, so that lab addresses never leave for a router.
  */
 import os from 'node:os';
-import { nodeDataplane, type ClusterState, type NodeState } from '../../calico/index.js';
-import type { InterfaceStats, TunnelStats } from '../../node/counters.js';
+import { nodeByName, nodeDataplane, type ClusterState, type Dataplane, type NodeState } from '../../calico/index.js';
+import type { TunnelStats } from '../../node/counters.js';
 import { DEFAULT_API_PORT } from '../../node/api-protocol.js';
 import {
   Ipv4Address,
@@ -19,11 +19,10 @@ import {
 import { clusterOf } from '../cluster-source.js';
 import { AgentClient } from '../commands/agent-client.js';
 import { UsageError } from '../errors.js';
-import type { InterfaceRates, LabSnapshot, PageNode, PageTunnel } from './page-protocol.js';
+import type { LabSnapshot, PageNode, PageTunnel } from './page-protocol.js';
 import type { TraceLab } from './tracer/trace.js';
 
 const POLL_TIMEOUT_MS = 1500;
-const RATED_INTERFACES = ['tunl0', 'eth0'] as const;
 
 export interface AgentAddress {
   host: string;
@@ -60,36 +59,25 @@ function isDirectlyReachable(address: Ipv4Address, networks: readonly Ipv4Prefix
 interface NodeSample {
   dataplane: 'kernel' | 'userspace' | null;
   error?: string;
-  interfaces?: Record<string, InterfaceStats>;
   tunnels?: Record<string, TunnelStats>;
   atMs: number;
 }
 
-const ZERO_RATES: InterfaceRates = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
-
-function ratesBetween(earlier: NodeSample | undefined, later: NodeSample, name: string): InterfaceRates {
-  const before = earlier?.interfaces?.[name];
-  const after = later.interfaces?.[name];
-  const seconds = earlier === undefined ? 0 : (later.atMs - earlier.atMs) / 1000;
-  if (before === undefined || after === undefined || seconds <= 0) return ZERO_RATES;
-  // A restarted agent counts from zero again: no negative rates.
-  const per = (field: keyof InterfaceRates) => Math.max(0, (after[field] - before[field]) / seconds);
-  return { rxPackets: per('rxPackets'), rxBytes: per('rxBytes'), txPackets: per('txPackets'), txBytes: per('txBytes') };
-}
+const NOTHING_SENT = { txPackets: 0, txBytes: 0 };
 
 /** What a node sent into its tunnel to `peer` per second, between its last two samples; null before there are two. */
 function tunnelRates(
   sampled: { previous?: NodeSample; latest: NodeSample } | undefined,
-  peer: string | undefined,
+  peer: string,
 ): Pick<PageTunnel, 'packetsPerSecond' | 'bytesPerSecond'> {
-  const before = peer === undefined ? undefined : sampled?.previous?.tunnels;
-  const after = peer === undefined ? undefined : sampled?.latest.tunnels;
+  const before = sampled?.previous?.tunnels;
+  const after = sampled?.latest.tunnels;
   const seconds = sampled?.previous === undefined ? 0 : (sampled.latest.atMs - sampled.previous.atMs) / 1000;
-  if (before === undefined || after === undefined || seconds <= 0 || peer === undefined) {
+  if (before === undefined || after === undefined || seconds <= 0)
     return { packetsPerSecond: null, bytesPerSecond: null };
-  }
-  const earlier = before[peer] ?? { txPackets: 0, txBytes: 0 };
-  const later = after[peer] ?? { txPackets: 0, txBytes: 0 };
+  const earlier = before[peer] ?? NOTHING_SENT;
+  const later = after[peer] ?? NOTHING_SENT;
+  // A restarted agent counts from zero again: no negative rates.
   return {
     packetsPerSecond: Math.max(0, (later.txPackets - earlier.txPackets) / seconds),
     bytesPerSecond: Math.max(0, (later.txBytes - earlier.txBytes) / seconds),
@@ -165,7 +153,7 @@ export class LabWatch implements TraceLab {
   }
 
   agent(node: string, timeoutMs = POLL_TIMEOUT_MS): AgentClient {
-    const state = this.cluster.nodes.find((candidate) => candidate.name === node);
+    const state = nodeByName(this.cluster, node);
     if (state === undefined) throw new UsageError(`no node named ${node} in the lab`);
     return this.clientOf(state, timeoutMs);
   }
@@ -202,7 +190,7 @@ export class LabWatch implements TraceLab {
       try {
         const client = this.clientOf(node);
         const [info, stats] = await Promise.all([client.request('GET /v1/node'), client.request('GET /v1/stats')]);
-        sample = { dataplane: info.dataplane, interfaces: stats.interfaces, tunnels: stats.tunnels, atMs: Date.now() };
+        sample = { dataplane: info.dataplane, tunnels: stats.tunnels, atMs: Date.now() };
       } catch (error) {
         sample = { dataplane: null, error: error instanceof Error ? error.message : String(error), atMs: Date.now() };
       }
@@ -217,11 +205,11 @@ export class LabWatch implements TraceLab {
 
   snapshot(): LabSnapshot {
     const { cluster } = this;
+    const dataplanes = new Map(cluster.nodes.map((node) => [node.name, nodeDataplane(cluster, node.name)]));
     const nodes = cluster.nodes.map((node): PageNode => {
-      const sampled = this.samples.get(node.name);
-      const dataplane = nodeDataplane(cluster, node.name);
+      const dataplane = dataplanes.get(node.name)!;
       const routes = [...dataplane.routes].sort(compareRoutesInKernelOrder);
-      const latest = sampled?.latest ?? { dataplane: null, atMs: 0 };
+      const latest = this.samples.get(node.name)?.latest ?? { dataplane: null, atMs: 0 };
       return {
         name: node.name,
         ip: node.ip.toString(),
@@ -242,29 +230,29 @@ export class LabWatch implements TraceLab {
           ipRoute: renderIpRoute(routes),
           ipAddr: renderIpAddr(dataplane.links, { style: 'iproute2' }),
         },
-        rates: Object.fromEntries(
-          RATED_INTERFACES.map((name) => [name, ratesBetween(sampled?.previous, latest, name)]),
-        ) as PageNode['rates'],
       };
     });
-    return { lab: cluster.spec.name, takenAt: this.takenAt.toISOString(), nodes, tunnels: this.tunnels() };
+    return { lab: cluster.spec.name, takenAt: this.takenAt.toISOString(), nodes, tunnels: this.tunnels(dataplanes) };
   }
 
   /** Node pairs whose routes go through tunl0 from one to the other. */
-  private tunnels(): PageTunnel[] {
+  private tunnels(dataplanes: ReadonlyMap<string, Dataplane>): PageTunnel[] {
     const { cluster } = this;
-    const byIp = new Map(cluster.nodes.map((node) => [node.ip.value, node.name]));
-    const byName = new Map(cluster.nodes.map((node) => [node.name, node.ip.toString()]));
+    const byIp = new Map(cluster.nodes.map((node) => [node.ip.value, node]));
     return cluster.nodes.flatMap((node) => {
-      const peers = new Set<string>();
-      for (const route of nodeDataplane(cluster, node.name).routes) {
+      const peers = new Set<NodeState>();
+      for (const route of dataplanes.get(node.name)!.routes) {
         if (route.kind === 'unicast' && route.dev === 'tunl0' && route.gateway !== undefined) {
           const peer = byIp.get(route.gateway.value);
           if (peer !== undefined) peers.add(peer);
         }
       }
       const sampled = this.samples.get(node.name);
-      return [...peers].map((peer) => ({ from: node.name, to: peer, ...tunnelRates(sampled, byName.get(peer)) }));
+      return [...peers].map((peer) => ({
+        from: node.name,
+        to: peer.name,
+        ...tunnelRates(sampled, peer.ip.toString()),
+      }));
     });
   }
 }

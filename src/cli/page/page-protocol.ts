@@ -29,8 +29,6 @@ export interface PageNode {
   pods: PagePod[];
   /** The real tools' text: net-tools `route -n`, iproute2 `ip route` and `ip addr`. */
   tables: { route: string; ipRoute: string; ipAddr: string };
-  /** tunl0's and eth0's rates over the last poll interval, per second. */
-  rates: Record<'tunl0' | 'eth0', InterfaceRates>;
 }
 
 export interface PagePod {
@@ -39,13 +37,6 @@ export interface PagePod {
   ip: string;
   /** The node-side veth, cali… */
   hostInterface: string;
-}
-
-export interface InterfaceRates {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
 }
 
 /** A node pair whose routes send pod traffic through tunl0 from one to the other. */

@@ -7,7 +7,14 @@
 import { PassThrough } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { podByName, type ClusterState, type NodeState, type PodState } from '../../../calico/index.js';
+import {
+  nodeByName,
+  podByIp,
+  podByName,
+  type ClusterState,
+  type NodeState,
+  type PodState,
+} from '../../../calico/index.js';
 import { CAPTURE_HEADER, type NodeStatsResponse } from '../../../node/api-protocol.js';
 import { Ipv4Address } from '../../../routing/index.js';
 import { ICMP_TYPE, IcmpView, Ipv4View, LINKTYPE, pcapng, type CapturedPacket } from '../../../wire/index.js';
@@ -60,10 +67,10 @@ interface Sender {
 function resolveSender(cluster: ClusterState, from: string): Sender {
   const pod = podByName(cluster, from);
   if (pod !== undefined) {
-    const node = cluster.nodes.find((candidate) => candidate.name === pod.node);
+    const node = nodeByName(cluster, pod.node);
     if (node !== undefined) return { node, pod, sources: [pod.ip.value] };
   }
-  const node = cluster.nodes.find((candidate) => candidate.name === from);
+  const node = nodeByName(cluster, from);
   if (node !== undefined) {
     return { node, sources: [node.ip.value, ...(node.tunnelAddress ? [node.tunnelAddress.value] : [])] };
   }
@@ -73,13 +80,13 @@ function resolveSender(cluster: ClusterState, from: string): Sender {
 function resolveDestination(cluster: ClusterState, to: string): { address: Ipv4Address; end: PathEnd } {
   const pod = podByName(cluster, to);
   if (pod !== undefined) return { address: pod.ip, end: { pod } };
-  const node = cluster.nodes.find((candidate) => candidate.name === to);
+  const node = nodeByName(cluster, to);
   if (node !== undefined) return { address: node.ip, end: { node: node.name } };
   const address = Ipv4Address.tryParse(to);
   if (address === undefined) {
     throw new TraceError(400, `to: ${JSON.stringify(to)} is neither a pod, a node, nor an IPv4 address`);
   }
-  const holder = cluster.pods.find((candidate) => candidate.ip.equals(address));
+  const holder = podByIp(cluster, address);
   if (holder !== undefined) return { address, end: { pod: holder } };
   const owner = cluster.nodes.find(
     (candidate) => candidate.ip.equals(address) || candidate.tunnelAddress?.equals(address) === true,
