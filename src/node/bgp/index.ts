@@ -1,0 +1,10 @@
+export { BgpSpeaker, CALICO_DEFAULT_AS, type LearnedRoute, type SpeakerConfig, type SpeakerStatus } from './speaker.js';
+export {
+  BIRD_TIMERS,
+  protocolName,
+  type BgpTimers,
+  type NeighbourConfig,
+  type NeighbourState,
+  type NeighbourStatus,
+  type PeerType,
+} from './neighbour.js';

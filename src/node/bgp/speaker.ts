@@ -1,0 +1,249 @@
+/**
+ * The node's BGP speaker, in BIRD's place on a Calico node: it listens on TCP 179 at the node's address, keeps one
+ * neighbour per mesh peer (neighbour.ts), exports the node's own blocks to each, and chooses one path per prefix from
+ * what the neighbours announce. The chosen paths are what the node turns into `via PEER dev tunl0 proto bird onlink`
+ * routes; the table is the speaker's, the kernel's routes are the node's.
+ *
+ * iBGP only, as Calico's mesh: learned routes are never passed on to other iBGP peers (RFC 4271 §9.1.3), so every
+ * node must peer with every other, which is what the mesh is.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Ipv4Address, Ipv4Prefix } from '../../routing/address.js';
+import { BGP_CEASE, BGP_ORIGIN, type BgpPrefix, type BgpUpdate } from '../../wire/bgp.js';
+import {
+  BIRD_TIMERS,
+  Neighbour,
+  type BgpTimers,
+  type NeighbourConfig,
+  type NeighbourStatus,
+  type ReceivedPath,
+} from './neighbour.js';
+
+/** Calico's default AS for the whole cluster (`/calico/bgp/v1/global/as_num`). */
+export const CALICO_DEFAULT_AS = 64512;
+
+export interface SpeakerConfig {
+  /** The node's address: listen address, TCP source address (`source address`) and next hop of what it exports. */
+  address: Ipv4Address;
+  /** `router id`: the node's address in Calico. */
+  routerId: Ipv4Address;
+  as: number;
+  /** TCP 179 on a node; tests may pick another. */
+  port: number;
+  timers?: Partial<BgpTimers>;
+  log: (line: string) => void;
+  /** Called after the chosen paths changed, once per turn of the event loop however many UPDATEs came in it. */
+  onRoutesChanged: (routes: readonly LearnedRoute[]) => void;
+}
+
+/** A chosen path: one per prefix, as the node's table holds it. */
+export interface LearnedRoute {
+  destination: Ipv4Prefix;
+  nextHop: Ipv4Address;
+  /** The protocol it came from, `Mesh_10_0_0_12`. */
+  from: string;
+  since: string;
+}
+
+export interface SpeakerStatus {
+  routerId: string;
+  as: number;
+  startedAt: string;
+  neighbours: NeighbourStatus[];
+  /** What this node exports to every neighbour. */
+  exported: string[];
+  routes: LearnedRoute[];
+}
+
+/** A /26 is 5 bytes of NLRI: 500 of them and the attributes stay well under BGP's 4096-byte message. */
+const PREFIXES_PER_UPDATE = 500;
+
+export class BgpSpeaker {
+  private readonly server: Server;
+  private readonly neighbours = new Map<string, Neighbour>();
+  private exported = new Map<string, BgpPrefix>();
+  private readonly chosen = new Map<string, LearnedRoute>();
+  private readonly timers: BgpTimers;
+  private readonly startedAt = new Date();
+  private notifyScheduled = false;
+  private stopped = false;
+
+  constructor(private readonly config: SpeakerConfig) {
+    this.timers = { ...BIRD_TIMERS, ...config.timers };
+    this.server = createServer((socket) => this.incoming(socket));
+  }
+
+  /** Listens; the neighbours are given by `setNeighbours`. */
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const where = `${this.config.address}:${this.config.port}`;
+      this.server.once('error', (error) => reject(new Error(`BGP cannot listen on ${where}: ${error.message}`)));
+      this.server.listen({ host: this.config.address.toString(), port: this.config.port }, () => resolve());
+    });
+  }
+
+  /**
+   * The peers as the datastore (today the spec) lists them. New ones start, gone ones are stopped with Cease (Peer
+   * De-configured) and their routes leave; unchanged ones keep their sessions.
+   */
+  setNeighbours(configs: readonly NeighbourConfig[]): void {
+    const wanted = new Map(configs.map((config) => [config.address.toString(), config]));
+    for (const [address, neighbour] of this.neighbours) {
+      const config = wanted.get(address);
+      if (config && config.as === neighbour.config.as && config.passive === neighbour.config.passive) continue;
+      this.neighbours.delete(address);
+      neighbour.stop(BGP_CEASE.PEER_DECONFIGURED);
+      this.pathsChanged([...neighbour.paths.keys()]);
+      neighbour.paths.clear();
+    }
+    for (const [address, config] of wanted) {
+      if (this.neighbours.has(address) || this.stopped) continue;
+      const neighbour = new Neighbour(
+        config,
+        {
+          address: this.config.address,
+          port: this.config.port,
+          session: { localAs: this.config.as, routerId: this.config.routerId.value, holdTime: this.timers.holdTime },
+        },
+        this.timers,
+        {
+          onEstablished: (established) => this.sendTable(established),
+          onPathsChanged: (_, destinations) => this.pathsChanged(destinations),
+          onRouteRefresh: (asking) => this.sendTable(asking),
+          log: this.config.log,
+        },
+      );
+      this.neighbours.set(address, neighbour);
+      neighbour.start();
+    }
+  }
+
+  /** The prefixes this node originates (its blocks): what changed is announced or withdrawn at once. */
+  announce(prefixes: readonly Ipv4Prefix[]): void {
+    const next = new Map<string, BgpPrefix>(
+      prefixes.map((prefix) => [prefix.toString(), { address: prefix.addressValue, length: prefix.length }]),
+    );
+    const withdrawn = [...this.exported].filter(([key]) => !next.has(key)).map(([, prefix]) => prefix);
+    const added = [...next].filter(([key]) => !this.exported.has(key)).map(([, prefix]) => prefix);
+    this.exported = next;
+    for (const neighbour of this.neighbours.values()) {
+      if (!neighbour.established) continue;
+      this.sendWithdrawals(neighbour, withdrawn);
+      this.sendAnnouncements(neighbour, added);
+    }
+  }
+
+  routes(): LearnedRoute[] {
+    return [...this.chosen.values()];
+  }
+
+  status(): SpeakerStatus {
+    return {
+      routerId: this.config.routerId.toString(),
+      as: this.config.as,
+      startedAt: this.startedAt.toISOString(),
+      neighbours: [...this.neighbours.values()].map((neighbour) => neighbour.status()),
+      exported: [...this.exported.keys()],
+      routes: this.routes(),
+    };
+  }
+
+  /** Cease (Administrative Shutdown) to every session, as BIRD sends on shutdown; resolves once the listener is closed. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    for (const neighbour of this.neighbours.values()) neighbour.stop();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private incoming(socket: Socket): void {
+    const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const neighbour = this.neighbours.get(remote);
+    if (!neighbour) {
+      // BIRD logs "Unexpected connect from unknown address" and closes, before any OPEN.
+      this.config.log(`BGP: unexpected connect from unknown address ${remote}`);
+      socket.destroy();
+      return;
+    }
+    neighbour.accept(socket);
+  }
+
+  private sendTable(neighbour: Neighbour): void {
+    this.sendAnnouncements(neighbour, [...this.exported.values()]);
+  }
+
+  /** Calico's block routes carry ORIGIN IGP, an empty AS_PATH, NEXT_HOP and LOCAL_PREF 100 (the BIRD vectors). */
+  private sendAnnouncements(neighbour: Neighbour, prefixes: readonly BgpPrefix[]): void {
+    for (let at = 0; at < prefixes.length; at += PREFIXES_PER_UPDATE) {
+      const update: BgpUpdate = {
+        type: 'update',
+        withdrawn: [],
+        attributes: {
+          origin: BGP_ORIGIN.IGP,
+          asPath: [],
+          nextHop: this.config.address.value,
+          localPref: 100,
+          unrecognized: [],
+        },
+        nlri: prefixes.slice(at, at + PREFIXES_PER_UPDATE),
+      };
+      neighbour.send(update);
+    }
+  }
+
+  private sendWithdrawals(neighbour: Neighbour, prefixes: readonly BgpPrefix[]): void {
+    for (let at = 0; at < prefixes.length; at += PREFIXES_PER_UPDATE) {
+      const withdrawn = prefixes.slice(at, at + PREFIXES_PER_UPDATE);
+      neighbour.send({ type: 'update', withdrawn, attributes: { unrecognized: [] }, nlri: [] });
+    }
+  }
+
+  /** Chooses again for each destination that changed (RFC 4271 §9.1.2, the iBGP part of the decision). */
+  private pathsChanged(destinations: readonly string[]): void {
+    let changed = false;
+    for (const destination of destinations) {
+      const best = this.choose(destination);
+      const current = this.chosen.get(destination);
+      if (!best) {
+        changed = this.chosen.delete(destination) || changed;
+        continue;
+      }
+      const [neighbour, path] = best;
+      if (current && current.from === neighbour.name && current.nextHop.equals(path.nextHop)) continue;
+      this.chosen.set(destination, {
+        destination: path.destination,
+        nextHop: path.nextHop,
+        from: neighbour.name,
+        since: path.since.toISOString(),
+      });
+      changed = true;
+    }
+    if (changed) this.scheduleNotify();
+  }
+
+  private choose(destination: string): [Neighbour, ReceivedPath] | undefined {
+    let best: [Neighbour, ReceivedPath] | undefined;
+    for (const neighbour of this.neighbours.values()) {
+      const path = neighbour.paths.get(destination);
+      if (path && (!best || better(path, neighbour, best[1], best[0]))) best = [neighbour, path];
+    }
+    return best;
+  }
+
+  private scheduleNotify(): void {
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      this.config.onRoutesChanged(this.routes());
+    });
+  }
+}
+
+/** Higher LOCAL_PREF, shorter AS_PATH, lower ORIGIN, lower MED, then the lower peer address (BIRD's last tie-break). */
+function better(path: ReceivedPath, neighbour: Neighbour, than: ReceivedPath, thanNeighbour: Neighbour): boolean {
+  if (path.localPref !== than.localPref) return path.localPref > than.localPref;
+  if (path.asPathLength !== than.asPathLength) return path.asPathLength < than.asPathLength;
+  if (path.origin !== than.origin) return path.origin < than.origin;
+  if (path.multiExitDisc !== than.multiExitDisc) return path.multiExitDisc < than.multiExitDisc;
+  return neighbour.config.address.compare(thanNeighbour.config.address) < 0;
+}
