@@ -131,15 +131,27 @@ function hostRoute(address: Ipv4Address): Ipv4Prefix {
   return Ipv4Prefix.of(address, HOST_ROUTE_LENGTH);
 }
 
-/** How BIRD reaches another node's pods: through tunl0, or straight over eth0 when no encapsulation is wanted. */
-function remoteRoute(cluster: ClusterState, peer: NodeState, destination: Ipv4Prefix): UnicastRoute {
+/**
+ * A route BIRD learned from a peer: a block (or a borrowed /32) and the peer's node address as BGP next hop. Offline
+ * views have none and take the routes a converged mesh brings (`meshRoutes`).
+ */
+export interface PeerRoute {
+  readonly destination: Ipv4Prefix;
+  readonly nextHop: Ipv4Address;
+}
+
+/**
+ * How BIRD writes a learned route into the kernel, per calico_kernel_programming: through tunl0, or straight over eth0
+ * when the pool does not encapsulate towards that next hop.
+ */
+function remoteRoute(cluster: ClusterState, { destination, nextHop }: PeerRoute): UnicastRoute {
   const mode = cluster.pool.ipipMode;
-  // CrossSubnet encapsulates only towards nodes outside this node's subnet (its projectcalico.org/IPv4Address);
+  // CrossSubnet encapsulates only when the next hop is outside this node's subnet (`bgp_next_hop ~ network_v4`);
   // the spec has one underlay network, so today every peer is inside it.
-  const direct = mode === 'Never' || (mode === 'CrossSubnet' && cluster.spec.network.cidr.contains(peer.ip));
+  const direct = mode === 'Never' || (mode === 'CrossSubnet' && cluster.spec.network.cidr.contains(nextHop));
   return direct
-    ? { kind: 'unicast', destination, gateway: peer.ip, dev: 'eth0', scope: 'global', proto: 'bird' }
-    : { kind: 'unicast', destination, gateway: peer.ip, dev: 'tunl0', onlink: true, scope: 'global', proto: 'bird' };
+    ? { kind: 'unicast', destination, gateway: nextHop, dev: 'eth0', scope: 'global', proto: 'bird' }
+    : { kind: 'unicast', destination, gateway: nextHop, dev: 'tunl0', onlink: true, scope: 'global', proto: 'bird' };
 }
 
 /** Addresses a node uses from other nodes' blocks: BIRD advertises each as a /32, which beats the owner's blackhole. */
@@ -151,17 +163,38 @@ function borrowedAddresses(cluster: ClusterState, node: NodeState): Ipv4Address[
   return held.filter((address) => !node.blocks.some((block) => block.contains(address)));
 }
 
+/**
+ * What a node's BIRD exports to its peers (bird_aggr.cfg and calico_export_to_bgp_peers): its confirmed blocks, and
+ * the /32 of each address it holds outside them.
+ */
+export function announcedPrefixes(cluster: ClusterState, node: NodeState): Ipv4Prefix[] {
+  return [...node.blocks, ...borrowedAddresses(cluster, node).map(hostRoute)];
+}
+
+/**
+ * What a node learns once the mesh has converged: every other node's announcements, with that node as next hop. Made
+ * as they are read, as the routes are.
+ */
+export function* meshRoutes(cluster: ClusterState, node: NodeState): Generator<PeerRoute> {
+  for (const peer of cluster.nodes) {
+    if (peer.name === node.name) continue;
+    for (const destination of announcedPrefixes(cluster, peer)) yield { destination, nextHop: peer.ip };
+  }
+}
+
 function requireNode(cluster: ClusterState, name: string): NodeState {
   const node = nodeByName(cluster, name);
   if (!node) throw new Error(`no node named ${JSON.stringify(name)} in cluster ${cluster.spec.name}`);
   return node;
 }
 
-export function nodeDataplane(
-  cluster: ClusterState,
-  nodeName: string,
-  options: { eth0?: Eth0Options } = {},
-): Dataplane {
+export interface NodeDataplaneOptions {
+  eth0?: Eth0Options;
+  /** What the node's BGP speaker learned; without it, what a converged mesh would bring. */
+  peerRoutes?: Iterable<PeerRoute>;
+}
+
+export function nodeDataplane(cluster: ClusterState, nodeName: string, options: NodeDataplaneOptions = {}): Dataplane {
   const node = requireNode(cluster, nodeName);
   const localPods = cluster.pods.filter((pod) => pod.node === node.name);
   const eth0Options = options.eth0 ?? defaultEth0(node);
@@ -184,14 +217,20 @@ export function nodeDataplane(
     ...localPods.map(caliLink),
   ];
 
-  return { links, routes: { [Symbol.iterator]: () => nodeRoutes(cluster, node, localPods) } };
+  const peerRoutes = options.peerRoutes ?? { [Symbol.iterator]: () => meshRoutes(cluster, node) };
+  return { links, routes: { [Symbol.iterator]: () => nodeRoutes(cluster, node, localPods, peerRoutes) } };
 }
 
 /**
- * The connected eth0 route, each peer's blocks and borrowed addresses via that peer, this node's blocks as blackholes
- * and its pods' /32s, made one by one as they are read.
+ * The connected eth0 route, what BGP brought from the peers, this node's blocks as blackholes and its pods' /32s, made
+ * one by one as they are read.
  */
-function* nodeRoutes(cluster: ClusterState, node: NodeState, localPods: readonly PodState[]): Generator<Route> {
+function* nodeRoutes(
+  cluster: ClusterState,
+  node: NodeState,
+  localPods: readonly PodState[],
+  peerRoutes: Iterable<PeerRoute>,
+): Generator<Route> {
   yield {
     kind: 'unicast',
     destination: cluster.spec.network.cidr,
@@ -200,11 +239,7 @@ function* nodeRoutes(cluster: ClusterState, node: NodeState, localPods: readonly
     proto: 'kernel',
     source: node.ip,
   };
-  for (const peer of cluster.nodes) {
-    if (peer.name === node.name) continue;
-    for (const destination of peer.blocks) yield remoteRoute(cluster, peer, destination);
-    for (const address of borrowedAddresses(cluster, peer)) yield remoteRoute(cluster, peer, hostRoute(address));
-  }
+  for (const learned of peerRoutes) yield remoteRoute(cluster, learned);
   for (const destination of node.blocks) yield { kind: 'blackhole', destination, proto: 'bird' };
   for (const pod of localPods)
     yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };

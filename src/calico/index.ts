@@ -6,3 +6,5 @@ export * from './cluster.js';
 export * from './felix.js';
 export * from './spec-workloads.js';
 export * from './generate-spec.js';
+export * from './bgp-mesh.js';
+export * from './bird-config.js';

@@ -9,13 +9,18 @@ import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  announcedPrefixes,
   buildCluster,
+  CALICO_DEFAULT_AS,
+  meshPeers,
   nodeByName,
   parseSpecDocument,
   type ClusterState,
   type NodeState,
+  type PeerRoute,
   type SpecDocument,
 } from '../calico/index.js';
+import { BgpSpeaker, type BgpTimers } from './bgp/index.js';
 import {
   createApiHandler,
   ReloadRefused,
@@ -72,6 +77,11 @@ export interface AgentOptions {
   kernelUnavailable?: () => string | undefined;
   /** A hosts file to keep the lab's node names in (hosts-file.ts): the CLI passes /etc/hosts. */
   hostsFile?: string;
+  /**
+   * Runs a BGP speaker in BIRD's place (bgp/): the routes to other nodes' blocks are what it learns from the mesh.
+   * Without it they come from the spec, as a converged mesh would make them (offline views, in-process tests).
+   */
+  bgp?: { port: number; timers?: Partial<BgpTimers> };
 }
 
 /** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
@@ -193,6 +203,39 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const servers: Server[] = [];
   let handler: ApiHandler | undefined;
   let spec = options.spec;
+  /** What the speaker chose last: a node rebuilt on reload starts from it, not from nothing. */
+  let learned: readonly PeerRoute[] | undefined = options.bgp && [];
+  const speaker =
+    options.bgp &&
+    new BgpSpeaker({
+      address: node.ip,
+      routerId: node.ip,
+      as: CALICO_DEFAULT_AS,
+      port: options.bgp.port,
+      ...(options.bgp.timers && { timers: options.bgp.timers }),
+      log: nodeLog,
+      onRoutesChanged: (routes) => {
+        learned = routes.map(({ destination, nextHop }) => ({ destination, nextHop }));
+        try {
+          void Promise.resolve(labNode?.setPeerRoutes(learned)).catch((error: unknown) => reportOnce('routes', error));
+        } catch (error) {
+          reportOnce('routes', error);
+        }
+      },
+    });
+  const meshWith = (state: ClusterState): void => {
+    if (!speaker) return;
+    const self = nodeByName(state, node.name)!;
+    speaker.setNeighbours(
+      meshPeers(state, self).map((peer) => ({
+        address: peer.address,
+        as: peer.as,
+        type: 'node-to-node mesh',
+        passive: peer.passive,
+      })),
+    );
+    speaker.announce(announcedPrefixes(state, self));
+  };
   /**
    * The node as a re-read spec makes it. The userspace node is rebuilt, as if kubelet and calico-node restarted on
    * it (new pods, routes and counters); the kernel's converges in place (only the pods and routes that changed).
@@ -213,11 +256,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       // The kernel's node changes in place: only the pods and routes that changed are touched.
       await labNode.apply(next);
     } else {
-      const fresh = new LabNode(next, node.name, underlay, { log });
+      const fresh = new LabNode(next, node.name, underlay, { log, ...(learned && { peerRoutes: learned }) });
       void labNode?.close();
       labNode = fresh;
     }
     spec = document;
+    meshWith(next);
     resolveNodes(next);
     void neighbours?.pin(peersOf(next));
     const pods = labNode.localPods;
@@ -244,13 +288,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           log: nodeLog,
           bindInNetns: (netnsPath, protocol, port) => binding.bindInNetns(netnsPath, protocol, port),
           binding,
+          ...(learned && { peerRoutes: learned }),
         },
       );
       nodeLog(
         `kernel dataplane: ${TUNNEL_INTERFACE} is a TUN device driven by this agent; pods are network namespaces`,
       );
     } else {
-      labNode = new LabNode(cluster, node.name, underlay, { log });
+      labNode = new LabNode(cluster, node.name, underlay, { log, ...(learned && { peerRoutes: learned }) });
+    }
+    if (speaker) {
+      await speaker.listen();
+      meshWith(cluster);
     }
     const readSpec = options.readSpec;
     handler = createApiHandler({
@@ -264,6 +313,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       startedAt: new Date(),
       system: options.system,
       underlaySendErrors: () => underlay.sendErrors,
+      ...(speaker && { bgpStatus: () => speaker.status() }),
       ...(readSpec && { reload: () => reload(readSpec) }),
     });
     const tcp = createServer(handler);
@@ -278,6 +328,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     servers.push(local);
     await listen(local, { path: options.socketPath });
   } catch (error) {
+    await speaker?.stop();
     handler?.close();
     await labNode?.close();
     tun?.close();
@@ -285,7 +336,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await Promise.all(servers.filter((server) => server.listening).map((server) => closeServer(server)));
     throw error;
   }
-  nodeLog(`listening on ${node.ip}:${options.apiPort} and ${options.socketPath}`);
+  nodeLog(
+    `listening on ${node.ip}:${options.apiPort} and ${options.socketPath}` +
+      (options.bgp ? `; BGP on ${node.ip}:${options.bgp.port}, AS ${CALICO_DEFAULT_AS}` : ''),
+  );
 
   const api = handler;
   let stopping: Promise<void> | undefined;
@@ -295,6 +349,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     },
     stop: () => {
       stopping ??= (async () => {
+        // Cease first, as BIRD does on shutdown: the peers drop this node's routes at once, not after the hold time.
+        await speaker?.stop();
         api.close();
         await labNode!.close();
         tun?.close();

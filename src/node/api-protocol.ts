@@ -3,6 +3,7 @@
  * defaults of every request field. The server (api.ts) enforces these bounds and the CLI offers them as its options'
  * ranges, so a limit is changed in one place and the two cannot drift apart.
  */
+import type { SpeakerStatus } from './bgp/index.js';
 import { createHash } from 'node:crypto';
 import type { ClusterState, SpecDocument } from '../calico/index.js';
 import type { Link, Route } from '../routing/index.js';
@@ -133,6 +134,8 @@ export interface ApiEndpoints {
   'GET /v1/spec': { request: void; response: SpecDocument };
   'GET /v1/dataplane': { request: void; response: DataplaneView };
   'GET /v1/stats': { request: void; response: NodeStatsResponse };
+  /** The BGP speaker's sessions and the routes it chose: what `birdcl` and `calicoctl node status` show. */
+  'GET /v1/bgp': { request: void; response: SpeakerStatus };
   'POST /v1/ping': { request: PingRequest; response: ToolResponse<PingReport> };
   'POST /v1/curl': { request: CurlRequest; response: ToolResponse<CurlReport> };
   'POST /v1/traceroute': { request: TracerouteRequest; response: ToolResponse<TracerouteReport> };
@@ -232,6 +235,7 @@ const RESPONSE_FIELDS: { readonly [E in Endpoint]: 'list' | Fields<ResponseOf<E>
   'GET /v1/spec': ['text', 'files'],
   'GET /v1/dataplane': ['links', 'routes'],
   'GET /v1/stats': ['node', 'drops', 'events', 'dropped', 'underlaySendErrors'],
+  'GET /v1/bgp': ['routerId', 'as', 'neighbours', 'exported', 'routes'],
   'POST /v1/ping': ['text', 'report'],
   'POST /v1/curl': ['text', 'report'],
   'POST /v1/traceroute': ['text', 'report'],

@@ -4,6 +4,7 @@
  * traceroute, place raw bytes on an interface, and capture interfaces (a pcapng stream). Every request is bounded
  * (body size, counts, durations) and every failure is a JSON error, so no caller can crash or wedge the agent.
  */
+import type { SpeakerStatus } from './bgp/index.js';
 import { createWriteStream, openSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -68,6 +69,8 @@ export interface ApiContext {
   readonly startedAt: Date;
   readonly system: AgentSystemInfo;
   underlaySendErrors(): number;
+  /** The BGP speaker's state; absent when the node's routes come from the spec (`--routes spec`). */
+  bgpStatus?(): SpeakerStatus;
   /**
    * Re-reads the spec and rebuilds the node from it (`kubectl apply`/`delete` rewrote it); throws, keeping the
    * running node, when the spec is unusable. Absent when the agent has no spec file to re-read.
@@ -534,6 +537,15 @@ export function createApiHandler(context: ApiContext): ApiHandler {
         ...node().dataplane.stats(),
         underlaySendErrors: context.underlaySendErrors(),
       }),
+      'GET /v1/bgp': () => {
+        if (!context.bgpStatus) {
+          throw new ApiError(
+            404,
+            `${node().node.name} runs no BGP speaker: its routes come from the spec (--routes spec)`,
+          );
+        }
+        return context.bgpStatus();
+      },
       'POST /v1/ping': (body) => ping(context, body),
       'POST /v1/curl': (body) => curl(context, body),
       'POST /v1/traceroute': (body) => traceroute(context, body),

@@ -4,7 +4,7 @@
  * (kernel/: the container's kernel holds tunl0's routes, the cali veths and the pods' namespaces, and the agent is
  * tunl0's driver). The API, the counters and the capture see only this.
  */
-import type { ClusterState, NodeState, PodState } from '../calico/index.js';
+import type { ClusterState, NodeState, PeerRoute, PodState } from '../calico/index.js';
 import type { Link, Route } from '../routing/index.js';
 import type { TapSource } from './capture/session.js';
 import type { DataplaneStats } from './counters.js';
@@ -36,6 +36,8 @@ export interface RunningNode {
   pod(name: string): SimulatedPod | undefined;
   /** ping, curl and traceroute from a pod of this node: the simulated pod's, or the real tools in its namespace. */
   podTools(name: string): PodTools | undefined;
+  /** The routes the node's BGP speaker chose changed: the node's table follows them. */
+  setPeerRoutes(routes: readonly PeerRoute[]): void | Promise<void>;
   /** Stops what runs for the pods (timers, servers); resolves once the node has removed what it made. */
   close(): void | Promise<void>;
 }

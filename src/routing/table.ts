@@ -45,6 +45,22 @@ export class RouteTable {
     return true;
   }
 
+  /**
+   * Makes the table hold exactly `routes`: each is replaced in place and only then are the others removed, so that a
+   * lookup in between never finds a gap, as BIRD's kernel protocol keeps a table current.
+   */
+  sync(routes: Iterable<Route>): void {
+    const wanted = new Set<string>();
+    for (const route of routes) {
+      this.replace(route);
+      wanted.add(route.destination.masked().toString());
+    }
+    const stale = Array.from(this.byDestination.entries(), ([destination]) => destination).filter(
+      (destination) => !wanted.has(destination.toString()),
+    );
+    for (const destination of stale) this.remove(destination);
+  }
+
   /** The route for exactly this destination, made anew on each call. */
   get(destination: Ipv4Prefix): Route | undefined {
     const nextHop = this.byDestination.get(destination);

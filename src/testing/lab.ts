@@ -4,8 +4,9 @@
  * inside the node containers (never by connecting from the host to a lab address), and get the agents' JSON back.
  */
 import { Wait, type StartedTestContainer } from 'testcontainers';
-import type { ClusterState, NodeState, PodState } from '../calico/index.js';
-import type { NodeInfo, NodeStatsResponse } from '../node/api-protocol.js';
+import { announcedPrefixes, type ClusterState, type NodeState, type PodState } from '../calico/index.js';
+import type { SpeakerStatus } from '../node/bgp/index.js';
+import type { DataplaneView, NodeInfo, NodeStatsResponse } from '../node/api-protocol.js';
 import type {
   CurlReport,
   PingOptions as PodPingOptions,
@@ -39,7 +40,7 @@ export interface LabOptions {
   name?: string;
   /** A prebuilt node image; without it the harness builds `ipip-lab-node:dev` from containers/Dockerfile. */
   image?: string;
-  /** How long each agent may take to come up. */
+  /** How long each agent may take to come up, and then the BGP mesh between the started nodes to converge. */
   startupTimeoutMs?: number;
   /**
    * More arguments for the agents, after `node --name NAME` (e.g. `['--underlay', 'raw-socket']`): the same for
@@ -136,6 +137,8 @@ function readCapture(file: Buffer): AgentCaptureResult {
 }
 
 const POLL_MS = 100;
+/** Where the node image's agent serves its API locally (`ipip-lab node --socket`'s default). */
+const AGENT_SOCKET = '/run/ipip-lab/agent.sock';
 const BACKGROUND_LOG_WAIT_MS = 10_000;
 
 function sleep(ms: number): Promise<void> {
@@ -191,6 +194,36 @@ export class LabNodeHandle {
 
   info(): Promise<NodeInfo> {
     return this.api<NodeInfo>('GET', '/v1/node');
+  }
+
+  /**
+   * The BGP speaker's sessions and chosen routes, or undefined when the agent runs none (`--routes spec`). Asked with
+   * curl on the agent's socket: polling must not start a Node.js process each time.
+   */
+  async bgp(): Promise<SpeakerStatus | undefined> {
+    const { status, body } = await this.localApi('/v1/bgp');
+    if (status === 404) return undefined;
+    return JSON.parse(body) as SpeakerStatus;
+  }
+
+  /** The routes the node's dataplane holds now, as `GET /v1/dataplane` lists them. */
+  async routes(): Promise<DataplaneView['routes']> {
+    return (JSON.parse((await this.localApi('/v1/dataplane')).body) as DataplaneView).routes;
+  }
+
+  private async localApi(path: string): Promise<{ status: number; body: string }> {
+    const result = await this.exec([
+      'curl',
+      '-sS',
+      '--unix-socket',
+      AGENT_SOCKET,
+      '-w',
+      '\\n%{http_code}',
+      `http://agent${path}`,
+    ]);
+    if (result.exitCode !== 0) throw new Error(`GET ${path} on ${this.name}: ${result.stderr.trim()}`);
+    const cut = result.stdout.lastIndexOf('\n');
+    return { status: Number(result.stdout.slice(cut + 1)), body: result.stdout.slice(0, cut) };
   }
 
   stats(): Promise<NodeStatsResponse> {
@@ -443,6 +476,37 @@ export class Lab {
   }
 }
 
+/**
+ * Waits until every started node's table holds what the other started nodes announce, each via its owner: the mesh
+ * between them has converged. Nodes that run no speaker (`--routes spec`) have their routes from the start.
+ */
+async function waitForMesh(cluster: ClusterState, nodes: readonly LabNodeHandle[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const missingOn = async (node: LabNodeHandle): Promise<string[]> => {
+    if ((await node.bgp()) === undefined) return [];
+    const present = new Set(
+      (await node.routes()).map(
+        (route) => `${String(route.destination)} via ${'gateway' in route ? String(route.gateway) : ''}`,
+      ),
+    );
+    return nodes
+      .filter((peer) => peer !== node)
+      .flatMap((peer) => announcedPrefixes(cluster, peer.state).map((prefix) => `${prefix} via ${peer.ip}`))
+      .filter((route) => !present.has(route));
+  };
+  for (;;) {
+    const missing = await Promise.all(nodes.map(missingOn));
+    if (missing.every((routes) => routes.length === 0)) return;
+    if (Date.now() > deadline) {
+      const report = nodes
+        .map((node, index) => (missing[index].length > 0 ? `${node.name} lacks ${missing[index].join(', ')}` : ''))
+        .filter((line) => line.length > 0);
+      throw new Error(`the BGP mesh did not converge within ${timeoutMs} ms: ${report.join('; ')}`);
+    }
+    await sleep(POLL_MS * 2);
+  }
+}
+
 function agentArgsFor(options: LabOptions, node: string): readonly string[] {
   const { agentArgs } = options;
   return typeof agentArgs === 'function' ? agentArgs(node) : (agentArgs ?? []);
@@ -499,6 +563,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
         return new LabNodeHandle(node, container);
       }),
     );
+    await waitForMesh(cluster, nodes, options.startupTimeoutMs ?? 30_000);
     return new Lab(name, cluster, image, networkName, nodes);
   } catch (error) {
     await removeLabResources(name, networkName).catch(() => undefined);

@@ -2,6 +2,8 @@
  * The commands that need running agents: `node` (the agent itself), and the pod actions and node counters that
  * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
  */
+import { BIRD_TIMERS } from '../../node/bgp/index.js';
+import { BGP_PORT } from '../../wire/bgp.js';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
@@ -139,6 +141,8 @@ interface NodeCommandOptions extends CommonOptions {
   underlay?: UnderlayKind;
   pinNeighbours: boolean;
   dataplane: DataplaneKind | 'auto';
+  routes: 'bgp' | 'spec';
+  bgpHoldTime: number;
 }
 
 function registerNode(program: Command, io: Io): void {
@@ -174,6 +178,24 @@ function registerNode(program: Command, io: Io): void {
       )
         .choices(['auto', 'kernel', 'userspace'])
         .default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--routes <source>',
+        "bgp: a BGP speaker in BIRD's place (TCP 179, AS 64512, a full iBGP mesh with the spec's other nodes) learns " +
+          "their blocks, as on a Calico node; spec: every node's routes computed from the spec, as a converged mesh's",
+      )
+        .choices(['bgp', 'spec'])
+        .default('bgp'),
+    )
+    .addOption(
+      new Option(
+        '--bgp-hold-time <seconds>',
+        "the hold time this node offers in OPEN; a dead peer's routes leave after the smaller of both sides' " +
+          "(BIRD's default, which Calico keeps)",
+      )
+        .argParser(integer('--bgp-hold-time', { min: 3, max: 65_535 }))
+        .default(BIRD_TIMERS.holdTime),
     )
     .option(
       '--no-pin-neighbours',
@@ -213,6 +235,7 @@ function registerNode(program: Command, io: Io): void {
           underlay: options.underlay,
           dataplane: options.dataplane,
           hostsFile: '/etc/hosts',
+          ...(options.routes === 'bgp' && { bgp: { port: BGP_PORT, timers: { holdTime: options.bgpHoldTime } } }),
           ...(options.pinNeighbours && { pinNeighbours: runIpBatch }),
           system: localSystemInfo(),
           log,

@@ -1,4 +1,4 @@
-export { BgpSpeaker, CALICO_DEFAULT_AS, type LearnedRoute, type SpeakerConfig, type SpeakerStatus } from './speaker.js';
+export { BgpSpeaker, type LearnedRoute, type SpeakerConfig, type SpeakerStatus } from './speaker.js';
 export {
   BIRD_TIMERS,
   protocolName,

@@ -19,9 +19,6 @@ import {
   type ReceivedPath,
 } from './neighbour.js';
 
-/** Calico's default AS for the whole cluster (`/calico/bgp/v1/global/as_num`). */
-export const CALICO_DEFAULT_AS = 64512;
-
 export interface SpeakerConfig {
   /** The node's address: listen address, TCP source address (`source address`) and next hop of what it exports. */
   address: Ipv4Address;

@@ -12,6 +12,7 @@ import {
   nodeDataplane,
   workloadMtu,
   type ClusterState,
+  type PeerRoute,
   type NodeState,
   type PodState,
 } from '../../calico/index.js';
@@ -37,6 +38,8 @@ export interface KernelNodeOptions {
   binding?: IpipSocketBinding;
   /** Reads the kernel's counters (/sys, /proc); tests pass their own. */
   readKernelFile?: (path: string) => string;
+  /** What BGP has learned so far; without it, the routes of a converged mesh (as the spec makes them). */
+  peerRoutes?: readonly PeerRoute[];
 }
 
 /** `ip -s link` columns, as /sys/class/net/IFNAME/statistics has them. */
@@ -69,10 +72,10 @@ interface NodeView {
   routes: readonly Route[];
 }
 
-function viewOf(cluster: ClusterState, nodeName: string): NodeView {
+function viewOf(cluster: ClusterState, nodeName: string, peerRoutes: readonly PeerRoute[] | undefined): NodeView {
   const node = nodeByName(cluster, nodeName);
   if (!node) throw new Error(`no node named ${JSON.stringify(nodeName)} in the cluster`);
-  const felix = nodeDataplane(cluster, node.name);
+  const felix = nodeDataplane(cluster, node.name, { ...(peerRoutes && { peerRoutes }) });
   return {
     cluster,
     node,
@@ -95,6 +98,8 @@ export class KernelNode implements RunningNode {
   private readonly workloads = new Map<string, PodWorkload>();
   private applying: Promise<void> = Promise.resolve();
   private readonly tools: KernelTools;
+  private peerRoutes: readonly PeerRoute[] | undefined;
+  private wantedCluster: ClusterState;
 
   private constructor(
     view: NodeView,
@@ -103,6 +108,8 @@ export class KernelNode implements RunningNode {
     private readonly options: KernelNodeOptions,
   ) {
     this.view = view;
+    this.peerRoutes = options.peerRoutes;
+    this.wantedCluster = view.cluster;
     this.tools = options.tools ?? SYSTEM_TOOLS;
     this.namespaces = new PodNamespaces(options.log, this.tools);
     this.driver = new TunnelDriver(
@@ -179,7 +186,7 @@ export class KernelNode implements RunningNode {
     tun: TunTx,
     options: KernelNodeOptions,
   ): Promise<KernelNode> {
-    const node = new KernelNode(viewOf(cluster, nodeName), underlay, tun, options);
+    const node = new KernelNode(viewOf(cluster, nodeName, options.peerRoutes), underlay, tun, options);
     const { tunnelAddress } = node.view.node;
     await node.tools.batch([
       // The ipip device's own queue length (a TUN's default is 500): a burst from the pods must not drop here first.
@@ -227,8 +234,21 @@ export class KernelNode implements RunningNode {
    * two converging at once would both wire a new pod.
    */
   apply(cluster: ClusterState): Promise<void> {
+    this.wantedCluster = cluster;
+    return this.reconverge();
+  }
+
+  /** BGP's routes changed: the kernel's table follows, the pods stay as they are. */
+  setPeerRoutes(routes: readonly PeerRoute[]): Promise<void> {
+    this.peerRoutes = routes;
+    return this.reconverge();
+  }
+
+  /** Each run takes the newest cluster and routes, whichever change queued it. */
+  private reconverge(): Promise<void> {
     const applied = this.applying.then(async () => {
-      this.view = viewOf(cluster, this.view.node.name);
+      const cluster = this.wantedCluster;
+      this.view = viewOf(cluster, this.view.node.name, this.peerRoutes);
       this.driver.setRoutes(
         this.view.routes,
         cluster.nodes.map((node) => node.ip),

@@ -201,6 +201,11 @@ export class Dataplane {
     this.local = new LocalStack(addresses, this.routes, this.ipIds, this.log);
   }
 
+  /** The node's routes as BGP now makes them (the pods' and the node's own are among them, unchanged). */
+  setRoutes(routes: Iterable<Route>): void {
+    this.routes.sync(routes);
+  }
+
   /** Every route, in the order `ip route` prints them: made on each call, as the table keeps next hops only. */
   listRoutes(): Route[] {
     return this.routes.routes();

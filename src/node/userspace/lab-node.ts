@@ -8,6 +8,8 @@ import {
   nodeDataplane,
   workloadMtu,
   type ClusterState,
+  type Dataplane as FelixDataplane,
+  type PeerRoute,
   type NodeState,
   type PodState,
 } from '../../calico/index.js';
@@ -21,6 +23,8 @@ import type { RunningNode } from '../running-node.js';
 export interface LabNodeOptions {
   /** One line per state change and the dataplane's kernel-style messages. */
   log?: (line: string) => void;
+  /** What BGP has learned so far; without it, the routes of a converged mesh (as the spec makes them). */
+  peerRoutes?: readonly PeerRoute[];
 }
 
 export class LabNode implements RunningNode {
@@ -44,8 +48,7 @@ export class LabNode implements RunningNode {
       );
     }
     this.node = node;
-    // Spec defaults for eth0, not the container's real index and MAC: live views must match `--spec` views.
-    const felix = nodeDataplane(cluster, node.name);
+    const felix = this.felix(options.peerRoutes);
     this.links = felix.links;
     this.localPods = cluster.pods.filter((pod) => pod.node === node.name);
     const config: NodeConfig = {
@@ -71,6 +74,16 @@ export class LabNode implements RunningNode {
       this.pods.set(state.name, pod);
       log(`pod ${state.name}: up ${state.ip} ${state.hostInterface}`);
     }
+  }
+
+  /** BGP's routes changed: the table follows, the pods and their counters stay as they are. */
+  setPeerRoutes(routes: readonly PeerRoute[]): void {
+    this.dataplane.setRoutes(this.felix(routes).routes);
+  }
+
+  /** Spec defaults for eth0, not the container's real index and MAC: live views must match `--spec` views. */
+  private felix(peerRoutes: readonly PeerRoute[] | undefined): FelixDataplane {
+    return nodeDataplane(this.cluster, this.node.name, { ...(peerRoutes && { peerRoutes }) });
   }
 
   /**
