@@ -18,9 +18,11 @@ export interface MeshPeer {
   readonly passive: boolean;
 }
 
+/** The peer `name` at `address`, as the node at `self` sees it. */
+export function meshPeer(self: Ipv4Address, name: string, address: Ipv4Address): MeshPeer {
+  return { name, address, as: CALICO_DEFAULT_AS, passive: address.toString() > self.toString() };
+}
+
 export function meshPeers(cluster: ClusterState, node: NodeState): MeshPeer[] {
-  const self = node.ip.toString();
-  return cluster.nodes
-    .filter((peer) => peer.name !== node.name)
-    .map((peer) => ({ name: peer.name, address: peer.ip, as: CALICO_DEFAULT_AS, passive: peer.ip.toString() > self }));
+  return cluster.nodes.filter((peer) => peer.name !== node.name).map((peer) => meshPeer(node.ip, peer.name, peer.ip));
 }

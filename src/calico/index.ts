@@ -8,3 +8,4 @@ export * from './spec-workloads.js';
 export * from './generate-spec.js';
 export * from './bgp-mesh.js';
 export * from './bird-config.js';
+export * from './datastore/index.js';

@@ -89,6 +89,13 @@ export function preferredBlock(pool: IpPool, host: string): Ipv4Prefix {
   return blockPrefix(pool, initialBlockIndex(pool, host));
 }
 
+/** Every block of the pool in the order a host tries them: from its hostname-seeded start, wrapping past the end. */
+export function* blockWalk(pool: IpPool, host: string): Generator<Ipv4Prefix> {
+  const count = blockCount(pool);
+  const start = initialBlockIndex(pool, host);
+  for (let step = 0; step < count; step++) yield blockPrefix(pool, (start + step) % count);
+}
+
 function blockPrefix(pool: IpPool, index: number): Ipv4Prefix {
   const base = pool.cidr.first().value + index * 2 ** (32 - pool.blockSize);
   return Ipv4Prefix.of(Ipv4Address.fromUint32(base), pool.blockSize);

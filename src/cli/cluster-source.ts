@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   buildCluster,
+  nodeDataplane,
   parseSpecDocument,
   readSpecDocument,
   type ClusterState,
@@ -10,6 +11,7 @@ import {
   type SpecDocument,
 } from '../calico/index.js';
 import type { AgentSystemInfo } from '../node/api-protocol.js';
+import { routeFromJson, type Route, type RouteJson } from '../routing/index.js';
 import { agentFor, agentSocketPath, AgentClient } from './commands/agent-client.js';
 import { localSystemInfo } from './environment.js';
 import { UsageError } from './errors.js';
@@ -67,11 +69,22 @@ export interface ClusterView {
   readonly cluster: ClusterState;
   readonly live: boolean;
   facts(node: NodeState): Promise<NodeFacts>;
+  /** The node's routes: its agent's table when live (what BGP brought), else the spec's computation. */
+  routes(node: NodeState): Promise<Iterable<Route>>;
+}
+
+function specRoutes(cluster: ClusterState, node: NodeState): Promise<Iterable<Route>> {
+  return Promise.resolve(nodeDataplane(cluster, node.name).routes);
 }
 
 function specView(cluster: ClusterState): ClusterView {
   const system = localSystemInfo();
-  return { cluster, live: false, facts: () => Promise.resolve({ status: 'Ready', system }) };
+  return {
+    cluster,
+    live: false,
+    facts: () => Promise.resolve({ status: 'Ready', system }),
+    routes: (node) => specRoutes(cluster, node),
+  };
 }
 
 function liveView(cluster: ClusterState): ClusterView {
@@ -91,6 +104,10 @@ function liveView(cluster: ClusterState): ClusterView {
       let facts = cache.get(node.name);
       if (!facts) cache.set(node.name, (facts = ask(node)));
       return facts;
+    },
+    routes: async (node) => {
+      const { routes } = await agentFor(cluster, node, `${node.name}'s routes`).request('GET /v1/dataplane');
+      return (routes as unknown as RouteJson[]).map(routeFromJson);
     },
   };
 }

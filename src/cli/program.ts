@@ -134,13 +134,20 @@ export function buildProgram(io: Io = processIo): Command {
     .addOption(jsonOutputOption())
     .addOption(specOption())
     .action(async (options: CommonOptions & { numeric?: boolean; node?: string }) => {
-      const { cluster } = await openClusterView(options.spec);
+      const clusterView = await openClusterView(options.spec);
+      const { cluster } = clusterView;
       const node = resolveNode(cluster, options.node);
-      printNodeView(io, 'net-tools-route', nodeDataplane(cluster, node.name), {
-        ...options,
-        style: 'iproute2',
-        cluster,
-      });
+      const { links } = nodeDataplane(cluster, node.name);
+      printNodeView(
+        io,
+        'net-tools-route',
+        { links, routes: await clusterView.routes(node) },
+        {
+          ...options,
+          style: 'iproute2',
+          cluster,
+        },
+      );
     });
 
   program
@@ -152,9 +159,12 @@ export function buildProgram(io: Io = processIo): Command {
     .addOption(specOption())
     .action(async (words: string[], options: CommonOptions & { node?: string }) => {
       const view = ipObject(words);
-      const { cluster } = await openClusterView(options.spec);
+      const clusterView = await openClusterView(options.spec);
+      const { cluster } = clusterView;
       const node = resolveNode(cluster, options.node);
-      printNodeView(io, view, nodeDataplane(cluster, node.name), { ...options, style: 'iproute2', cluster });
+      const { links } = nodeDataplane(cluster, node.name);
+      const routes = view === 'route' ? await clusterView.routes(node) : [];
+      printNodeView(io, view, { links, routes }, { ...options, style: 'iproute2', cluster });
     });
 
   program

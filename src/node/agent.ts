@@ -12,15 +12,19 @@ import {
   announcedPrefixes,
   buildCluster,
   CALICO_DEFAULT_AS,
+  meshPeer,
   meshPeers,
   nodeByName,
   parseSpecDocument,
   type ClusterState,
+  type MeshPeer,
   type NodeState,
   type PeerRoute,
   type SpecDocument,
 } from '../calico/index.js';
 import { BgpSpeaker, type BgpTimers } from './bgp/index.js';
+import { connectEtcd, type EtcdStore } from './datastore/etcd-store.js';
+import { registerNode, watchNodes, withAllocation, type NodeAllocation } from './datastore/registration.js';
 import {
   createApiHandler,
   ReloadRefused,
@@ -82,6 +86,11 @@ export interface AgentOptions {
    * Without it they come from the spec, as a converged mesh would make them (offline views, in-process tests).
    */
   bgp?: { port: number; timers?: Partial<BgpTimers> };
+  /**
+   * The lab's etcd (datastore/): the node claims its block and tunnel address there by compare-and-swap, registers
+   * its Node, and peers over BGP with the Nodes registered there. Without it, the spec alone says all of that.
+   */
+  datastore?: { endpoint: string; timeoutMs: number };
 }
 
 /** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
@@ -135,16 +144,44 @@ function chooseDataplane(options: AgentOptions, log: (line: string) => void): Da
   return 'userspace';
 }
 
+/** Connects to the datastore, waiting as long as asked, and claims the node's block and tunnel address there. */
+async function joinDatastore(
+  options: { endpoint: string; timeoutMs: number },
+  cluster: ClusterState,
+  node: NodeState,
+  log: (line: string) => void,
+): Promise<{ store: EtcdStore; allocation: NodeAllocation }> {
+  const store = await connectEtcd(options.endpoint, { timeoutMs: options.timeoutMs, log });
+  try {
+    const allocation = await registerNode(store, cluster, node);
+    const spec = node.blocks[0]?.toString();
+    const claimed = allocation.block.toString();
+    log(
+      `datastore ${options.endpoint}: block ${claimed} confirmed, tunl0 ${allocation.tunnelAddress ?? 'none'}` +
+        (spec !== undefined && spec !== claimed ? ` (the spec alone would give ${spec}: another node holds it)` : ''),
+    );
+    return { store, allocation };
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+}
+
 export async function startAgent(options: AgentOptions): Promise<Agent> {
-  const { cluster, log } = options;
-  const node = nodeByName(cluster, options.nodeName);
+  const { log } = options;
+  const node = nodeByName(options.cluster, options.nodeName);
   if (!node) {
     throw new AgentConfigError(
-      `no node named ${JSON.stringify(options.nodeName)} in the cluster (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+      `no node named ${JSON.stringify(options.nodeName)} in the cluster (nodes: ${options.cluster.nodes.map((n) => n.name).join(', ')})`,
     );
   }
   const nodeLog = (line: string): void => log(`${node.name}: ${line}`);
   const device = underlayInterface(node, (options.networkInterfaces ?? os.networkInterfaces)());
+  const datastore = options.datastore && (await joinDatastore(options.datastore, options.cluster, node, nodeLog));
+  /** The spec's cluster, with this node's own block and tunnel address as the datastore has them. */
+  const ownView = (state: ClusterState): ClusterState =>
+    datastore ? withAllocation(state, node.name, datastore.allocation) : state;
+  const cluster = ownView(options.cluster);
 
   // One line per kind of failure: a peer that keeps refusing packets must not flood the log.
   const reported = new Set<string>();
@@ -223,19 +260,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         }
       },
     });
+  const peerWith = (peers: readonly MeshPeer[]): void =>
+    speaker?.setNeighbours(
+      peers.map((peer) => ({ address: peer.address, as: peer.as, type: 'node-to-node mesh', passive: peer.passive })),
+    );
+  /** The blocks to announce; the peers too, unless the datastore's Nodes say who they are. */
   const meshWith = (state: ClusterState): void => {
     if (!speaker) return;
     const self = nodeByName(state, node.name)!;
-    speaker.setNeighbours(
-      meshPeers(state, self).map((peer) => ({
-        address: peer.address,
-        as: peer.as,
-        type: 'node-to-node mesh',
-        passive: peer.passive,
-      })),
-    );
+    if (!datastore) peerWith(meshPeers(state, self));
     speaker.announce(announcedPrefixes(state, self));
   };
+  let stopWatchingNodes: (() => Promise<void>) | undefined;
   /**
    * The node as a re-read spec makes it. The userspace node is rebuilt, as if kubelet and calico-node restarted on
    * it (new pods, routes and counters); the kernel's converges in place (only the pods and routes that changed).
@@ -243,7 +279,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
    */
   const reload = async (readSpec: () => SpecDocument): Promise<ReloadResult> => {
     const document = readSpec();
-    const next = buildCluster(parseSpecDocument(document));
+    const next = ownView(buildCluster(parseSpecDocument(document)));
     const self = nodeByName(next, node.name);
     if (!self?.ip.equals(node.ip)) {
       throw new ReloadRefused(
@@ -300,6 +336,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (speaker) {
       await speaker.listen();
       meshWith(cluster);
+      if (datastore) {
+        stopWatchingNodes = await watchNodes(
+          datastore.store,
+          (nodes) =>
+            peerWith(
+              nodes
+                .filter((registered) => registered.name !== node.name)
+                .map((registered) => meshPeer(node.ip, registered.name, registered.address)),
+            ),
+          nodeLog,
+        );
+      }
     }
     const readSpec = options.readSpec;
     handler = createApiHandler({
@@ -328,6 +376,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     servers.push(local);
     await listen(local, { path: options.socketPath });
   } catch (error) {
+    await stopWatchingNodes?.();
+    datastore?.store.close();
     await speaker?.stop();
     handler?.close();
     await labNode?.close();
@@ -351,6 +401,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       stopping ??= (async () => {
         // Cease first, as BIRD does on shutdown: the peers drop this node's routes at once, not after the hold time.
         await speaker?.stop();
+        await stopWatchingNodes?.();
+        datastore?.store.close();
         api.close();
         await labNode!.close();
         tun?.close();

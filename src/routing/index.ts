@@ -8,9 +8,11 @@ export type {
   BlackholeRoute,
   NextHop,
   Route,
+  RouteJson,
   RouteProtocol,
   RouteScope,
   UnicastNextHop,
   UnicastRoute,
 } from './route.js';
+export { routeFromJson } from './route.js';
 export { compareRoutesInKernelOrder, RouteTable } from './table.js';

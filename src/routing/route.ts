@@ -1,4 +1,4 @@
-import type { Ipv4Address, Ipv4Prefix } from './address.js';
+import { Ipv4Address, Ipv4Prefix } from './address.js';
 
 /**
  * `proto` as iproute2 names it; numbers are printed as-is (Felix in Calico v3.33 uses proto 80). `dhcp` is what a
@@ -44,3 +44,24 @@ export interface BlackholeRoute extends BlackholeNextHop {
 }
 
 export type Route = UnicastRoute | BlackholeRoute;
+
+/** A route as JSON carries it (`GET /v1/dataplane`): its addresses as text. */
+export type RouteJson =
+  | (Omit<UnicastRoute, 'destination' | 'gateway' | 'source'> & {
+      destination: string;
+      gateway?: string;
+      source?: string;
+    })
+  | (Omit<BlackholeRoute, 'destination'> & { destination: string });
+
+/** The route a JSON answer describes, with its addresses parsed again; malformed text throws. */
+export function routeFromJson(json: RouteJson): Route {
+  if (json.kind === 'blackhole') return { ...json, destination: Ipv4Prefix.parse(json.destination) };
+  const { gateway, source, ...rest } = json;
+  return {
+    ...rest,
+    destination: Ipv4Prefix.parse(json.destination),
+    ...(gateway !== undefined && { gateway: Ipv4Address.parse(gateway) }),
+    ...(source !== undefined && { source: Ipv4Address.parse(source) }),
+  };
+}

@@ -22,14 +22,18 @@ const builds = new Map<string, Promise<void>>();
  * the docker CLI rather than testcontainers' builder, which reports success even when a build step fails and would
  * leave a lab running an old image.
  */
-export function buildImage(tag: string = DEFAULT_IMAGE): Promise<void> {
+export function buildImage(
+  tag: string = DEFAULT_IMAGE,
+  /** The Dockerfile and the build context, relative to the package: the node image's by default. */
+  source: { dockerfile: string; context: string } = { dockerfile: 'containers/Dockerfile', context: '.' },
+): Promise<void> {
   let build = builds.get(tag);
   if (!build) {
     const root = packageRoot();
     build = new Promise<void>((resolve, reject) => {
       execFile(
         'docker',
-        ['build', '--file', path.join(root, 'containers', 'Dockerfile'), '--tag', tag, root],
+        ['build', '--file', path.join(root, source.dockerfile), '--tag', tag, path.join(root, source.context)],
         { timeout: BUILD_TIMEOUT_MS, maxBuffer: BUILD_OUTPUT_BYTES },
         (error, stdout, stderr) => {
           if (!error) return resolve();

@@ -4,7 +4,7 @@
  * inside the node containers (never by connecting from the host to a lab address), and get the agents' JSON back.
  */
 import { Wait, type StartedTestContainer } from 'testcontainers';
-import { announcedPrefixes, type ClusterState, type NodeState, type PodState } from '../calico/index.js';
+import { nodeByName, renderBirdConfig, type ClusterState, type NodeState, type PodState } from '../calico/index.js';
 import type { SpeakerStatus } from '../node/bgp/index.js';
 import type { DataplaneView, NodeInfo, NodeStatsResponse } from '../node/api-protocol.js';
 import type {
@@ -14,6 +14,7 @@ import type {
   TracerouteReport,
 } from '../node/userspace/pod/index.js';
 import { pcapng } from '../wire/index.js';
+import { BIRD_CONFIG, BIRD_IMAGE, BIRD_STARTED, BirdHandle, buildBirdImage } from './bird.js';
 import {
   buildImage,
   containerLogs,
@@ -71,6 +72,12 @@ export interface LabOptions {
    * for a Docker that grants no more. A function picks per node.
    */
   dataplane?: DataplaneChoice | ((node: string) => DataplaneChoice);
+  /**
+   * Starts the lab's etcd at the subnet's second address (e.g. 10.0.0.2), before the nodes, and points every agent at
+   * it (`--datastore`): the nodes claim their blocks there and peer with the Nodes registered there. Default: false,
+   * the spec alone says every block.
+   */
+  datastore?: boolean;
 }
 
 export interface ExecResult {
@@ -329,11 +336,11 @@ export class LabNodeHandle {
       file,
       ...(options.filter ? [options.filter] : []),
     ];
-    // tcpdump prints its statistics as it exits.
+    // tcpdump prints its statistics as it exits, `dropped by kernel` last (and `1 packet captured` in the singular).
     const stop = await this.runInBackground({
       command,
       started: 'listening on',
-      stopped: 'packets captured',
+      stopped: 'dropped by kernel',
       name: 'tcpdump',
     });
     return {
@@ -416,6 +423,7 @@ export class StrangerHandle {
 export class Lab {
   private readonly handles: Map<string, LabNodeHandle>;
   private readonly strangers: StrangerHandle[] = [];
+  private readonly birds: BirdHandle[] = [];
 
   constructor(
     readonly name: string,
@@ -464,11 +472,47 @@ export class Lab {
     return stranger;
   }
 
+  /**
+   * Starts a real BIRD (Debian's 1.6) in place of a spec node the lab did not start: at that node's address, under its
+   * name, with the bird.cfg confd would write for it less what only Calico's fork of BIRD knows (krt_tunnel).
+   */
+  async startBird(options: { inPlaceOf: string }): Promise<BirdHandle> {
+    const node = nodeByName(this.cluster, options.inPlaceOf);
+    if (!node) throw new Error(`no node ${JSON.stringify(options.inPlaceOf)} in the spec of lab ${this.name}`);
+    if (this.handles.has(node.name)) {
+      throw new Error(`${node.name} runs an agent in lab ${this.name}: start the lab without it to put BIRD there`);
+    }
+    await buildBirdImage();
+    // Docker's default capabilities: NET_RAW is enough for tcpdump, and BGP needs none. Without NET_ADMIN BIRD's
+    // kernel protocol cannot write its routes (it logs `Netlink: Operation not permitted`, show route marks them !),
+    // which nothing asked of this BIRD needs: its sessions and what reaches its eth0 do not depend on its own table.
+    // testcontainers removes a container that fails to start, and with it the log that says why (a config BIRD
+    // refuses, as `bird: /etc/bird/bird.cfg:72:25 You may set only variables.`): keep the log as it comes.
+    let log = '';
+    const container = await new PinnedContainer(BIRD_IMAGE, this.networkName, node.ip.toString())
+      .withName(`${this.networkName}-bird-${node.name}`)
+      .withHostname(node.name)
+      .withLabels({ [LAB_LABEL]: this.name })
+      .withCopyContentToContainer([
+        { content: renderBirdConfig(this.cluster, node.name, { stockBird: true }), target: BIRD_CONFIG },
+      ])
+      .withLogConsumer((stream) => stream.on('data', (chunk: Buffer | string) => (log += chunk.toString())))
+      .withWaitStrategy(Wait.forLogMessage(BIRD_STARTED))
+      .withStartupTimeout(30_000)
+      .start()
+      .catch((error: Error) => {
+        throw new Error(`BIRD did not start in ${node.name}'s place (${error.message}): ${log.trim() || 'no output'}`);
+      });
+    const bird = new BirdHandle(node, container, new LabNodeHandle(node, container));
+    this.birds.push(bird);
+    return bird;
+  }
+
   /** Removes every container and the network. */
   async stop(): Promise<void> {
     // sleep and the agents as PID 1 are fast to stop; a lab is not kept, so no grace period is needed.
     await Promise.all(
-      [...this.strangers, ...this.handles.values()].map((handle) =>
+      [...this.strangers, ...this.birds, ...this.handles.values()].map((handle) =>
         handle.container.stop({ timeout: 0 }).catch(() => undefined),
       ),
     );
@@ -477,25 +521,28 @@ export class Lab {
 }
 
 /**
- * Waits until every started node's table holds what the other started nodes announce, each via its owner: the mesh
- * between them has converged. Nodes that run no speaker (`--routes spec`) have their routes from the start.
+ * Waits until every started node's table holds what each other started node exports, via that node: the mesh between
+ * them has converged. Nodes that run no speaker (`--routes spec`) have their routes from the start.
  */
-async function waitForMesh(cluster: ClusterState, nodes: readonly LabNodeHandle[], timeoutMs: number): Promise<void> {
+async function waitForMesh(nodes: readonly LabNodeHandle[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const missingOn = async (node: LabNodeHandle): Promise<string[]> => {
-    if ((await node.bgp()) === undefined) return [];
-    const present = new Set(
-      (await node.routes()).map(
-        (route) => `${String(route.destination)} via ${'gateway' in route ? String(route.gateway) : ''}`,
-      ),
-    );
-    return nodes
-      .filter((peer) => peer !== node)
-      .flatMap((peer) => announcedPrefixes(cluster, peer.state).map((prefix) => `${prefix} via ${peer.ip}`))
-      .filter((route) => !present.has(route));
-  };
   for (;;) {
-    const missing = await Promise.all(nodes.map(missingOn));
+    const statuses = await Promise.all(nodes.map((node) => node.bgp()));
+    const missing = await Promise.all(
+      nodes.map(async (node, index) => {
+        if (statuses[index] === undefined) return [];
+        const present = new Set(
+          (await node.routes()).map(
+            (route) => `${String(route.destination)} via ${'gateway' in route ? String(route.gateway) : ''}`,
+          ),
+        );
+        return nodes
+          .flatMap((peer, peerIndex) =>
+            peer === node ? [] : (statuses[peerIndex]?.exported ?? []).map((prefix) => `${prefix} via ${peer.ip}`),
+          )
+          .filter((route) => !present.has(route));
+      }),
+    );
     if (missing.every((routes) => routes.length === 0)) return;
     if (Date.now() > deadline) {
       const report = nodes
@@ -505,6 +552,34 @@ async function waitForMesh(cluster: ClusterState, nodes: readonly LabNodeHandle[
     }
     await sleep(POLL_MS * 2);
   }
+}
+
+/** Debian's etcd 3.4 from the node image, as a lab's datastore: one member; Lab.stop() removes it with the nodes, by its label. */
+async function startDatastore(
+  image: string,
+  networkName: string,
+  lab: string,
+  ip: string,
+): Promise<{ endpoint: string; container: StartedTestContainer }> {
+  const endpoint = `http://${ip}:2379`;
+  const container = await new PinnedContainer(image, networkName, ip)
+    .withName(`${networkName}-etcd`)
+    .withHostname('etcd')
+    .withLabels({ [LAB_LABEL]: lab })
+    .withEntrypoint([
+      'etcd',
+      '--name',
+      'etcd',
+      '--data-dir',
+      '/var/lib/etcd/lab',
+      '--listen-client-urls',
+      `http://${ip}:2379,http://127.0.0.1:2379`,
+      '--advertise-client-urls',
+      endpoint,
+    ])
+    .withWaitStrategy(Wait.forLogMessage(/ready to serve client requests/))
+    .start();
+  return { endpoint, container };
 }
 
 function agentArgsFor(options: LabOptions, node: string): readonly string[] {
@@ -537,6 +612,10 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   ]);
   await createLabNetwork(name, networkName, cluster.spec.network.cidr);
   try {
+    const datastore = options.datastore
+      ? await startDatastore(image, networkName, name, cluster.spec.network.cidr.first().add(2).toString())
+      : undefined;
+    const datastoreArgs = datastore ? ['--datastore', datastore.endpoint] : [];
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
         const dataplane =
@@ -556,14 +635,23 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           )
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
-          .withCommand(['node', '--name', node.name, '--dataplane', dataplane, ...agentArgsFor(options, node.name)])
+          .withCommand([
+            'node',
+            '--name',
+            node.name,
+            '--dataplane',
+            dataplane,
+            ...datastoreArgs,
+            ...agentArgsFor(options, node.name),
+          ])
+          .withEnvironment(datastore ? { ETCDCTL_ENDPOINTS: datastore.endpoint } : {})
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();
         return new LabNodeHandle(node, container);
       }),
     );
-    await waitForMesh(cluster, nodes, options.startupTimeoutMs ?? 30_000);
+    await waitForMesh(nodes, options.startupTimeoutMs ?? 30_000);
     return new Lab(name, cluster, image, networkName, nodes);
   } catch (error) {
     await removeLabResources(name, networkName).catch(() => undefined);

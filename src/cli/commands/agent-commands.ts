@@ -3,6 +3,7 @@
  * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
  */
 import { BIRD_TIMERS } from '../../node/bgp/index.js';
+import { DatastoreUnavailableError } from '../../node/datastore/etcd-store.js';
 import { BGP_PORT } from '../../wire/bgp.js';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
@@ -143,6 +144,22 @@ interface NodeCommandOptions extends CommonOptions {
   dataplane: DataplaneKind | 'auto';
   routes: 'bgp' | 'spec';
   bgpHoldTime: number;
+  datastore?: string;
+  datastoreTimeout: number;
+}
+
+/** `http://HOST:PORT`, as etcd's clients take an endpoint. */
+function datastoreUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--datastore: ${JSON.stringify(text)} is not a URL (expected http://ADDRESS:2379)`);
+  }
+  if (url.protocol !== 'http:' || url.port === '' || url.pathname !== '/') {
+    throw new UsageError(`--datastore: expected http://ADDRESS:PORT, got ${JSON.stringify(text)}`);
+  }
+  return `${url.protocol}//${url.host}`;
 }
 
 function registerNode(program: Command, io: Io): void {
@@ -197,6 +214,21 @@ function registerNode(program: Command, io: Io): void {
         .argParser(integer('--bgp-hold-time', { min: 3, max: 65_535 }))
         .default(BIRD_TIMERS.holdTime),
     )
+    .addOption(
+      new Option(
+        '--datastore <url>',
+        "the lab's etcd (http://ADDRESS:2379): the node claims its block and tunnel address there, registers its Node, " +
+          'and peers with the Nodes registered there; default: $IPIP_LAB_DATASTORE, else none (the spec says it all)',
+      ).argParser(datastoreUrl),
+    )
+    .addOption(
+      new Option(
+        '--datastore-timeout <seconds>',
+        'how long to wait for the datastore at start before exiting with code 2',
+      )
+        .argParser(integer('--datastore-timeout', { min: 1, max: 3600 }))
+        .default(30),
+    )
     .option(
       '--no-pin-neighbours',
       "leave the peers' ARP entries to the kernel's usual aging instead of making them managed (needs no NET_ADMIN)",
@@ -223,6 +255,9 @@ function registerNode(program: Command, io: Io): void {
       const spec = readSpecFile(specPath);
       const state = clusterOf(spec);
       const stopped = stopSignal();
+      const datastore =
+        options.datastore ??
+        (process.env.IPIP_LAB_DATASTORE ? datastoreUrl(process.env.IPIP_LAB_DATASTORE) : undefined);
       let agent;
       try {
         agent = await startAgent({
@@ -236,12 +271,15 @@ function registerNode(program: Command, io: Io): void {
           dataplane: options.dataplane,
           hostsFile: '/etc/hosts',
           ...(options.routes === 'bgp' && { bgp: { port: BGP_PORT, timers: { holdTime: options.bgpHoldTime } } }),
+          ...(datastore && { datastore: { endpoint: datastore, timeoutMs: options.datastoreTimeout * 1000 } }),
           ...(options.pinNeighbours && { pinNeighbours: runIpBatch }),
           system: localSystemInfo(),
           log,
         });
       } catch (error) {
-        if (error instanceof AgentConfigError) throw new UsageError(error.message);
+        if (error instanceof AgentConfigError || error instanceof DatastoreUnavailableError) {
+          throw new UsageError(error.message);
+        }
         // A machine problem (no CAP_NET_RAW, the port taken): the message says it all, a stack would not help.
         if (error instanceof Error && !(error instanceof UsageError)) {
           io.err(`ipip-lab: ${error.message}\n`);

@@ -1,0 +1,158 @@
+/**
+ * Calico's etcdv3 datastore layout (libcalico-go/lib/backend/model, calico v3.29): the keys and the JSON values of
+ * what the lab stores, so that `etcdctl get --prefix /calico --keys-only` reads as on a real cluster. Pure: the I/O is
+ * the store's (store.ts).
+ */
+import type { Ipv4Address, Ipv4Prefix } from '../../routing/address.js';
+import type { IpPool } from '../ipam.js';
+
+const RESOURCES = '/calico/resources/v3/projectcalico.org';
+const IPAM = '/calico/ipam/v2';
+
+/** A CIDR in a key: `/` becomes `-` (`192.168.77.128-26`). */
+const cidrInKey = (cidr: Ipv4Prefix): string => cidr.toString().replace('/', '-');
+
+export const DATASTORE_KEYS = {
+  ipPool: (name: string) => `${RESOURCES}/ippools/${name}`,
+  node: (name: string) => `${RESOURCES}/nodes/${name}`,
+  nodes: `${RESOURCES}/nodes/`,
+  clusterInformation: `${RESOURCES}/clusterinformations/default`,
+  ipamConfig: `${IPAM}/config`,
+  blocks: `${IPAM}/assignment/ipv4/block/`,
+  block: (cidr: Ipv4Prefix) => `${IPAM}/assignment/ipv4/block/${cidrInKey(cidr)}`,
+  affinity: (host: string, cidr: Ipv4Prefix) => `${IPAM}/host/${host}/ipv4/block/${cidrInKey(cidr)}`,
+  affinities: (host: string) => `${IPAM}/host/${host}/ipv4/block/`,
+  handle: (handle: string) => `${IPAM}/handle/${handle}`,
+} as const;
+
+/** `cidr` back from a key's last segment. */
+export function cidrOfKey(key: string): string {
+  const last = key.slice(key.lastIndexOf('/') + 1);
+  const dash = last.lastIndexOf('-');
+  return `${last.slice(0, dash)}/${last.slice(dash + 1)}`;
+}
+
+interface Metadata {
+  name: string;
+  creationTimestamp: string;
+}
+
+export interface IpPoolResource {
+  kind: 'IPPool';
+  apiVersion: 'projectcalico.org/v3';
+  metadata: Metadata;
+  spec: {
+    cidr: string;
+    vxlanMode: 'Never';
+    ipipMode: IpPool['ipipMode'];
+    natOutgoing: boolean;
+    blockSize: number;
+    nodeSelector: string;
+    allowedUses: string[];
+  };
+}
+
+export interface NodeResource {
+  kind: 'Node';
+  apiVersion: 'projectcalico.org/v3';
+  metadata: Metadata;
+  spec: {
+    bgp: { ipv4Address: string; ipv4IPIPTunnelAddr?: string };
+    orchRefs: { nodeName: string; orchestrator: 'k8s' }[];
+  };
+  status: Record<string, never>;
+}
+
+/** What calico-node's startup writes for the default pool (CALICO_IPV4POOL_*), as `calicoctl get ippool -o yaml` shows. */
+export function ipPoolResource(pool: IpPool, now: Date): IpPoolResource {
+  return {
+    kind: 'IPPool',
+    apiVersion: 'projectcalico.org/v3',
+    metadata: { name: pool.name, creationTimestamp: now.toISOString() },
+    spec: {
+      cidr: pool.cidr.toString(),
+      vxlanMode: 'Never',
+      ipipMode: pool.ipipMode,
+      natOutgoing: true,
+      blockSize: pool.blockSize,
+      nodeSelector: 'all()',
+      allowedUses: ['Workload', 'Tunnel'],
+    },
+  };
+}
+
+/** A node as calico-node registers it: its autodetected address with the subnet's length, its tunnel address. */
+export function nodeResource(
+  name: string,
+  address: Ipv4Address,
+  subnet: Ipv4Prefix,
+  tunnelAddress: Ipv4Address | undefined,
+  now: Date,
+): NodeResource {
+  return {
+    kind: 'Node',
+    apiVersion: 'projectcalico.org/v3',
+    metadata: { name, creationTimestamp: now.toISOString() },
+    spec: {
+      bgp: {
+        ipv4Address: `${address}/${subnet.length}`,
+        ...(tunnelAddress && { ipv4IPIPTunnelAddr: tunnelAddress.toString() }),
+      },
+      orchRefs: [{ nodeName: name, orchestrator: 'k8s' }],
+    },
+    status: {},
+  };
+}
+
+export const CLUSTER_INFORMATION = {
+  kind: 'ClusterInformation',
+  apiVersion: 'projectcalico.org/v3',
+  metadata: { name: 'default' },
+  spec: { calicoVersion: 'v3.21.6', clusterType: 'k8s,bgp,kubeadm,kdd', datastoreReady: true },
+} as const;
+
+export const IPAM_CONFIG = { strict_affinity: false, auto_allocate_blocks: true, maxBlocksPerHost: 0 } as const;
+
+export type AffinityState = 'pending' | 'confirmed' | 'pendingDeletion';
+
+export interface BlockAffinityValue {
+  state: AffinityState;
+  deleted: boolean;
+}
+
+export interface AllocationAttribute {
+  handle_id: string;
+  secondary: Record<string, string>;
+}
+
+/** model.AllocationBlock's JSON: `allocations[i]` is an index into `attributes`, or null while the address is free. */
+export interface AllocationBlockValue {
+  cidr: string;
+  affinity: string | null;
+  allocations: (number | null)[];
+  unallocated: number[];
+  attributes: AllocationAttribute[];
+  deleted: boolean;
+  sequenceNumber: number;
+  sequenceNumberForAllocation: Record<string, number>;
+}
+
+export interface IpamHandleValue {
+  block: Record<string, number>;
+  deleted: boolean;
+}
+
+/** `newBlock`: every ordinal free, in order, and the host's affinity. */
+export function newAllocationBlock(cidr: Ipv4Prefix, host: string, now: Date): AllocationBlockValue {
+  return {
+    cidr: cidr.toString(),
+    affinity: `host:${host}`,
+    allocations: Array.from({ length: cidr.size }, () => null),
+    unallocated: Array.from({ length: cidr.size }, (_, ordinal) => ordinal),
+    attributes: [],
+    deleted: false,
+    // Nanoseconds since the epoch, as Go's time.Now().UnixNano(); a millisecond clock is precise enough here.
+    sequenceNumber: now.getTime() * 1_000_000,
+    sequenceNumberForAllocation: {},
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * What calico-node does with the datastore when it starts, for the part the lab models so far: the spec seeds an
+ * empty datastore (the pool, the cluster information, the IPAM config), the node claims its block by
+ * compare-and-swap and takes its tunnel address from it (both found again after a restart, by affinity and handle),
+ * and it registers its Node with the address the mesh peers with. Every node's agent then watches the Nodes for its
+ * BGP peers.
+ */
+import {
+  CLUSTER_INFORMATION,
+  DATASTORE_KEYS,
+  DatastoreIpam,
+  IPAM_CONFIG,
+  ipPoolResource,
+  nodeResource,
+  tunnelHandle,
+  type ClusterState,
+  type NodeResource,
+  type NodeState,
+} from '../../calico/index.js';
+import { Ipv4Address, type Ipv4Prefix } from '../../routing/address.js';
+import type { EtcdStore } from './etcd-store.js';
+
+export interface NodeAllocation {
+  block: Ipv4Prefix;
+  tunnelAddress: Ipv4Address | undefined;
+}
+
+export async function registerNode(store: EtcdStore, cluster: ClusterState, node: NodeState): Promise<NodeAllocation> {
+  const now = new Date();
+  // Create, never overwrite: the first node up seeds, and what `calicoctl apply` changed later stays.
+  await store.create(DATASTORE_KEYS.ipPool(cluster.pool.name), JSON.stringify(ipPoolResource(cluster.pool, now)));
+  await store.create(DATASTORE_KEYS.clusterInformation, JSON.stringify(CLUSTER_INFORMATION));
+  await store.create(DATASTORE_KEYS.ipamConfig, JSON.stringify(IPAM_CONFIG));
+  const ipam = new DatastoreIpam(store, cluster.pool);
+  const block = await ipam.claimBlock(node.name);
+  let tunnelAddress: Ipv4Address | undefined;
+  // calico-node gives tunl0 an address only where the pool encapsulates.
+  if (cluster.pool.ipipMode !== 'Never') {
+    const handle = tunnelHandle(node.name);
+    tunnelAddress =
+      (await ipam.addressOf(block, handle)) ??
+      (await ipam.assign(node.name, block, handle, { node: node.name, type: 'ipipTunnelAddress' })).address;
+  }
+  const resource = nodeResource(node.name, node.ip, cluster.spec.network.cidr, tunnelAddress, now);
+  await store.put(DATASTORE_KEYS.node(node.name), JSON.stringify(resource));
+  return { block, tunnelAddress };
+}
+
+/** The cluster as this node's claim made it: its own block and tunnel address are the datastore's, not the spec's. */
+export function withAllocation(cluster: ClusterState, nodeName: string, allocation: NodeAllocation): ClusterState {
+  return {
+    ...cluster,
+    nodes: cluster.nodes.map((node) =>
+      node.name === nodeName ? { ...node, blocks: [allocation.block], tunnelAddress: allocation.tunnelAddress } : node,
+    ),
+  };
+}
+
+export interface RegisteredNode {
+  name: string;
+  address: Ipv4Address;
+}
+
+/** A Node value's BGP address, or why it is unusable: a malformed object is skipped, never a crash. */
+export function registeredNode(key: string, value: string): RegisteredNode | string {
+  let resource: Partial<NodeResource>;
+  try {
+    resource = JSON.parse(value) as Partial<NodeResource>;
+  } catch {
+    return `${key}: not JSON`;
+  }
+  const cidr = resource.spec?.bgp?.ipv4Address;
+  const address = typeof cidr === 'string' ? Ipv4Address.tryParse(cidr.split('/')[0]) : undefined;
+  if (!address) return `${key}: no spec.bgp.ipv4Address`;
+  return { name: key.slice(DATASTORE_KEYS.nodes.length), address };
+}
+
+/**
+ * Calls `onNodes` with every registered node now and after each change, as confd renders bird.cfg from
+ * `/calico/bgp/v1/host`. Returns a function that stops watching.
+ */
+export async function watchNodes(
+  store: EtcdStore,
+  onNodes: (nodes: RegisteredNode[]) => void,
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
+  const known = new Map<string, RegisteredNode>();
+  const skipped = new Set<string>();
+  const take = (key: string, value: string): void => {
+    const node = registeredNode(key, value);
+    if (typeof node === 'string') {
+      known.delete(key);
+      if (!skipped.has(node)) log(`datastore: skipped a malformed Node: ${node}`);
+      skipped.add(node);
+      return;
+    }
+    known.set(key, node);
+  };
+  const watcher = await store.client.watch().prefix(DATASTORE_KEYS.nodes).create();
+  watcher.on('put', (kv) => {
+    take(kv.key.toString(), kv.value.toString());
+    onNodes([...known.values()]);
+  });
+  watcher.on('delete', (kv) => {
+    known.delete(kv.key.toString());
+    onNodes([...known.values()]);
+  });
+  watcher.on('error', (error: Error) => log(`datastore: watch of the Nodes: ${error.message}`));
+  for (const [key, stored] of await store.list(DATASTORE_KEYS.nodes)) take(key, stored.value);
+  onNodes([...known.values()]);
+  return () => watcher.cancel();
+}
