@@ -42,7 +42,8 @@ test('an unknown node name is refused with exit code 2', async () => {
 
 test('without SYS_ADMIN and /dev/net/tun, --dataplane kernel is refused with exit code 2 and auto says why in one line', async () => {
   // This lab's containers have NET_ADMIN only (the userspace dataplane's needs).
-  const elsewhere = ['--api-port', '9555', '--socket', '/tmp/second-agent.sock'];
+  // A second agent in a node container: port 179 is the first one's speaker's, so this one computes its routes.
+  const elsewhere = ['--api-port', '9555', '--socket', '/tmp/second-agent.sock', '--routes', 'spec'];
   const kernel = await node01.ipipLab(['node', '--name', 'worker-node01', '--dataplane', 'kernel', ...elsewhere]);
   expect(kernel.exitCode).toBe(2);
   expect(kernel.stderr).toContain('--dataplane kernel: the container lacks SYS_ADMIN (cap_add, or privileged)');
