@@ -9,7 +9,7 @@ import { Ipam, type IpPool } from './ipam.js';
 import { podName, podNameSuffix, podTemplateHash, vethNameForWorkload } from './naming.js';
 import { nodeLabels, nodeRoles, nodeTaints, schedule, type Taint } from './scheduler.js';
 import { IPIP_OVERHEAD } from '../wire/ipip.js';
-import { NODE_POD_CIDR_LENGTH, type ClusterSpec, type Container, type NodeRole } from './spec.js';
+import { NODE_POD_CIDR_LENGTH, underlaySubnet, type ClusterSpec, type Container, type NodeRole } from './spec.js';
 
 /** Interface indexes on a node by default: lo, tunl0, eth0, then one cali veth per pod. */
 export const HOST_IFINDEX = { lo: 1, tunl0: 2, eth0: 3 } as const;
@@ -140,7 +140,7 @@ export function buildCluster(spec: ClusterSpec): ClusterState {
     const tunnelAddress = tunnels.get(node.name);
     const annotations: Record<string, string> = {
       'node.alpha.kubernetes.io/ttl': '0',
-      'projectcalico.org/IPv4Address': `${node.ip}/${spec.network.cidr.length}`,
+      'projectcalico.org/IPv4Address': `${node.ip}/${underlaySubnet(spec.network, node.ip).length}`,
     };
     if (tunnelAddress) annotations['projectcalico.org/IPv4IPIPTunnelAddr'] = tunnelAddress.toString();
     return {

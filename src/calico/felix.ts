@@ -15,6 +15,7 @@ import {
   type NodeState,
   type PodState,
 } from './cluster.js';
+import { underlaySubnet, underlayRouter } from './spec.js';
 
 export interface Dataplane {
   readonly links: Link[];
@@ -89,7 +90,7 @@ function defaultEth0(node: NodeState): Eth0Options {
 }
 
 function eth0(cluster: ClusterState, node: NodeState, options: Eth0Options): Link {
-  const network = cluster.spec.network.cidr;
+  const network = underlaySubnet(cluster.spec.network, node.ip);
   return {
     index: options.index,
     name: 'eth0',
@@ -144,11 +145,11 @@ export interface PeerRoute {
  * How BIRD writes a learned route into the kernel, per calico_kernel_programming: through tunl0, or straight over eth0
  * when the pool does not encapsulate towards that next hop.
  */
-function remoteRoute(cluster: ClusterState, { destination, nextHop }: PeerRoute): UnicastRoute {
+function remoteRoute(cluster: ClusterState, node: NodeState, { destination, nextHop }: PeerRoute): UnicastRoute {
   const mode = cluster.pool.ipipMode;
-  // CrossSubnet encapsulates only when the next hop is outside this node's subnet (`bgp_next_hop ~ network_v4`);
-  // the spec has one underlay network, so today every peer is inside it.
-  const direct = mode === 'Never' || (mode === 'CrossSubnet' && cluster.spec.network.cidr.contains(nextHop));
+  // CrossSubnet encapsulates only when the next hop is outside this node's subnet (`bgp_next_hop ~ network_v4`).
+  const direct =
+    mode === 'Never' || (mode === 'CrossSubnet' && underlaySubnet(cluster.spec.network, node.ip).contains(nextHop));
   return direct
     ? { kind: 'unicast', destination, gateway: nextHop, dev: 'eth0', scope: 'global', proto: 'bird' }
     : { kind: 'unicast', destination, gateway: nextHop, dev: 'tunl0', onlink: true, scope: 'global', proto: 'bird' };
@@ -231,15 +232,16 @@ function* nodeRoutes(
   localPods: readonly PodState[],
   peerRoutes: Iterable<PeerRoute>,
 ): Generator<Route> {
-  yield {
-    kind: 'unicast',
-    destination: cluster.spec.network.cidr,
-    dev: 'eth0',
-    scope: 'link',
-    proto: 'kernel',
-    source: node.ip,
-  };
-  for (const learned of peerRoutes) yield remoteRoute(cluster, learned);
+  const { network } = cluster.spec;
+  const subnet = underlaySubnet(network, node.ip);
+  yield { kind: 'unicast', destination: subnet, dev: 'eth0', scope: 'link', proto: 'kernel', source: node.ip };
+  // The underlay's own routes to the other subnets, as the machine's network set-up gives them (`proto boot`, which
+  // `ip route` does not print).
+  for (const other of network.subnets) {
+    if (other === subnet) continue;
+    yield { kind: 'unicast', destination: other, gateway: underlayRouter(subnet), dev: 'eth0', scope: 'global' };
+  }
+  for (const learned of peerRoutes) yield remoteRoute(cluster, node, learned);
   for (const destination of node.blocks) yield { kind: 'blackhole', destination, proto: 'bird' };
   for (const pod of localPods)
     yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };

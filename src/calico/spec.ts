@@ -27,9 +27,24 @@ export interface NodeSpec {
 }
 
 export interface NetworkSpec {
-  /** The Docker network the node containers share; the node IPs' mask comes from it. */
+  /** The underlay: without subnets, the one Docker network the node containers share, whose mask the node IPs take. */
   readonly cidr: Ipv4Prefix;
   readonly mtu: number;
+  /**
+   * Routed subnets of `cidr`, joined by a router at each one's last host address (see `underlayRouter`): the
+   * topology ipipMode CrossSubnet is for. The pool may take the rest of `cidr`. Empty: `cidr` is one flat network.
+   */
+  readonly subnets: readonly Ipv4Prefix[];
+}
+
+/** The subnet a node's eth0 is on, as calico-node autodetects it with its address: what CrossSubnet compares against. */
+export function underlaySubnet(network: NetworkSpec, ip: Ipv4Address): Ipv4Prefix {
+  return network.subnets.find((subnet) => subnet.contains(ip)) ?? network.cidr;
+}
+
+/** The router that joins a lab's subnets, at each subnet's last host address; Docker's bridge keeps the first. */
+export function underlayRouter(subnet: Ipv4Prefix): Ipv4Address {
+  return subnet.last().add(-1);
 }
 
 export interface ContainerPort {
@@ -454,8 +469,12 @@ function parsePool(at: At, value: unknown, network: NetworkSpec): IpPool {
   const map = mapping(at, value, ['name', 'cidr', 'blockSize', 'ipipMode']);
   const name = absent(map.name) ? DEFAULT_POOL_NAME : subdomainName(at.key('name'), map.name);
   const poolCidr = cidr(at.key('cidr'), map.cidr);
-  if (poolCidr.overlaps(network.cidr)) {
-    at.key('cidr').fail(`${show(poolCidr.toString())} overlaps the node network ${network.cidr} (network.cidr)`);
+  // Routed subnets leave the rest of network.cidr free, as a data centre's address plan leaves room for pods.
+  const taken = network.subnets.length > 0 ? network.subnets : [network.cidr];
+  const overlapped = taken.find((subnet) => poolCidr.overlaps(subnet));
+  if (overlapped) {
+    const where = network.subnets.length > 0 ? 'network.subnets' : 'network.cidr';
+    at.key('cidr').fail(`${show(poolCidr.toString())} overlaps the node network ${overlapped} (${where})`);
   }
   const blockSize = absent(map.blockSize)
     ? DEFAULT_BLOCK_SIZE
@@ -468,16 +487,33 @@ function parsePool(at: At, value: unknown, network: NetworkSpec): IpPool {
   return { name, cidr: poolCidr, blockSize, ipipMode: oneOf(at.key('ipipMode'), map.ipipMode, IPIP_MODES) };
 }
 
-function parseNetwork(at: At, value: unknown): NetworkSpec {
-  const map = mapping(at, value, ['cidr', 'mtu']);
-  const networkCidr = cidr(at.key('cidr'), map.cidr);
+function nodeNetworkCidr(at: At, value: unknown): Ipv4Prefix {
+  const networkCidr = cidr(at, value);
   if (networkCidr.length > MAX_NETWORK_LENGTH) {
-    at.key('cidr').fail(
-      `${show(networkCidr.toString())} is too small for a node network (at most /${MAX_NETWORK_LENGTH})`,
-    );
+    at.fail(`${show(networkCidr.toString())} is too small for a node network (at most /${MAX_NETWORK_LENGTH})`);
   }
+  return networkCidr;
+}
+
+function parseSubnets(at: At, value: unknown, networkCidr: Ipv4Prefix): Ipv4Prefix[] {
+  if (absent(value)) return [];
+  const subnets = list(at, value).map((item, i) => nodeNetworkCidr(at.index(i), item));
+  if (subnets.length < 2) at.fail('needs at least two subnets to route between (or none, for one flat network)');
+  subnets.forEach((subnet, i) => {
+    if (!networkCidr.contains(subnet.first()) || !networkCidr.contains(subnet.last())) {
+      at.index(i).fail(`${show(subnet.toString())} is outside network.cidr ${networkCidr}`);
+    }
+    const overlapping = subnets.findIndex((other) => other.overlaps(subnet));
+    if (overlapping !== i) at.index(i).fail(`${show(subnet.toString())} overlaps subnets[${overlapping}]`);
+  });
+  return subnets;
+}
+
+function parseNetwork(at: At, value: unknown): NetworkSpec {
+  const map = mapping(at, value, ['cidr', 'mtu', 'subnets']);
+  const networkCidr = nodeNetworkCidr(at.key('cidr'), map.cidr);
   const mtu = absent(map.mtu) ? DEFAULT_MTU : integer(at.key('mtu'), map.mtu, MIN_MTU, MAX_MTU);
-  return { cidr: networkCidr, mtu };
+  return { cidr: networkCidr, mtu, subnets: parseSubnets(at.key('subnets'), map.subnets, networkCidr) };
 }
 
 function checkNodes(at: At, nodes: readonly NodeSpec[], network: NetworkSpec): void {
@@ -491,8 +527,15 @@ function checkNodes(at: At, nodes: readonly NodeSpec[], network: NetworkSpec): v
     const sameIp = nodes.findIndex((n) => n.ip.equals(node.ip));
     if (sameIp !== i) ipAt.fail(`${ip} is already used by nodes[${sameIp}] (${nodes[sameIp].name})`);
     if (!network.cidr.contains(node.ip)) ipAt.fail(`${ip} is outside network.cidr ${network.cidr}`);
-    if (node.ip.equals(network.cidr.first())) ipAt.fail(`${ip} is the network address of ${network.cidr}`);
-    if (node.ip.equals(network.cidr.last())) ipAt.fail(`${ip} is the broadcast address of ${network.cidr}`);
+    const subnet = underlaySubnet(network, node.ip);
+    if (network.subnets.length > 0 && subnet === network.cidr) {
+      ipAt.fail(`${ip} is in none of network.subnets (${network.subnets.join(', ')})`);
+    }
+    if (node.ip.equals(subnet.first())) ipAt.fail(`${ip} is the network address of ${subnet}`);
+    if (node.ip.equals(subnet.last())) ipAt.fail(`${ip} is the broadcast address of ${subnet}`);
+    if (network.subnets.length > 0 && node.ip.equals(underlayRouter(subnet))) {
+      ipAt.fail(`${ip} is the address of the router that joins the subnets (the last host of ${subnet})`);
+    }
   });
 }
 

@@ -4,7 +4,7 @@
  * (resourcemgr/ippool.go, node.go; commands/common/printer.go) and `ipam show [--show-blocks]` (commands/ipam/show.go).
  * Pure: the clock is a parameter.
  */
-import { CALICO_DEFAULT_AS, type ClusterState } from '../calico/index.js';
+import { CALICO_DEFAULT_AS, underlaySubnet, type ClusterState } from '../calico/index.js';
 import type { SpeakerStatus } from '../node/bgp/index.js';
 import type { Ipv4Address, Ipv4Prefix } from '../routing/address.js';
 import { BIRD_GREETING, birdProtocols, birdSocketText, showProtocols } from './bird-views.js';
@@ -141,7 +141,7 @@ export function renderGetIpPools(cluster: ClusterState, wide: boolean): string {
 
 /** A Calico Node's BGP address: the node's address with the underlay's mask, as calico-node autodetects it. */
 function nodeBgpAddress(cluster: ClusterState, ip: Ipv4Address): string {
-  return `${ip}/${cluster.spec.network.cidr.length}`;
+  return `${ip}/${underlaySubnet(cluster.spec.network, ip).length}`;
 }
 
 /** The datastore lists resources by key, so by name. */

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { ipPoolResource, nodeResource, SpecError, type ClusterState } from '../calico/index.js';
+import { ipPoolResource, nodeResource, SpecError, underlaySubnet, type ClusterState } from '../calico/index.js';
 import type { SpeakerStatus } from '../node/bgp/index.js';
 import { openClusterView } from './cluster-source.js';
 import { AgentClient, AgentError, agentSocketPath } from './commands/agent-client.js';
@@ -107,7 +107,7 @@ async function get(io: Io, kind: string, name: string | undefined, output: strin
           nodeResource(
             node.name,
             node.ip,
-            cluster.spec.network.cidr,
+            underlaySubnet(cluster.spec.network, node.ip),
             node.tunnelAddress,
             new Date(options.now?.() ?? Date.now()),
           ),

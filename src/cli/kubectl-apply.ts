@@ -29,7 +29,7 @@ const RELOAD_TIMEOUT_MS = 10_000;
 /** What kubectl says about one object, as in `deployment.apps/hello-world created`. */
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
 
-interface ObjectKey {
+export interface ObjectKey {
   readonly namespace: string;
   readonly name: string;
 }
@@ -73,7 +73,7 @@ function readManifests(file: string, verb: 'apply' | 'delete'): unknown[] {
 
 export interface ManifestChange {
   readonly key: ObjectKey;
-  readonly outcome: ApplyOutcome | 'deleted' | 'not found';
+  readonly outcome: ApplyOutcome | 'deleted' | 'scaled' | 'not found';
 }
 
 export interface Plan {
@@ -112,6 +112,17 @@ export function planDelete(document: SpecDocument, manifests: readonly unknown[]
   });
   const changed = changes.some((change) => change.outcome === 'deleted');
   return { text: changed ? withWorkloads(document.text, workloads) : undefined, changes };
+}
+
+/** The spec with one Deployment's `spec.replicas` set, as `kubectl scale` patches its scale subresource. */
+export function planScale(document: SpecDocument, key: ObjectKey, replicas: number): Plan {
+  const workloads = workloadManifests(document);
+  const at = workloads.findIndex((existing) => sameKey(keyOf(existing), key));
+  if (at < 0) return { text: undefined, changes: [{ key, outcome: 'not found' }] };
+  const manifest = workloads[at] as { spec?: Record<string, unknown> };
+  if (manifest.spec?.replicas === replicas) return { text: undefined, changes: [{ key, outcome: 'scaled' }] };
+  workloads[at] = { ...manifest, spec: { ...manifest.spec, replicas } };
+  return { text: withWorkloads(document.text, workloads), changes: [{ key, outcome: 'scaled' }] };
 }
 
 /** kubectl's line for one object; `not found` is the server's error, as kubectl prints it. */
@@ -192,28 +203,70 @@ export async function runManifestCommand(
     const manifests = readManifests(file, verb);
     const document = readSpecFile(specPath);
     const plan = verb === 'apply' ? planApply(document, manifests) : planDelete(document, manifests);
-    let cluster: ClusterState | undefined;
-    if (plan.text !== undefined) {
-      try {
-        cluster = checkedCluster(document, plan.text);
-      } catch (error) {
-        throw new UsageError(`the lab cannot run ${file}, nothing changed: ${(error as Error).message}`);
-      }
-      writeAtomically(specPath, plan.text);
-    }
-    for (const change of plan.changes) {
-      if (change.outcome === 'not found') {
-        failed = true;
-        io.err(`${describeChange(change, file)}\n`);
-      } else {
-        io.out(`${describeChange(change, file)}\n`);
-      }
-    }
-    // Live only where the views are live: inside a node container, with no --spec pointing elsewhere.
-    if (cluster && options.spec === undefined && existsSync(agentSocketPath())) {
-      const consistent = await reloadAgents(io, cluster, specDigest(readSpecFile(specPath)));
-      failed ||= !consistent;
-    }
+    const committed = await commitPlan(io, specPath, document, plan, options, {
+      refused: `the lab cannot run ${file}`,
+      describe: (change) => describeChange(change, file),
+    });
+    failed ||= !committed;
   }
   if (failed) throw new ExitStatus(1);
+}
+
+/**
+ * Writes a plan's spec (checked first, so a refused change leaves the lab as it was), prints kubectl's line per object
+ * and, inside a node container, has every agent reload. False when an object was not found or the lab is inconsistent.
+ */
+async function commitPlan(
+  io: Io,
+  specPath: string,
+  document: SpecDocument,
+  plan: Plan,
+  options: ManifestCommandOptions,
+  words: { refused: string; describe: (change: ManifestChange) => string },
+): Promise<boolean> {
+  let cluster: ClusterState | undefined;
+  if (plan.text !== undefined) {
+    try {
+      cluster = checkedCluster(document, plan.text);
+    } catch (error) {
+      throw new UsageError(`${words.refused}, nothing changed: ${(error as Error).message}`);
+    }
+    writeAtomically(specPath, plan.text);
+  }
+  let ok = true;
+  for (const change of plan.changes) {
+    if (change.outcome === 'not found') {
+      ok = false;
+      io.err(`${words.describe(change)}\n`);
+    } else {
+      io.out(`${words.describe(change)}\n`);
+    }
+  }
+  // Live only where the views are live: inside a node container, with no --spec pointing elsewhere.
+  if (cluster && options.spec === undefined && existsSync(agentSocketPath())) {
+    ok = (await reloadAgents(io, cluster, specDigest(readSpecFile(specPath)))) && ok;
+  }
+  return ok;
+}
+
+/**
+ * `kubectl scale deployment NAME --replicas=N`: the Deployment's replicas in the spec, then every agent reloads, so
+ * the pods beyond N go (the newest first, as a ReplicaSet picks them) or new ones come.
+ */
+export async function runScaleCommand(
+  key: ObjectKey,
+  replicas: number,
+  io: Io,
+  options: ManifestCommandOptions = {},
+): Promise<void> {
+  const specPath = resolveSpecPath(options.spec);
+  const document = readSpecFile(specPath);
+  const committed = await commitPlan(io, specPath, document, planScale(document, key, replicas), options, {
+    refused: `the lab cannot run deployment ${key.name} with ${replicas} replicas`,
+    describe: ({ outcome }) =>
+      outcome === 'not found'
+        ? `Error from server (NotFound): deployments.apps "${key.name}" not found`
+        : `deployment.apps/${key.name} scaled`,
+  });
+  if (!committed) throw new ExitStatus(1);
 }

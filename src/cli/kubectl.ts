@@ -10,7 +10,7 @@ import { agentFor } from './commands/agent-client.js';
 import { runThroughAgent } from './commands/remote-exec.js';
 import { processIo, type Io } from './common.js';
 import { ExitStatus, UsageError } from './errors.js';
-import { runManifestCommand } from './kubectl-apply.js';
+import { runManifestCommand, runScaleCommand } from './kubectl-apply.js';
 import { renderJsonPath } from './kubectl-jsonpath.js';
 import {
   gatherViewContext,
@@ -23,7 +23,8 @@ import { runCli } from './program.js';
 
 const SUPPORTED =
   'get nodes|pods [NAME] [-o wide|json|yaml|name|jsonpath=...] [-A] [-n NS] [-l KEY=VALUE], describe node [NAME-PREFIX], ' +
-  'exec [-it] POD -- COMMAND, debug node/NAME -it --image=IMAGE, apply -f FILE, delete -f FILE';
+  'exec [-it] POD -- COMMAND, debug node/NAME -it --image=IMAGE, apply -f FILE, delete -f FILE, ' +
+  'scale deployment NAME --replicas=N';
 
 const USAGE = `kubectl (ipip-lab's): the course's kubectl commands against this emulated Calico cluster.
 
@@ -39,6 +40,7 @@ Commands:
   kubectl debug node/NODE -it --image=ubuntu    (a shell on that node)
   kubectl apply -f deployment.yml
   kubectl delete -f deployment.yml
+  kubectl scale deployment hello-world --replicas=30
 
 Node views (route, ip addr, ifconfig, ping, curl, tcpdump): ipip-lab --help
 `;
@@ -56,6 +58,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '-c': 'container',
   '--container': 'container',
   '--image': 'image',
+  '--replicas': 'replicas',
 };
 
 const BOOLEAN_FLAGS: Record<string, string> = {
@@ -403,6 +406,25 @@ export interface KubectlOptions {
   readonly spec?: string;
 }
 
+/** The kinds `kubectl scale` takes, by every name kubectl accepts for a Deployment. */
+const DEPLOYMENT_NAMES = new Set(['deployment', 'deployments', 'deploy', 'deployment.apps', 'deployments.apps']);
+
+/** `scale deployment NAME` or `scale deployment/NAME`, with `--replicas=N`. */
+async function scale(io: Io, args: KubectlArgs, options: KubectlOptions): Promise<void> {
+  const target = args.words.slice(1);
+  const [kind, name] = target.length === 1 ? target[0].split('/', 2) : target;
+  if (target.length > 2 || kind === undefined || name === undefined || name === '') {
+    throw new UsageError('scale needs a Deployment: kubectl scale deployment NAME --replicas=N');
+  }
+  if (!DEPLOYMENT_NAMES.has(kind)) throw unsupported(`scale ${kind} (only Deployments scale in this lab)`);
+  const count = single(args, 'replicas');
+  if (count === undefined || !/^\d+$/.test(count)) {
+    throw new UsageError('The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0');
+  }
+  const namespace = single(args, 'namespace') ?? 'default';
+  await runScaleCommand({ namespace, name }, Number(count), io, options);
+}
+
 /** Runs one kubectl command line; returns its exit code (0, or 1 for every error, as kubectl). */
 export async function runKubectl(
   argv: readonly string[],
@@ -431,6 +453,9 @@ export async function runKubectl(
       case 'delete':
         if (args.words.length > 1) throw unsupported(args.words.join(' '));
         await runManifestCommand(verb, args.values.get('filename') ?? [], io, options);
+        return 0;
+      case 'scale':
+        await scale(io, args, options);
         return 0;
       default:
         throw unsupported(verb);

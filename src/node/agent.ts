@@ -16,6 +16,8 @@ import {
   meshPeers,
   nodeByName,
   parseSpecDocument,
+  underlayRouter,
+  underlaySubnet,
   type ClusterState,
   type MeshPeer,
   type NodeState,
@@ -218,6 +220,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let kind: DataplaneKind;
   try {
     kind = chooseDataplane(options, nodeLog);
+    if (kind === 'userspace' && cluster.pool.ipipMode !== 'Always') {
+      throw new AgentConfigError(
+        `pool ${cluster.pool.name} has ipipMode ${cluster.pool.ipipMode}, which sends pod traffic over eth0 ` +
+          'unencapsulated; the userspace node receives only IPIP (its raw socket is for protocol 4): ' +
+          'run the kernel-backed node (--dataplane kernel), or make the pool ipipMode Always',
+      );
+    }
   } catch (error) {
     underlay.close();
     throw error;
@@ -233,8 +242,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
   };
   resolveNodes(cluster);
-  const peersOf = (state: ClusterState) =>
-    state.nodes.filter((peer) => !peer.ip.equals(node.ip)).map((peer) => peer.ip);
+  // Only what eth0 reaches without a router has a neighbour entry: peers on its own subnet, and the router itself.
+  const subnet = underlaySubnet(cluster.spec.network, node.ip);
+  const router = cluster.spec.network.subnets.length > 0 ? [underlayRouter(subnet)] : [];
+  const peersOf = (state: ClusterState) => [
+    ...state.nodes.filter((peer) => !peer.ip.equals(node.ip) && subnet.contains(peer.ip)).map((peer) => peer.ip),
+    ...router,
+  ];
   void neighbours?.pin(peersOf(cluster));
 
   const servers: Server[] = [];

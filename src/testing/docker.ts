@@ -67,16 +67,14 @@ export async function containerLogs(id: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Removes the containers and network a previous run of this lab may have left. */
-export async function removeLabResources(lab: string, networkName: string): Promise<void> {
+/** Removes the containers and networks a previous run of this lab may have left. */
+export async function removeLabResources(lab: string): Promise<void> {
   const docker = await dockerode();
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${LAB_LABEL}=${lab}`] } });
+  const labelled = { label: [`${LAB_LABEL}=${lab}`] };
+  const containers = await docker.listContainers({ all: true, filters: labelled });
   await Promise.all(containers.map((info) => docker.getContainer(info.Id).remove({ force: true, v: true })));
-  const networks = await docker.listNetworks({ filters: { name: [networkName] } });
-  // The name filter matches substrings: remove only the exact one.
-  await Promise.all(
-    networks.filter((info) => info.Name === networkName).map((info) => docker.getNetwork(info.Id).remove()),
-  );
+  const networks = await docker.listNetworks({ filters: labelled });
+  await Promise.all(networks.map((info) => docker.getNetwork(info.Id).remove()));
 }
 
 function overlapsAny(info: { IPAM?: { Config?: { Subnet?: string }[] } }, subnet: Ipv4Prefix): boolean {
@@ -92,7 +90,7 @@ export async function removeOverlappingLabs(subnet: Ipv4Prefix): Promise<void> {
   const labs = (await docker.listNetworks({ filters: { label: [LAB_LABEL] } })).filter((info) =>
     overlapsAny(info, subnet),
   );
-  await Promise.all(labs.map((info) => removeLabResources(info.Labels?.[LAB_LABEL] ?? '', info.Name)));
+  await Promise.all(labs.map((info) => removeLabResources(info.Labels?.[LAB_LABEL] ?? '')));
 }
 
 /**
@@ -118,6 +116,12 @@ export async function createLabNetwork(lab: string, networkName: string, subnet:
     Labels: { [LAB_LABEL]: lab },
   });
   return network.id;
+}
+
+/** The name of the Linux bridge behind a Docker network, on the host: where `tshark -i` sees the lab's wire. */
+export async function bridgeInterface(networkName: string): Promise<string> {
+  const info = (await (await dockerode()).getNetwork(networkName).inspect()) as { Id: string };
+  return `br-${info.Id.slice(0, 12)}`;
 }
 
 /**

@@ -3,6 +3,7 @@
  * `testcontainers` package). See the README for a complete example.
  */
 export { buildImage, DEFAULT_IMAGE } from './docker.js';
+export { LabUnderlay } from './underlay.js';
 export { BIRD_IMAGE, BirdHandle, buildBirdImage, type BirdProtocol, type BirdRoute } from './bird.js';
 export { SEED_LABS, seedSpecPath, type SeedLab } from './spec-file.js';
 export {

@@ -18,15 +18,14 @@ import { BIRD_CONFIG, BIRD_IMAGE, BIRD_STARTED, BirdHandle, buildBirdImage } fro
 import {
   buildImage,
   containerLogs,
-  createLabNetwork,
   DEFAULT_IMAGE,
   LAB_LABEL,
   PinnedContainer,
   removeLabResources,
   removeOverlappingLabs,
-  RESOURCE_PREFIX,
 } from './docker.js';
 import { loadSpecFile } from './spec-file.js';
+import { checkDockerCarries, LabUnderlay } from './underlay.js';
 
 export type DataplaneChoice = 'kernel' | 'userspace';
 
@@ -429,7 +428,8 @@ export class Lab {
     readonly name: string,
     readonly cluster: ClusterState,
     private readonly image: string,
-    private readonly networkName: string,
+    /** The lab's Docker networks, and the router between them when the spec has several subnets. */
+    readonly underlay: LabUnderlay,
     nodes: LabNodeHandle[],
   ) {
     this.handles = new Map(nodes.map((node) => [node.name, node]));
@@ -461,12 +461,14 @@ export class Lab {
 
   /** Starts a container that is not a cluster node at `ip` on the lab network. */
   async startStranger(ip: string): Promise<StrangerHandle> {
-    const container = await new PinnedContainer(this.image, this.networkName, ip)
-      .withName(`${this.networkName}-stranger-${ip.replace(/\./g, '-')}`)
+    const container = await new PinnedContainer(this.image, this.underlay.networkName, ip)
+      .withName(`${this.underlay.networkName}-stranger-${ip.replace(/\./g, '-')}`)
       .withHostname('stranger')
       .withLabels({ [LAB_LABEL]: this.name })
+      .withAddedCapabilities(...this.underlay.capabilities)
       .withEntrypoint(['sleep', 'infinity'])
       .start();
+    await this.underlay.attached(container, ip);
     const stranger = new StrangerHandle(ip, container);
     this.strangers.push(stranger);
     return stranger;
@@ -489,10 +491,12 @@ export class Lab {
     // testcontainers removes a container that fails to start, and with it the log that says why (a config BIRD
     // refuses, as `bird: /etc/bird/bird.cfg:72:25 You may set only variables.`): keep the log as it comes.
     let log = '';
-    const container = await new PinnedContainer(BIRD_IMAGE, this.networkName, node.ip.toString())
-      .withName(`${this.networkName}-bird-${node.name}`)
+    const ip = node.ip.toString();
+    const container = await new PinnedContainer(BIRD_IMAGE, this.underlay.networkName, ip)
+      .withName(`${this.underlay.networkName}-bird-${node.name}`)
       .withHostname(node.name)
       .withLabels({ [LAB_LABEL]: this.name })
+      .withAddedCapabilities(...this.underlay.capabilities)
       .withCopyContentToContainer([
         { content: renderBirdConfig(this.cluster, node.name, { stockBird: true }), target: BIRD_CONFIG },
       ])
@@ -503,6 +507,7 @@ export class Lab {
       .catch((error: Error) => {
         throw new Error(`BIRD did not start in ${node.name}'s place (${error.message}): ${log.trim() || 'no output'}`);
       });
+    await this.underlay.attached(container, ip);
     const bird = new BirdHandle(node, container, new LabNodeHandle(node, container));
     this.birds.push(bird);
     return bird;
@@ -516,7 +521,7 @@ export class Lab {
         handle.container.stop({ timeout: 0 }).catch(() => undefined),
       ),
     );
-    await removeLabResources(this.name, this.networkName);
+    await removeLabResources(this.name);
   }
 }
 
@@ -557,15 +562,15 @@ async function waitForMesh(nodes: readonly LabNodeHandle[], timeoutMs: number): 
 /** Debian's etcd 3.4 from the node image, as a lab's datastore: one member; Lab.stop() removes it with the nodes, by its label. */
 async function startDatastore(
   image: string,
-  networkName: string,
-  lab: string,
-  ip: string,
+  underlay: LabUnderlay,
 ): Promise<{ endpoint: string; container: StartedTestContainer }> {
+  const ip = underlay.datastoreAddress;
   const endpoint = `http://${ip}:2379`;
-  const container = await new PinnedContainer(image, networkName, ip)
-    .withName(`${networkName}-etcd`)
+  const container = await new PinnedContainer(image, underlay.networkName, ip)
+    .withName(`${underlay.networkName}-etcd`)
     .withHostname('etcd')
-    .withLabels({ [LAB_LABEL]: lab })
+    .withLabels({ [LAB_LABEL]: underlay.lab })
+    .withAddedCapabilities(...underlay.capabilities)
     .withEntrypoint([
       'etcd',
       '--name',
@@ -579,6 +584,7 @@ async function startDatastore(
     ])
     .withWaitStrategy(Wait.forLogMessage(/ready to serve client requests/))
     .start();
+  await underlay.attached(container, ip);
   return { endpoint, container };
 }
 
@@ -599,39 +605,43 @@ function nodesToStart(cluster: ClusterState, names: readonly string[] | undefine
 
 /**
  * Starts a lab from a spec: builds the node image (once per process), removes what killed runs left on the same
- * subnet, creates the internal network, starts every node pinned to its address and waits for each agent.
+ * subnets, creates the internal networks (one per subnet, with a router between them), starts every node pinned to
+ * its address and waits for each agent and for the mesh.
  */
 export async function startLab(options: LabOptions): Promise<Lab> {
   const { cluster, bundled } = loadSpecFile(options.spec);
   const name = options.name ?? cluster.spec.name;
-  const networkName = `${RESOURCE_PREFIX}${name}`;
+  checkDockerCarries(cluster.spec);
+  const underlay = new LabUnderlay(name, cluster.spec.network);
   const image = options.image ?? DEFAULT_IMAGE;
   await Promise.all([
     options.image ? undefined : buildImage(image),
-    removeLabResources(name, networkName).then(() => removeOverlappingLabs(cluster.spec.network.cidr)),
+    removeLabResources(name).then(() => removeOverlappingLabs(cluster.spec.network.cidr)),
   ]);
-  await createLabNetwork(name, networkName, cluster.spec.network.cidr);
   try {
-    const datastore = options.datastore
-      ? await startDatastore(image, networkName, name, cluster.spec.network.cidr.first().add(2).toString())
-      : undefined;
+    await underlay.create(image);
+    const datastore = options.datastore ? await startDatastore(image, underlay) : undefined;
     const datastoreArgs = datastore ? ['--datastore', datastore.endpoint] : [];
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
         const dataplane =
           typeof options.dataplane === 'function' ? options.dataplane(node.name) : (options.dataplane ?? 'kernel');
         const kernel = dataplane === 'kernel';
+        const ip = node.ip.toString();
         const container = await new PinnedContainer(
           image,
-          networkName,
-          node.ip.toString(),
+          underlay.networkName,
+          ip,
           options.sysctls,
           kernel ? ['/dev/net/tun'] : [],
         )
-          .withName(`${networkName}-${node.name}`)
+          .withName(`${underlay.networkName}-${node.name}`)
           .withHostname(node.name)
           .withAddedCapabilities(
-            ...(kernel ? ['NET_ADMIN', 'SYS_ADMIN'] : options.netAdmin === false ? [] : ['NET_ADMIN']),
+            ...new Set([
+              ...(kernel ? ['NET_ADMIN', 'SYS_ADMIN'] : options.netAdmin === false ? [] : ['NET_ADMIN']),
+              ...underlay.capabilities,
+            ]),
           )
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
@@ -648,13 +658,14 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();
+        await underlay.attached(container, ip);
         return new LabNodeHandle(node, container);
       }),
     );
     await waitForMesh(nodes, options.startupTimeoutMs ?? 30_000);
-    return new Lab(name, cluster, image, networkName, nodes);
+    return new Lab(name, cluster, image, underlay, nodes);
   } catch (error) {
-    await removeLabResources(name, networkName).catch(() => undefined);
+    await removeLabResources(name).catch(() => undefined);
     throw error;
   }
 }

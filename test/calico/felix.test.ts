@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Ipv4Address, Ipv4Prefix } from '../../src/routing/address.js';
-import { renderIpAddr, renderRoute } from '../../src/routing/render.js';
+import { renderIpAddr, renderIpRoute, renderRoute } from '../../src/routing/render.js';
 import type { Route } from '../../src/routing/route.js';
 import { buildCluster, type ClusterState } from '../../src/calico/cluster.js';
 import { nodeDataplane, podDataplane } from '../../src/calico/felix.js';
@@ -45,6 +45,14 @@ function connected(source: string): Route {
 }
 
 /** felix's routes for a node, in felix's order. */
+/** `ip route` as the kernel sorts it, one trimmed line per route. */
+function ipRouteLines(routes: Iterable<Route>): string[] {
+  return renderIpRoute(routes)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
+}
+
 function routesOn(cluster: ClusterState, nodeName: string): Route[] {
   return [...nodeDataplane(cluster, nodeName).routes];
 }
@@ -180,6 +188,31 @@ describe('nodeDataplane in other IPIP modes', () => {
     });
     expect(routes.some((r) => r.kind === 'unicast' && r.dev === 'tunl0')).toBe(false);
     expect(links.map((l) => l.name)).toContain('tunl0');
+  });
+
+  it('CrossSubnet on routed subnets: the own subnet over eth0, the other through tunl0, the router for the underlay', () => {
+    const network = {
+      ...seed.network,
+      cidr: prefix('10.36.0.0/16'),
+      subnets: [prefix('10.36.1.0/24'), prefix('10.36.2.0/24')],
+    };
+    const nodes = seed.nodes.map((node, i) => ({ ...node, ip: ip(`10.36.${i === 2 ? 2 : 1}.${10 + i}`) }));
+    const cluster = buildCluster({ ...seed, network, nodes, pool: { ...seed.pool, ipipMode: 'CrossSubnet' } });
+    const lines = ipRouteLines(routesOn(cluster, 'worker-node01'));
+    expect(lines).toContain('10.36.1.0/24 dev eth0 proto kernel scope link src 10.36.1.11');
+    expect(lines).toContain('10.36.2.0/24 via 10.36.1.254 dev eth0');
+    expect(cluster.nodes[2].blocks.length).toBeGreaterThan(0);
+    for (const block of cluster.nodes[2].blocks)
+      expect(lines).toContain(`${block} via 10.36.2.12 dev tunl0 proto bird onlink`);
+    for (const block of cluster.nodes[0].blocks) expect(lines).toContain(`${block} via 10.36.1.10 dev eth0 proto bird`);
+    const eth0 = nodeDataplane(cluster, 'worker-node02').links.find((link) => link.name === 'eth0');
+    expect(eth0?.addresses).toEqual([
+      { address: ip('10.36.2.12'), prefixLength: 24, broadcast: ip('10.36.2.255'), scope: 'global', label: 'eth0' },
+    ]);
+    // master-node shares worker-node01's subnet: plain IP between them.
+    expect(ipRouteLines(routesOn(cluster, 'master-node'))).toContain(
+      `${cluster.nodes[1].blocks[0]} via 10.36.1.11 dev eth0 proto bird`,
+    );
   });
 
   it('Never has no tunl0 at all and routes every peer over eth0', () => {

@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { parseDeployments, parseSpec, SpecError, type ClusterSpec } from '../../src/calico/spec.js';
+import {
+  parseDeployments,
+  parseSpec,
+  SpecError,
+  underlayRouter,
+  underlaySubnet,
+  type ClusterSpec,
+} from '../../src/calico/spec.js';
 
 const DEPLOYMENT_YML = `apiVersion: apps/v1
 kind: Deployment
@@ -651,6 +658,70 @@ describe('parseSpec', () => {
         ['"Lab"'],
       );
     });
+
+    it('subnets that cannot be routed between, and nodes that fit none of them', () => {
+      const routed = (edit: (spec: any) => void) =>
+        seedWith((s) => {
+          s.network = { cidr: '10.36.0.0/16', subnets: ['10.36.1.0/24', '10.36.2.0/24'] };
+          s.nodes.forEach((node: { ip: string }, i: number) => (node.ip = `10.36.${i === 2 ? 2 : 1}.${10 + i}`));
+          edit(s);
+        });
+      expectRejected(
+        routed((s) => (s.pool.cidr = '10.36.2.0/23')),
+        'pool.cidr',
+        ['overlaps the node network 10.36.2.0/24 (network.subnets)'],
+      );
+      expectRejected(
+        routed((s) => (s.network.subnets = ['10.36.1.0/24'])),
+        'network.subnets',
+        ['at least two subnets'],
+      );
+      expectRejected(
+        routed((s) => s.network.subnets.push('10.37.0.0/24')),
+        'network.subnets[2]',
+        ['"10.37.0.0/24" is outside network.cidr 10.36.0.0/16'],
+      );
+      expectRejected(
+        routed((s) => s.network.subnets.push('10.36.1.128/25')),
+        'network.subnets[2]',
+        ['overlaps subnets[0]'],
+      );
+      expectRejected(
+        routed((s) => (s.nodes[1].ip = '10.36.3.11')),
+        'nodes[1].ip',
+        ['in none of network.subnets (10.36.1.0/24, 10.36.2.0/24)'],
+      );
+      expectRejected(
+        routed((s) => (s.nodes[2].ip = '10.36.2.254')),
+        'nodes[2].ip',
+        ['the router that joins the subnets'],
+      );
+      expectRejected(
+        routed((s) => (s.nodes[2].ip = '10.36.2.255')),
+        'nodes[2].ip',
+        ['the broadcast address of 10.36.2.0/24'],
+      );
+    });
+  });
+
+  it('reads routed subnets: each node on the one that holds its address, the router at its last host', () => {
+    const spec = parse(
+      seedWith((s) => {
+        s.network = { cidr: '10.36.0.0/16', subnets: ['10.36.1.0/24', '10.36.2.0/24'] };
+        s.nodes.forEach((node: { ip: string }, i: number) => (node.ip = `10.36.${i === 2 ? 2 : 1}.${10 + i}`));
+        // The pool may take the address space the subnets leave.
+        s.pool.cidr = '10.36.128.0/17';
+      }),
+    );
+    expect(String(spec.pool.cidr)).toBe('10.36.128.0/17');
+    expect(spec.network.subnets.map(String)).toEqual(['10.36.1.0/24', '10.36.2.0/24']);
+    const subnets = spec.nodes.map((node) => String(underlaySubnet(spec.network, node.ip)));
+    expect(subnets).toEqual(['10.36.1.0/24', '10.36.1.0/24', '10.36.2.0/24']);
+    expect(String(underlayRouter(underlaySubnet(spec.network, spec.nodes[2].ip)))).toBe('10.36.2.254');
+    // A flat network is its own subnet.
+    const flat = parse(SEED_SPEC);
+    expect(flat.network.subnets).toEqual([]);
+    expect(String(underlaySubnet(flat.network, flat.nodes[0].ip))).toBe('10.0.0.0/24');
   });
 });
 

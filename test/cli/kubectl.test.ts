@@ -154,7 +154,7 @@ describe('reads, as the seeds type them', () => {
     const result = await kubectl(SEED_CNI_OVERVIEW, ...argv);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^error: unsupported: kubectl .*\(this lab's kubectl supports: get nodes\|pods .*apply -f FILE, delete -f FILE\)\n$/,
+      /^error: unsupported: kubectl .*\(this lab's kubectl supports: get nodes\|pods .*apply -f FILE, delete -f FILE, scale deployment NAME --replicas=N\)\n$/,
     );
   });
 
@@ -242,6 +242,42 @@ describe('apply -f and delete -f on a spec', () => {
     });
     // The rest of the spec is untouched, comments included.
     expect(readFileSync(spec, 'utf8')).toContain('# The course labelled its workers by hand');
+  });
+
+  it('scale deployment sets the replicas, newest pods going first, and refuses what it cannot do', async () => {
+    await kubectl(spec, 'apply', '-f', DEPLOYMENT);
+    const three = loadCluster(spec).pods.map((pod) => pod.name);
+    expect(await kubectl(spec, 'scale', 'deployment', 'hello-world', '--replicas=30')).toEqual({
+      code: 0,
+      stdout: 'deployment.apps/hello-world scaled\n',
+      stderr: '',
+    });
+    const thirty = loadCluster(spec).pods;
+    expect(thirty).toHaveLength(30);
+    expect(new Set(thirty.map((pod) => pod.ip.toString())).size).toBe(30);
+    // The three that were there stay, with their addresses; scaling back removes the 27 that came.
+    expect(thirty.slice(0, 3).map((pod) => pod.name)).toEqual(three);
+    expect((await kubectl(spec, 'scale', 'deployment/hello-world', '--replicas', '3')).stdout).toBe(
+      'deployment.apps/hello-world scaled\n',
+    );
+    expect(loadCluster(spec).pods.map((pod) => pod.name)).toEqual(three);
+
+    const before = readFileSync(spec, 'utf8');
+    expect(await kubectl(spec, 'scale', 'deploy', 'nope', '--replicas=2')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'Error from server (NotFound): deployments.apps "nope" not found\n',
+    });
+    expect((await kubectl(spec, 'scale', 'deployment', 'hello-world', '--replicas=-1')).stderr).toBe(
+      'error: The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0\n',
+    );
+    expect((await kubectl(spec, 'scale', 'deployment', 'hello-world')).code).toBe(1);
+    const tooMany = await kubectl(spec, 'scale', 'deployment', 'hello-world', '--replicas=70000');
+    expect(tooMany.stderr).toContain('the lab cannot run deployment hello-world with 70000 replicas, nothing changed');
+    expect((await kubectl(spec, 'scale', 'statefulset', 'web', '--replicas=1')).stderr).toContain(
+      'unsupported: kubectl scale statefulset',
+    );
+    expect(readFileSync(spec, 'utf8')).toBe(before);
   });
 
   it('refuses a manifest the lab cannot run and a change the cluster cannot take, leaving the spec as it was', async () => {

@@ -13,6 +13,7 @@ import {
   ipPoolResource,
   nodeResource,
   tunnelHandle,
+  underlaySubnet,
   type ClusterState,
   type NodeResource,
   type NodeState,
@@ -41,7 +42,7 @@ export async function registerNode(store: EtcdStore, cluster: ClusterState, node
       (await ipam.addressOf(block, handle)) ??
       (await ipam.assign(node.name, block, handle, { node: node.name, type: 'ipipTunnelAddress' })).address;
   }
-  const resource = nodeResource(node.name, node.ip, cluster.spec.network.cidr, tunnelAddress, now);
+  const resource = nodeResource(node.name, node.ip, underlaySubnet(cluster.spec.network, node.ip), tunnelAddress, now);
   await store.put(DATASTORE_KEYS.node(node.name), JSON.stringify(resource));
   return { block, tunnelAddress };
 }

@@ -1,5 +1,6 @@
 /** Which underlay the agent gets: the one asked for, or the default with a logged fallback when it is not built. */
 import { describe, expect, test } from 'vitest';
+import type { SpecDocument } from '../../../src/calico/index.js';
 import { clusterOf, readSpecFile } from '../../../src/cli/cluster-source.js';
 import { AgentConfigError, startAgent } from '../../../src/node/agent.js';
 import {
@@ -29,6 +30,27 @@ function openers(failures: Partial<Record<UnderlayKind, Error>>) {
   };
   const table: UnderlayOpeners = { native: opener('native'), 'raw-socket': opener('raw-socket') };
   return { table, tried };
+}
+
+/** An in-process agent on the seed's worker-node01, with the underlay `table` opens and nothing listening. */
+function startTestAgent(spec: SpecDocument, table: UnderlayOpeners, underlay?: UnderlayKind) {
+  return startAgent({
+    spec,
+    cluster: clusterOf(spec),
+    nodeName: 'worker-node01',
+    apiPort: 9440,
+    socketPath: '/nonexistent/agent.sock',
+    system: {
+      osImage: 'Test OS',
+      kernelVersion: '6.1.0',
+      containerRuntime: 'ipip-lab://0.1.0',
+      architecture: 'amd64',
+    },
+    log: () => undefined,
+    networkInterfaces: () => ({ eth0: [{ family: 'IPv4', address: '10.0.0.11' } as never] }),
+    ...(underlay && { underlay }),
+    openUnderlay: (requested, handlers, log) => openUnderlay(requested, handlers, log, table),
+  });
 }
 
 const notBuilt = new UnderlayUnavailableError('the native addon is not built');
@@ -83,24 +105,25 @@ describe('with --underlay', () => {
   test('the agent turns an unavailable underlay into a config error (the CLI exits 2) naming the option', async () => {
     const spec = readSpecFile(SEED_CNI_OVERVIEW);
     const { table } = openers({ native: notBuilt });
-    const started = startAgent({
-      spec,
-      cluster: clusterOf(spec),
-      nodeName: 'worker-node01',
-      apiPort: 9440,
-      socketPath: '/nonexistent/agent.sock',
-      system: {
-        osImage: 'Test OS',
-        kernelVersion: '6.1.0',
-        containerRuntime: 'ipip-lab://0.1.0',
-        architecture: 'amd64',
-      },
-      log: () => undefined,
-      networkInterfaces: () => ({ eth0: [{ family: 'IPv4', address: '10.0.0.11' } as never] }),
-      underlay: 'native',
-      openUnderlay: (requested, handlers, log) => openUnderlay(requested, handlers, log, table),
-    });
+    const started = startTestAgent(spec, table, 'native');
     await expect(started).rejects.toThrow(AgentConfigError);
     await expect(started).rejects.toThrow('--underlay native: the native addon is not built');
   });
+});
+
+describe('a pool that sends pod traffic unencapsulated', () => {
+  test.each(['CrossSubnet', 'Never'])(
+    'ipipMode %s: the userspace node refuses to start, and says why',
+    async (mode) => {
+      const seed = readSpecFile(SEED_CNI_OVERVIEW);
+      const spec = { ...seed, text: seed.text.replace('ipipMode: Always', `ipipMode: ${mode}`) };
+      expect(clusterOf(spec).pool.ipipMode).toBe(mode);
+      const started = startTestAgent(spec, openers({}).table);
+      await expect(started).rejects.toThrow(AgentConfigError);
+      await expect(started).rejects.toThrow(
+        `pool default-ipv4-ippool has ipipMode ${mode}, which sends pod traffic over eth0 unencapsulated; the userspace ` +
+          'node receives only IPIP',
+      );
+    },
+  );
 });
