@@ -1,7 +1,8 @@
 /**
  * `calicoctl` inside a node container: a thin front for the calicoctl commands a Calico IPIP walkthrough uses, with
- * calicoctl's output. `node status` asks this node's agent for its BGP speaker (BIRD's place); `get` and `ipam show`
- * read the cluster the agents compute from the lab's spec, as the other views do (not the lab's etcd).
+ * calicoctl's output. `node status` asks this node's agent for its BGP speaker (BIRD's place); `get ippool|node` and
+ * `ipam show` read the cluster the agents compute from the lab's spec, as the other views do; `apply`, `delete` and
+ * `get bgppeer` work on the lab's etcd (calicoctl-resources.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
@@ -11,6 +12,16 @@ import { openClusterView } from './cluster-source.js';
 import { AgentClient, AgentError, agentSocketPath } from './commands/agent-client.js';
 import { processIo, type Io } from './common.js';
 import { UsageError } from './errors.js';
+import {
+  applyBgpPeers,
+  BGPPEER_NAMES,
+  bgpPeerNamesIn,
+  CalicoctlError,
+  datastoreEndpoint,
+  deleteBgpPeers,
+  getBgpPeers,
+  renderGetBgpPeers,
+} from './calicoctl-resources.js';
 import {
   ipamUsage,
   nodeStatusJson,
@@ -32,6 +43,9 @@ const GUIDE = `
   calicoctl get ippool -o wide        the pool: CIDR, NAT, IPIPMODE (Always: every block route goes via tunl0)
   calicoctl get nodes -o wide         each node's BGP address and AS ((64512): the default, inherited)
   calicoctl ipam show --show-blocks   the pool's use and each /26 block's (tunnel addresses and pods)
+  calicoctl apply -f bgppeer.yaml     a BGPPeer into the lab's etcd: every node peers with a global one (no
+                                      spec.node), PEER TYPE global in node status; iBGP (AS 64512) only
+  calicoctl get bgppeer               the BGPPeers in etcd; calicoctl delete bgppeer NAME removes one
 
 Each takes -o json, get -o yaml too:
   node status -o json   {calicoProcess, bgpBackend ("BIRD", or null when the agent runs with --routes spec, without
@@ -49,10 +63,9 @@ export interface CalicoctlOptions {
   /** The agent's socket (default: $IPIP_LAB_SOCKET or the node container's). */
   readonly socketPath?: string;
   readonly now?: () => number;
+  /** The etcd that apply, delete and get bgppeer use (default: $IPIP_LAB_DATASTORE). */
+  readonly datastore?: string;
 }
-
-/** calicoctl's own refusal: printed as it is, exit 1. */
-class CalicoctlError extends Error {}
 
 /** The speaker's state; undefined when the agent runs none. Without an agent there is no calico-node at all. */
 async function speakerStatus(options: CalicoctlOptions): Promise<SpeakerStatus | undefined> {
@@ -72,7 +85,13 @@ async function speakerStatus(options: CalicoctlOptions): Promise<SpeakerStatus |
 }
 
 /** calicoctl's -o json (struct order, 2-space indent) and -o yaml (through JSON, so keys sorted; lists unindented). */
-function printResources(io: Io, output: string, kind: 'IPPool' | 'Node', objects: unknown[], single: boolean): void {
+function printResources(
+  io: Io,
+  output: string,
+  kind: 'IPPool' | 'Node' | 'BGPPeer',
+  objects: unknown[],
+  single: boolean,
+): void {
   const value = single
     ? objects[0]
     : { kind: `${kind}List`, apiVersion: 'projectcalico.org/v3', metadata: {}, items: objects };
@@ -84,6 +103,11 @@ function printResources(io: Io, output: string, kind: 'IPPool' | 'Node', objects
 }
 
 async function get(io: Io, kind: string, name: string | undefined, output: string, options: CalicoctlOptions) {
+  if (BGPPEER_NAMES.includes(kind)) {
+    const peers = await getBgpPeers(options.datastore ?? datastoreEndpoint(), name);
+    if (output === 'json' || output === 'yaml') return printResources(io, output, 'BGPPeer', peers, name !== undefined);
+    return io.out(renderGetBgpPeers(peers));
+  }
   const { cluster } = await openClusterView(options.spec);
   const wide = output === 'wide';
   if (IPPOOL_NAMES.includes(kind)) {
@@ -117,7 +141,7 @@ async function get(io: Io, kind: string, name: string | undefined, output: strin
     return io.out(renderGetNodes(chosen, wide));
   }
   throw new UsageError(
-    `ipip-lab's calicoctl gets ippool and node resources only, not ${kind} ` +
+    `ipip-lab's calicoctl gets ippool, node and bgppeer resources only, not ${kind} ` +
       "(etcdctl get --prefix /calico --keys-only lists what the lab's etcd holds)",
   );
 }
@@ -145,7 +169,10 @@ function buildProgram(io: Io, options: CalicoctlOptions): Command {
   program
     .command('get')
     .description('show ippool or node resources')
-    .argument('<kind>', `ippool (${IPPOOL_NAMES.join(', ')}) or node (${NODE_NAMES.join(', ')})`)
+    .argument(
+      '<kind>',
+      `ippool (${IPPOOL_NAMES.join(', ')}), node (${NODE_NAMES.join(', ')}) or bgppeer (${BGPPEER_NAMES.join(', ')})`,
+    )
     .argument('[name]', 'one resource by name')
     .addOption(
       new Option('-o, --output <format>', 'wide: every column; json or yaml: the resources').choices([
@@ -159,6 +186,38 @@ function buildProgram(io: Io, options: CalicoctlOptions): Command {
     .action(async (kind: string, name: string | undefined, flags: { output?: string }) =>
       get(io, kind, name, flags.output ?? 'ps', options),
     );
+
+  program
+    .command('apply')
+    .description('create or replace BGPPeer resources from a file, in the datastore the agents watch')
+    .requiredOption('-f, --filename <file>', 'the resources (YAML or JSON, several documents allowed)')
+    .addHelpText(
+      'after',
+      '\nExample (a global peer: every node peers with it):\n' +
+        '  calicoctl apply -f - <<EOF\n  apiVersion: projectcalico.org/v3\n  kind: BGPPeer\n  metadata:\n' +
+        '    name: tor\n  spec:\n    peerIP: 10.0.0.50\n    asNumber: 64512\n  EOF',
+    )
+    .action((flags: { filename: string }) =>
+      applyBgpPeers(io, stdinPath(flags.filename), options.datastore ?? datastoreEndpoint(), now),
+    );
+
+  program
+    .command('delete')
+    .description('delete BGPPeer resources, by file or by name')
+    .argument('[kind]', `bgppeer (${BGPPEER_NAMES.join(', ')})`)
+    .argument('[name]', 'the resource to delete')
+    .option('-f, --filename <file>', 'delete the resources this file names')
+    .action(async (kind: string | undefined, name: string | undefined, flags: { filename?: string }) => {
+      const endpoint = options.datastore ?? datastoreEndpoint();
+      if (flags.filename !== undefined) return deleteBgpPeers(io, bgpPeerNamesIn(stdinPath(flags.filename)), endpoint);
+      if (kind === undefined || name === undefined) {
+        throw new UsageError('delete needs -f FILE, or a kind and a name: calicoctl delete bgppeer NAME');
+      }
+      if (!BGPPEER_NAMES.includes(kind)) {
+        throw new CalicoctlError(`ipip-lab's calicoctl deletes bgppeer resources only, not ${kind}`);
+      }
+      return deleteBgpPeers(io, [name], endpoint);
+    });
 
   const ipam = program.command('ipam').description('IP address management: ipam show');
   ipam
@@ -174,6 +233,11 @@ function buildProgram(io: Io, options: CalicoctlOptions): Command {
       } else io.out(renderIpamShow(cluster, flags.showBlocks === true));
     });
   return program;
+}
+
+/** calicoctl's `-f -`: the resources on standard input. */
+function stdinPath(file: string): string {
+  return file === '-' ? '/dev/stdin' : file;
 }
 
 /** Runs one calicoctl command line; resolves with its exit code (calicoctl's: 1 for every error). */

@@ -18,15 +18,22 @@ import {
   parseSpecDocument,
   underlayRouter,
   underlaySubnet,
+  type BgpPeerSpec,
   type ClusterState,
   type MeshPeer,
   type NodeState,
   type PeerRoute,
   type SpecDocument,
 } from '../calico/index.js';
-import { BgpSpeaker, type BgpTimers } from './bgp/index.js';
+import { BgpSpeaker, type BgpTimers, type NeighbourConfig } from './bgp/index.js';
 import { connectEtcd, type EtcdStore } from './datastore/etcd-store.js';
-import { registerNode, watchNodes, withAllocation, type NodeAllocation } from './datastore/registration.js';
+import {
+  registerNode,
+  watchBgpPeers,
+  watchNodes,
+  withAllocation,
+  type NodeAllocation,
+} from './datastore/registration.js';
 import {
   createApiHandler,
   ReloadRefused,
@@ -274,10 +281,46 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         }
       },
     });
-  const peerWith = (peers: readonly MeshPeer[]): void =>
-    speaker?.setNeighbours(
-      peers.map((peer) => ({ address: peer.address, as: peer.as, type: 'node-to-node mesh', passive: peer.passive })),
-    );
+  let meshNeighbours: NeighbourConfig[] = [];
+  let configuredNeighbours: NeighbourConfig[] = [];
+  /** The mesh, and the BGPPeers for this node that are not mesh nodes already (BIRD would refuse a second protocol). */
+  const updateNeighbours = (): void => {
+    const meshAddresses = new Set(meshNeighbours.map((peer) => peer.address.toString()));
+    speaker?.setNeighbours([
+      ...meshNeighbours,
+      ...configuredNeighbours.filter((peer) => !meshAddresses.has(peer.address.toString())),
+    ]);
+  };
+  const peerWith = (peers: readonly MeshPeer[]): void => {
+    meshNeighbours = peers.map((peer) => ({
+      address: peer.address,
+      as: peer.as,
+      type: 'node-to-node mesh',
+      passive: peer.passive,
+    }));
+    updateNeighbours();
+  };
+  const unsupportedPeers = new Set<string>();
+  /** Global BGPPeers, and this node's own; confd's Global_ and Node_ protocols open as well as listen. */
+  const configurePeers = (peers: readonly BgpPeerSpec[]): void => {
+    configuredNeighbours = peers.flatMap((peer): NeighbourConfig[] => {
+      if (peer.node !== undefined && peer.node !== node.name) return [];
+      if (peer.peerIP.equals(node.ip)) return [];
+      if (peer.asNumber !== CALICO_DEFAULT_AS) {
+        if (!unsupportedPeers.has(peer.name)) {
+          nodeLog(
+            `BGPPeer ${peer.name}: AS ${peer.asNumber} is eBGP, which this lab's speaker does not speak: skipped`,
+          );
+        }
+        unsupportedPeers.add(peer.name);
+        return [];
+      }
+      const type = peer.node === undefined ? 'global' : 'node specific';
+      return [{ address: peer.peerIP, as: peer.asNumber, type, passive: false }];
+    });
+    updateNeighbours();
+  };
+  let stopWatchingPeers: (() => Promise<void>) | undefined;
   /** The blocks to announce; the peers too, unless the datastore's Nodes say who they are. */
   const meshWith = (state: ClusterState): void => {
     if (!speaker) return;
@@ -361,6 +404,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
             ),
           nodeLog,
         );
+        stopWatchingPeers = await watchBgpPeers(datastore.store, configurePeers, nodeLog);
       }
     }
     const readSpec = options.readSpec;
@@ -391,6 +435,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     await listen(local, { path: options.socketPath });
   } catch (error) {
     await stopWatchingNodes?.();
+    await stopWatchingPeers?.();
     datastore?.store.close();
     await speaker?.stop();
     handler?.close();
@@ -416,6 +461,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         // Cease first, as BIRD does on shutdown: the peers drop this node's routes at once, not after the hold time.
         await speaker?.stop();
         await stopWatchingNodes?.();
+        await stopWatchingPeers?.();
         datastore?.store.close();
         api.close();
         await labNode!.close();

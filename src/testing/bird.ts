@@ -3,7 +3,6 @@
  * confd would write for that node, so that the agents' BGP speaker meets the daemon it stands in for.
  */
 import type { StartedTestContainer } from 'testcontainers';
-import type { NodeState } from '../calico/index.js';
 import { buildImage, containerLogs } from './docker.js';
 import type { KernelCapture, LabNodeHandle } from './lab.js';
 
@@ -50,20 +49,16 @@ const ROUTE_LINE = /^(\S*)\s+(.+?) \[(\S+) [^\]]*\]/;
 
 export class BirdHandle {
   constructor(
-    /** The spec node this BIRD stands in for. */
-    readonly state: NodeState,
+    /** The spec node this BIRD stands in for, or the name of a peer that is no node (a BGPPeer). */
+    readonly name: string,
+    readonly ip: string,
     readonly container: StartedTestContainer,
-    /** The node handle's background-command and tcpdump plumbing: it needs only sh, tcpdump and base64, as here. */
-    private readonly shell: LabNodeHandle,
+    /**
+     * A node handle's background-command and tcpdump plumbing (it needs only sh, tcpdump and base64, as here): for a
+     * BIRD in a node's place.
+     */
+    private readonly shell?: LabNodeHandle,
   ) {}
-
-  get name(): string {
-    return this.state.name;
-  }
-
-  get ip(): string {
-    return this.state.ip.toString();
-  }
 
   /** One birdc command (`show protocols`, `disable Mesh_10_0_0_11`); its reply without the greeting line. */
   async birdc(command: string): Promise<string> {
@@ -99,6 +94,7 @@ export class BirdHandle {
 
   /** tcpdump on the container's eth0 (or another interface), armed when this resolves. */
   tcpdump(options: { interface?: string; filter?: string } = {}): Promise<KernelCapture> {
+    if (!this.shell) throw new Error(`tcpdump is for a BIRD in a node's place, which ${this.name} is not`);
     return this.shell.tcpdump(options);
   }
 

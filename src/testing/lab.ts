@@ -484,6 +484,28 @@ export class Lab {
     if (this.handles.has(node.name)) {
       throw new Error(`${node.name} runs an agent in lab ${this.name}: start the lab without it to put BIRD there`);
     }
+    const ip = node.ip.toString();
+    const config = renderBirdConfig(this.cluster, node.name, { stockBird: true });
+    const container = await this.startBirdContainer(node.name, ip, config, `in ${node.name}'s place`);
+    const bird = new BirdHandle(node.name, ip, container, new LabNodeHandle(node, container));
+    this.birds.push(bird);
+    return bird;
+  }
+
+  /** Starts a real BIRD that is no node, at `ip` on the lab network, with a config of the test's own (a BGPPeer). */
+  async startBgpPeer(options: { name: string; ip: string; config: string }): Promise<BirdHandle> {
+    const container = await this.startBirdContainer(options.name, options.ip, options.config, `at ${options.ip}`);
+    const bird = new BirdHandle(options.name, options.ip, container);
+    this.birds.push(bird);
+    return bird;
+  }
+
+  private async startBirdContainer(
+    name: string,
+    ip: string,
+    config: string,
+    where: string,
+  ): Promise<StartedTestContainer> {
     await buildBirdImage();
     // Docker's default capabilities: NET_RAW is enough for tcpdump, and BGP needs none. Without NET_ADMIN BIRD's
     // kernel protocol cannot write its routes (it logs `Netlink: Operation not permitted`, show route marks them !),
@@ -491,26 +513,21 @@ export class Lab {
     // testcontainers removes a container that fails to start, and with it the log that says why (a config BIRD
     // refuses, as `bird: /etc/bird/bird.cfg:72:25 You may set only variables.`): keep the log as it comes.
     let log = '';
-    const ip = node.ip.toString();
     const container = await new PinnedContainer(BIRD_IMAGE, this.underlay.networkName, ip)
-      .withName(`${this.underlay.networkName}-bird-${node.name}`)
-      .withHostname(node.name)
+      .withName(`${this.underlay.networkName}-bird-${name}`)
+      .withHostname(name)
       .withLabels({ [LAB_LABEL]: this.name })
       .withAddedCapabilities(...this.underlay.capabilities)
-      .withCopyContentToContainer([
-        { content: renderBirdConfig(this.cluster, node.name, { stockBird: true }), target: BIRD_CONFIG },
-      ])
+      .withCopyContentToContainer([{ content: config, target: BIRD_CONFIG }])
       .withLogConsumer((stream) => stream.on('data', (chunk: Buffer | string) => (log += chunk.toString())))
       .withWaitStrategy(Wait.forLogMessage(BIRD_STARTED))
       .withStartupTimeout(30_000)
       .start()
       .catch((error: Error) => {
-        throw new Error(`BIRD did not start in ${node.name}'s place (${error.message}): ${log.trim() || 'no output'}`);
+        throw new Error(`BIRD did not start ${where} (${error.message}): ${log.trim() || 'no output'}`);
       });
     await this.underlay.attached(container, ip);
-    const bird = new BirdHandle(node, container, new LabNodeHandle(node, container));
-    this.birds.push(bird);
-    return bird;
+    return container;
   }
 
   /** Removes every container and the network. */
@@ -621,7 +638,6 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   try {
     await underlay.create(image);
     const datastore = options.datastore ? await startDatastore(image, underlay) : undefined;
-    const datastoreArgs = datastore ? ['--datastore', datastore.endpoint] : [];
     const nodes = await Promise.all(
       nodesToStart(cluster, options.nodes).map(async (node) => {
         const dataplane =
@@ -645,16 +661,10 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           )
           .withLabels({ [LAB_LABEL]: name })
           .withCopyContentToContainer([{ content: bundled, target: '/etc/ipip-lab/cluster.yaml' }])
-          .withCommand([
-            'node',
-            '--name',
-            node.name,
-            '--dataplane',
-            dataplane,
-            ...datastoreArgs,
-            ...agentArgsFor(options, node.name),
-          ])
-          .withEnvironment(datastore ? { ETCDCTL_ENDPOINTS: datastore.endpoint } : {})
+          .withCommand(['node', '--name', node.name, '--dataplane', dataplane, ...agentArgsFor(options, node.name)])
+          .withEnvironment(
+            datastore ? { IPIP_LAB_DATASTORE: datastore.endpoint, ETCDCTL_ENDPOINTS: datastore.endpoint } : {},
+          )
           .withWaitStrategy(Wait.forLogMessage(/listening on/))
           .withStartupTimeout(options.startupTimeoutMs ?? 30_000)
           .start();

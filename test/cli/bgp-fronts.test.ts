@@ -3,12 +3,12 @@
  * socket (the first seed's worker-node01, its speaker's state given): what they ask, what they print, and how they
  * refuse.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
 import { meshRoutes, nodeByName, type ClusterState } from '../../src/calico/index.js';
 import { runBirdcl } from '../../src/cli/birdcl.js';
 import { runCalicoctl } from '../../src/cli/calicoctl.js';
@@ -298,5 +298,53 @@ describe('calicoctl', () => {
     expect((await calicoctl(['ipam', 'show', '--show-blocks'])).stdout).toContain('| IP Pool  | 192.168.0.0/16 ');
     const missing = await calicoctl(['get', 'bgppeers']);
     expect(missing.code).toBe(1);
+  });
+});
+
+describe('calicoctl apply and delete, before any datastore is asked', () => {
+  const run = async (argv: string[], env: Record<string, string> = {}) => {
+    let stdout = '';
+    let stderr = '';
+    const io = { out: (s: string) => (stdout += s), err: (s: string) => (stderr += s) };
+    const saved = { ...process.env };
+    delete process.env.IPIP_LAB_DATASTORE;
+    delete process.env.ETCDCTL_ENDPOINTS;
+    Object.assign(process.env, env);
+    try {
+      return { code: await runCalicoctl(argv, io), stdout, stderr };
+    } finally {
+      process.env = saved;
+    }
+  };
+
+  test('without a datastore in the environment: one line that says which variable', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'ipip-lab-calicoctl-')), 'peer.yaml');
+    writeFileSync(
+      file,
+      'apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: 10.0.0.50\n  asNumber: 64512\n',
+    );
+    const result = await run(['apply', '-f', file]);
+    expect(result).toMatchObject({ code: 1, stdout: '' });
+    expect(result.stderr).toContain('no datastore to write to: set IPIP_LAB_DATASTORE');
+  });
+
+  test('a file with another kind, or a broken BGPPeer, is refused before anything is written', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'ipip-lab-calicoctl-'));
+    const pool = path.join(directory, 'pool.yaml');
+    writeFileSync(pool, 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\n');
+    const unreachable = { IPIP_LAB_DATASTORE: 'http://127.0.0.1:9' };
+    expect((await run(['apply', '-f', pool], unreachable)).stderr).toBe(
+      'Failed to execute command: ipip-lab\'s calicoctl applies BGPPeer resources only, not "IPPool" (the IP pool comes from the lab spec)\n',
+    );
+    const broken = path.join(directory, 'broken.yaml');
+    writeFileSync(
+      broken,
+      'apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: nowhere\n  asNumber: 64512\n',
+    );
+    expect((await run(['apply', '-f', broken], unreachable)).stderr).toBe(
+      `Failed to execute command: ${broken}: spec.peerIP "nowhere" is not an IPv4 address\n`,
+    );
+    expect((await run(['apply', '-f', path.join(directory, 'missing.yaml')], unreachable)).stderr).toContain('ENOENT');
+    expect((await run(['delete', 'ippool', 'p'], unreachable)).stderr).toContain('deletes bgppeer resources only');
   });
 });

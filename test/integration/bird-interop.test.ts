@@ -70,7 +70,7 @@ describe.each(['kernel', 'userspace'] as const)("BIRD in worker-node02's place, 
     master = lab.node('master-node');
     worker01 = lab.node('worker-node01');
     bird = await lab.startBird({ inPlaceOf: BIRD_NODE });
-    birdBlocks = bird.state.blocks.map(String);
+    birdBlocks = lab.cluster.nodes.find((node) => node.name === BIRD_NODE)!.blocks.map(String);
   });
 
   afterAll(async () => {

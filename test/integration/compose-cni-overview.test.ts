@@ -5,7 +5,7 @@
  * seed walkthrough's real cluster output, pods reaching each other across nodes, and a clean `down`.
  */
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { headerPattern, startComposeLab, type ComposeLab } from '../support/compose.js';
 
@@ -88,6 +88,15 @@ const kernelState = async (node: string): Promise<{ namespaces: string[]; links:
     .sort(),
   routes: (await ok(node, 'ip', 'route')).split('\n').filter(Boolean).sort(),
 });
+
+/** A pod as `ipip-lab get pods -o json` lists it from the agents. */
+interface LivePod {
+  name: string;
+  ip: string;
+  node: string;
+  netns: string;
+  hostInterface: string;
+}
 
 /** Polls `check` every 200 ms until it holds or `withinMs` has passed; says which. */
 async function waitFor(check: () => Promise<boolean>, withinMs: number): Promise<boolean> {
@@ -293,6 +302,58 @@ describe('after kubectl apply -f deployment.yml', () => {
     );
     expect(resumed).toBe(true);
     expect(await kernelState('worker-node01')).toEqual(before);
+  });
+
+  test('kubectl scale 3 → 30 → 3: every node has its pods and routes when the command returns, and every pod reaches every other', async () => {
+    for (const replicas of [30, 3]) {
+      const timed = await ok(
+        'master-node',
+        'bash',
+        '-c',
+        `a=$(date +%s%N); kubectl scale deployment hello-world --replicas=${replicas}; b=$(date +%s%N); echo "$(( (b - a) / 1000000 ))"`,
+      );
+      const returned = performance.now();
+      const workers = ['worker-node01', 'worker-node02'];
+      const look = () => Promise.all(workers.map(kernelState));
+      const firstLook = await look();
+      const lookMs = Math.round(performance.now() - returned);
+      const [said, commandMs] = timed.trimEnd().split('\n');
+      expect(said).toBe('deployment.apps/hello-world scaled');
+      const scaled = JSON.parse(await ok('master-node', 'ipip-lab', 'get', 'pods', '-o', 'json')) as LivePod[];
+      expect(scaled).toHaveLength(replicas);
+      expect(new Set(scaled.map((pod) => pod.ip)).size).toBe(replicas);
+      // Converged: on each worker exactly its pods' namespaces and cali /32 routes, in the kernel.
+      const inPlace = (states: Awaited<ReturnType<typeof kernelState>>[]) =>
+        states.every((state, index) => {
+          const here = scaled.filter((pod) => pod.node === workers[index]);
+          const caliRoutes = state.routes.filter((line) => / dev cali/.test(line)).map((line) => line.trim());
+          return (
+            isDeepStrictEqual(
+              state.namespaces.map((line) => line.split(' ')[0]),
+              here.map((pod) => pod.netns).sort(),
+            ) &&
+            isDeepStrictEqual(caliRoutes, here.map((pod) => `${pod.ip} dev ${pod.hostInterface} scope link`).sort())
+          );
+        });
+      const atFirstLook = inPlace(firstLook);
+      if (!atFirstLook) expect(await waitFor(async () => inPlace(await look()), 30_000)).toBe(true);
+      console.log(
+        `kubectl scale --replicas=${replicas}: the command took ${commandMs} ms; ` +
+          (atFirstLook
+            ? `every worker's namespaces and cali routes were in place at the first look, ${lookMs} ms after it returned`
+            : `every worker's namespaces and cali routes were in place ${Math.round(performance.now() - returned)} ms after it returned`),
+      );
+      // All pairs: each pod pings every other pod once, from its own namespace.
+      const failures = await Promise.all(
+        scaled.map(async (from) => {
+          const targets = scaled.filter((to) => to !== from).map((to) => to.ip);
+          const script = `for ip in ${targets.join(' ')}; do ip netns exec ${from.netns} ping -c 1 -W 1 -q $ip >/dev/null || echo "$ip"; done`;
+          const missed = (await ok(from.node, 'sh', '-c', script)).split('\n').filter(Boolean);
+          return missed.map((ip) => `${from.name} → ${ip}`);
+        }),
+      );
+      expect(failures.flat()).toEqual([]);
+    }
   });
 
   test('kubectl delete -f deployment.yml removes the pods and their routes everywhere', async () => {

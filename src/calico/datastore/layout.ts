@@ -3,7 +3,7 @@
  * what the lab stores, so that `etcdctl get --prefix /calico --keys-only` reads as on a real cluster. Pure: the I/O is
  * the store's (store.ts).
  */
-import type { Ipv4Address, Ipv4Prefix } from '../../routing/address.js';
+import { Ipv4Address, type Ipv4Prefix } from '../../routing/address.js';
 import type { IpPool } from '../ipam.js';
 
 const RESOURCES = '/calico/resources/v3/projectcalico.org';
@@ -16,6 +16,8 @@ export const DATASTORE_KEYS = {
   ipPool: (name: string) => `${RESOURCES}/ippools/${name}`,
   node: (name: string) => `${RESOURCES}/nodes/${name}`,
   nodes: `${RESOURCES}/nodes/`,
+  bgpPeer: (name: string) => `${RESOURCES}/bgppeers/${name}`,
+  bgpPeers: `${RESOURCES}/bgppeers/`,
   clusterInformation: `${RESOURCES}/clusterinformations/default`,
   ipamConfig: `${IPAM}/config`,
   blocks: `${IPAM}/assignment/ipv4/block/`,
@@ -61,6 +63,72 @@ export interface NodeResource {
     orchRefs: { nodeName: string; orchestrator: 'k8s' }[];
   };
   status: Record<string, never>;
+}
+
+/**
+ * A BGPPeer as `calicoctl apply` stores it. Without `node` (and nodeSelector, which the lab does not take) it is a
+ * global peer: every node peers with it.
+ */
+export interface BgpPeerResource {
+  kind: 'BGPPeer';
+  apiVersion: 'projectcalico.org/v3';
+  metadata: Metadata;
+  spec: { peerIP: string; asNumber: number; node?: string };
+}
+
+/** What the lab reads of a BGPPeer: the fields that decide who peers with whom. */
+export interface BgpPeerSpec {
+  readonly name: string;
+  readonly peerIP: Ipv4Address;
+  readonly asNumber: number;
+  /** Set: a node-specific peer of that node only; absent: a global peer. */
+  readonly node?: string;
+}
+
+/** RFC 6793's AS numbers: 4 octets; 0 is reserved. */
+const MAX_AS_NUMBER = 2 ** 32 - 1;
+/** A Calico resource name: a DNS-1123 subdomain. */
+const RESOURCE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * A BGPPeer from its stored or applied JSON, or why it cannot be one, in calicoctl's words where it has them. Shared
+ * by calicoctl (before it writes) and the agents (as they read): a malformed object never becomes a session.
+ */
+export function parseBgpPeer(value: unknown): BgpPeerSpec | string {
+  const object = value as Partial<BgpPeerResource> | null;
+  if (typeof object !== 'object' || object === null) return 'not an object';
+  if (object.kind !== 'BGPPeer') return `kind ${JSON.stringify(object.kind)} is not BGPPeer`;
+  if (object.apiVersion !== 'projectcalico.org/v3') {
+    return `apiVersion ${JSON.stringify(object.apiVersion)} is not projectcalico.org/v3`;
+  }
+  const name = object.metadata?.name;
+  if (typeof name !== 'string' || !RESOURCE_NAME.test(name) || name.length > 253) {
+    return `metadata.name ${JSON.stringify(name)} is not a DNS-1123 subdomain`;
+  }
+  const spec = (object.spec ?? {}) as Partial<BgpPeerResource['spec']> & { nodeSelector?: unknown };
+  const peerIP = typeof spec.peerIP === 'string' ? Ipv4Address.tryParse(spec.peerIP) : undefined;
+  if (!peerIP) return `spec.peerIP ${JSON.stringify(spec.peerIP)} is not an IPv4 address`;
+  const asNumber = spec.asNumber;
+  if (typeof asNumber !== 'number' || !Number.isInteger(asNumber) || asNumber < 1 || asNumber > MAX_AS_NUMBER) {
+    return `spec.asNumber ${JSON.stringify(asNumber)} is not an AS number (1 to ${MAX_AS_NUMBER})`;
+  }
+  if (spec.nodeSelector !== undefined)
+    return 'spec.nodeSelector is not supported by this lab (leave it out, or name a node)';
+  if (spec.node !== undefined && typeof spec.node !== 'string') return 'spec.node is not a node name';
+  return { name, peerIP, asNumber, ...(spec.node !== undefined && { node: spec.node }) };
+}
+
+export function bgpPeerResource(peer: BgpPeerSpec, now: Date): BgpPeerResource {
+  return {
+    kind: 'BGPPeer',
+    apiVersion: 'projectcalico.org/v3',
+    metadata: { name: peer.name, creationTimestamp: now.toISOString() },
+    spec: {
+      peerIP: peer.peerIP.toString(),
+      asNumber: peer.asNumber,
+      ...(peer.node !== undefined && { node: peer.node }),
+    },
+  };
 }
 
 /** What calico-node's startup writes for the default pool (CALICO_IPV4POOL_*), as `calicoctl get ippool -o yaml` shows. */

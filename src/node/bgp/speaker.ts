@@ -87,7 +87,14 @@ export class BgpSpeaker {
     const wanted = new Map(configs.map((config) => [config.address.toString(), config]));
     for (const [address, neighbour] of this.neighbours) {
       const config = wanted.get(address);
-      if (config && config.as === neighbour.config.as && config.passive === neighbour.config.passive) continue;
+      if (
+        config &&
+        config.as === neighbour.config.as &&
+        config.passive === neighbour.config.passive &&
+        config.type === neighbour.config.type
+      ) {
+        continue;
+      }
       this.neighbours.delete(address);
       neighbour.stop(BGP_CEASE.PEER_DECONFIGURED);
       this.pathsChanged([...neighbour.paths.keys()]);

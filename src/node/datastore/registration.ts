@@ -12,8 +12,10 @@ import {
   IPAM_CONFIG,
   ipPoolResource,
   nodeResource,
+  parseBgpPeer,
   tunnelHandle,
   underlaySubnet,
+  type BgpPeerSpec,
   type ClusterState,
   type NodeResource,
   type NodeState,
@@ -77,37 +79,70 @@ export function registeredNode(key: string, value: string): RegisteredNode | str
 }
 
 /**
- * Calls `onNodes` with every registered node now and after each change, as confd renders bird.cfg from
- * `/calico/bgp/v1/host`. Returns a function that stops watching.
+ * Calls `onChange` with every resource under `prefix` now and after each change, as confd renders bird.cfg from what
+ * it watches. What `parse` refuses is skipped and logged once, never a crash. Returns a function that stops watching.
  */
-export async function watchNodes(
+async function watchResources<T>(
+  store: EtcdStore,
+  prefix: string,
+  what: string,
+  parse: (key: string, value: string) => T | string,
+  onChange: (resources: T[]) => void,
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
+  const known = new Map<string, T>();
+  const skipped = new Set<string>();
+  const take = (key: string, value: string): void => {
+    const resource = parse(key, value);
+    if (typeof resource === 'string') {
+      known.delete(key);
+      if (!skipped.has(resource)) log(`datastore: skipped a malformed ${what}: ${resource}`);
+      skipped.add(resource);
+      return;
+    }
+    known.set(key, resource);
+  };
+  const watcher = await store.client.watch().prefix(prefix).create();
+  watcher.on('put', (kv) => {
+    take(kv.key.toString(), kv.value.toString());
+    onChange([...known.values()]);
+  });
+  watcher.on('delete', (kv) => {
+    known.delete(kv.key.toString());
+    onChange([...known.values()]);
+  });
+  watcher.on('error', (error: Error) => log(`datastore: watch of the ${what}s: ${error.message}`));
+  for (const [key, stored] of await store.list(prefix)) take(key, stored.value);
+  onChange([...known.values()]);
+  return () => watcher.cancel();
+}
+
+/** Every registered Node, now and after each change (confd's `/calico/bgp/v1/host`). */
+export function watchNodes(
   store: EtcdStore,
   onNodes: (nodes: RegisteredNode[]) => void,
   log: (line: string) => void,
 ): Promise<() => Promise<void>> {
-  const known = new Map<string, RegisteredNode>();
-  const skipped = new Set<string>();
-  const take = (key: string, value: string): void => {
-    const node = registeredNode(key, value);
-    if (typeof node === 'string') {
-      known.delete(key);
-      if (!skipped.has(node)) log(`datastore: skipped a malformed Node: ${node}`);
-      skipped.add(node);
-      return;
-    }
-    known.set(key, node);
-  };
-  const watcher = await store.client.watch().prefix(DATASTORE_KEYS.nodes).create();
-  watcher.on('put', (kv) => {
-    take(kv.key.toString(), kv.value.toString());
-    onNodes([...known.values()]);
-  });
-  watcher.on('delete', (kv) => {
-    known.delete(kv.key.toString());
-    onNodes([...known.values()]);
-  });
-  watcher.on('error', (error: Error) => log(`datastore: watch of the Nodes: ${error.message}`));
-  for (const [key, stored] of await store.list(DATASTORE_KEYS.nodes)) take(key, stored.value);
-  onNodes([...known.values()]);
-  return () => watcher.cancel();
+  return watchResources(store, DATASTORE_KEYS.nodes, 'Node', registeredNode, onNodes, log);
+}
+
+/** A stored BGPPeer, or why it is unusable. */
+export function storedBgpPeer(key: string, value: string): BgpPeerSpec | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return `${key}: not JSON`;
+  }
+  const peer = parseBgpPeer(parsed);
+  return typeof peer === 'string' ? `${key}: ${peer}` : peer;
+}
+
+/** Every BGPPeer, now and after each change (confd's `/calico/bgp/v1/global/peer_v4` and `…/host/NODE/peer_v4`). */
+export function watchBgpPeers(
+  store: EtcdStore,
+  onPeers: (peers: BgpPeerSpec[]) => void,
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
+  return watchResources(store, DATASTORE_KEYS.bgpPeers, 'BGPPeer', storedBgpPeer, onPeers, log);
 }
