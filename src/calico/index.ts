@@ -9,3 +9,4 @@ export * from './generate-spec.js';
 export * from './bgp-mesh.js';
 export * from './bird-config.js';
 export * from './datastore/index.js';
+export * from './kind-config.js';

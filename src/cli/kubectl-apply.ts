@@ -23,6 +23,27 @@ import { agentFor, agentSocketPath, AgentError } from './commands/agent-client.j
 import type { Io } from './common.js';
 import { ExitStatus, UsageError } from './errors.js';
 
+const URL_PATTERN = /^https?:\/\//i;
+/** Calico's install manifests, as the courses apply them: calico.yaml, or the operator's two. */
+const CALICO_MANIFEST =
+  /(projectcalico\.org|tigera\.io|projectcalico\/calico).*\/(calico|tigera-operator|custom-resources)[^/]*\.ya?ml$/i;
+
+/**
+ * A manifest by URL: the lab fetches nothing from the internet. Calico's own says in one line that Calico is built in
+ * (what it would install runs in every node's agent) and changes nothing; any other is refused with what to do.
+ */
+function remoteManifest(url: string, verb: 'apply' | 'delete'): string {
+  if (CALICO_MANIFEST.test(url)) {
+    return (
+      `ipip-lab: Calico is built into this lab (calico-node's IPAM, BGP and Felix run in every node's agent, etcd is ` +
+      `its datastore): nothing to ${verb} from ${url}`
+    );
+  }
+  throw new UsageError(
+    `the lab fetches nothing from the internet: download ${url} and ${verb} the file (kubectl ${verb} -f FILE)`,
+  );
+}
+
 /** A reload builds a few pods per node: seconds would mean the agent is stuck, not busy. */
 const RELOAD_TIMEOUT_MS = 10_000;
 
@@ -200,6 +221,10 @@ export async function runManifestCommand(
   const specPath = resolveSpecPath(options.spec);
   let failed = false;
   for (const file of files) {
+    if (URL_PATTERN.test(file)) {
+      io.out(`${remoteManifest(file, verb)}\n`);
+      continue;
+    }
     const manifests = readManifests(file, verb);
     const document = readSpecFile(specPath);
     const plan = verb === 'apply' ? planApply(document, manifests) : planDelete(document, manifests);

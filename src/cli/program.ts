@@ -14,6 +14,7 @@ import { agentFor } from './commands/agent-client.js';
 import { runThroughAgent } from './commands/remote-exec.js';
 import { registerAgentCommands } from './commands/agent-commands.js';
 import { registerGenSpecCommand } from './commands/gen-spec.js';
+import { registerKindCommand } from './commands/kind.js';
 import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
 import { IPIP_LAB_VERSION } from './environment.js';
 import { ExitStatus, UsageError } from './errors.js';
@@ -217,6 +218,7 @@ export function buildProgram(io: Io = processIo): Command {
 
   registerAgentCommands(program, io);
   registerGenSpecCommand(program, io);
+  registerKindCommand(program, io);
   return program;
 }
 

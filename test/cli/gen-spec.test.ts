@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateSpec } from '../../src/calico/index.js';
+import { composeFileFor } from '../../src/cli/commands/gen-spec-compose.js';
+import { Ipv4Address } from '../../src/routing/address.js';
 import { cli, REPO_ROOT } from '../support/cli.js';
 
 let folder: string;
@@ -189,5 +191,46 @@ describe('ipip-lab gen-spec --compose', () => {
     const seed = first.volumes.find((volume) => volume.target === '/etc/ipip-lab-seed.yaml');
     expect(seed?.source).toBe('../specs/lab.yaml');
     expect(path.resolve(folder, 'compose', first.build!.context)).toBe(path.resolve(REPO_ROOT));
+  });
+});
+
+describe('the Compose file of a kind create cluster lab (kernel dataplane, etcd)', () => {
+  it('gives every node the kernel dataplane and the datastore, and runs etcd at the address it names', () => {
+    const { spec } = generateSpec({ nodes: 3, podsPerNode: 0, name: 'lab', networkCidr: '172.18.0.0/16' });
+    const datastore = Ipv4Address.parse('172.18.255.254');
+    const file = parse(
+      composeFileFor(
+        spec,
+        { specFile: './cluster.yaml', buildContext: '/src', command: 'x', controlPlane: { datastore } },
+        'c.yml',
+      ),
+      { merge: true },
+    ) as {
+      services: Record<string, Record<string, unknown>>;
+      volumes: Record<string, unknown>;
+    };
+    expect(Object.keys(file.services)).toEqual(['lab-control-plane', 'lab-worker', 'lab-worker2', 'etcd']);
+    const node = file.services['lab-worker'];
+    expect(node.cap_add).toEqual(['NET_ADMIN', 'SYS_ADMIN']);
+    expect(node.devices).toEqual(['/dev/net/tun']);
+    expect(node.environment).toMatchObject({
+      IPIP_LAB_DATASTORE: 'http://172.18.255.254:2379',
+      ETCDCTL_ENDPOINTS: 'http://172.18.255.254:2379',
+    });
+    expect(file.services.etcd).toMatchObject({
+      image: 'ipip-lab-node:dev',
+      networks: { lab: { ipv4_address: '172.18.255.254' } },
+      volumes: ['etcd:/var/lib/etcd'],
+    });
+    expect(file.services.etcd.entrypoint).toContain('--advertise-client-urls=http://172.18.255.254:2379');
+    expect(Object.keys(file.volumes)).toEqual(['spec', 'etcd']);
+    // Without it: a large lab's userspace nodes, no etcd.
+    const large = parse(composeFileFor(spec, { specFile: './s.yaml', buildContext: '/src', command: 'x' }, 'c.yml'), {
+      merge: true,
+    }) as {
+      services: Record<string, Record<string, unknown>>;
+    };
+    expect(Object.keys(large.services)).not.toContain('etcd');
+    expect(large.services['lab-worker'].cap_add).toEqual(['NET_ADMIN']);
   });
 });

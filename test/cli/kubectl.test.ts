@@ -280,6 +280,24 @@ describe('apply -f and delete -f on a spec', () => {
     expect(readFileSync(spec, 'utf8')).toBe(before);
   });
 
+  it("apply -f of Calico's manifest URL says in one line that Calico is built in, and changes nothing", async () => {
+    const before = readFileSync(spec, 'utf8');
+    const url = 'https://docs.projectcalico.org/v3.21/manifests/calico.yaml';
+    expect(await kubectl(spec, 'apply', '-f', url)).toEqual({
+      code: 0,
+      stdout:
+        "ipip-lab: Calico is built into this lab (calico-node's IPAM, BGP and Felix run in every node's agent, etcd is " +
+        `its datastore): nothing to apply from ${url}\n`,
+      stderr: '',
+    });
+    const other = await kubectl(spec, 'apply', '-f', 'https://example.com/app.yaml');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toBe(
+      'error: the lab fetches nothing from the internet: download https://example.com/app.yaml and apply the file (kubectl apply -f FILE)\n',
+    );
+    expect(readFileSync(spec, 'utf8')).toBe(before);
+  });
+
   it('refuses a manifest the lab cannot run and a change the cluster cannot take, leaving the spec as it was', async () => {
     const before = readFileSync(spec, 'utf8');
     const service = path.join(directory, 'service.yml');

@@ -5,6 +5,7 @@
  */
 import { Document, isScalar, Pair, Scalar, YAMLMap, type YAMLSeq } from 'yaml';
 import type { ClusterSpec } from '../../calico/index.js';
+import type { Ipv4Address } from '../../routing/address.js';
 
 export interface ComposeLayout {
   /** The spec file, relative to the Compose file's folder. */
@@ -13,6 +14,11 @@ export interface ComposeLayout {
   readonly buildContext: string;
   /** The gen-spec command line that made the spec, quoted in the header so the pair can be made again. */
   readonly command: string;
+  /**
+   * As the seed labs run (`ipip-lab kind create cluster`): the kernel dataplane, and an etcd at this address that the
+   * agents claim their blocks in and take their BGP peers from. Without it, a large lab's userspace nodes, no etcd.
+   */
+  readonly controlPlane?: { readonly datastore: Ipv4Address };
 }
 
 const NODE_IMAGE = 'ipip-lab-node:dev';
@@ -27,6 +33,9 @@ const API_PORT = 9440;
  * to each other (2,450 entries) would overflow, and managed entries do not count against it.
  */
 export const NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN'];
+/** The kernel dataplane's (README, "Privileges"): tunl0, the routes and the veths, the pods' namespaces. */
+const KERNEL_NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN', 'SYS_ADMIN'];
+const ETCD_PORT = 2379;
 
 /**
  * Each check is a `docker exec` (tens of milliseconds of the Docker daemons' CPU), so a larger lab checks each node less
@@ -72,20 +81,29 @@ function inline(document: Document, items: readonly string[]): YAMLSeq {
   return seq;
 }
 
+function etcdUrl(address: Ipv4Address): string {
+  return `http://${address}:${ETCD_PORT}`;
+}
+
 function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayout): YAMLMap {
+  const datastore = layout.controlPlane?.datastore;
   const defaults = document.createNode({
     image: NODE_IMAGE,
     pull_policy: 'never',
     init: false,
     stop_grace_period: '2s',
     restart: 'unless-stopped',
-    environment: { IPIP_LAB_SEED: SEED_PATH },
+    environment: {
+      IPIP_LAB_SEED: SEED_PATH,
+      ...(datastore && { IPIP_LAB_DATASTORE: etcdUrl(datastore), ETCDCTL_ENDPOINTS: etcdUrl(datastore) }),
+    },
     volumes: [
       { type: 'volume', source: SPEC_VOLUME, target: '/etc/ipip-lab', volume: { nocopy: true } },
       // The long form: a path with a colon in it would split the short one.
       { type: 'bind', source: layout.specFile, target: SEED_PATH, read_only: true },
     ],
-    cap_add: [...NODE_CAPABILITIES],
+    cap_add: [...(datastore ? KERNEL_NODE_CAPABILITIES : NODE_CAPABILITIES)],
+    ...(datastore && { devices: ['/dev/net/tun'] }),
     healthcheck: {
       test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
       interval: healthInterval(spec.nodes.length),
@@ -102,7 +120,10 @@ function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayo
   commentKey(
     defaults,
     'cap_add',
-    " To keep the peers' ARP entries out of the host's shared limit, which a large lab would fill.",
+    datastore
+      ? " The kernel dataplane: NET_ADMIN for tunl0, the routes and the veths, SYS_ADMIN for the pods' namespaces,\n" +
+          ' /dev/net/tun for tunl0 itself. Without them the agent says so and runs the userspace node.'
+      : " To keep the peers' ARP entries out of the host's shared limit, which a large lab would fill.",
   );
   commentKey(
     defaults,
@@ -125,6 +146,32 @@ function pair(key: string, value: unknown, comment?: string): Pair {
 }
 
 /** The Compose file, as YAML text; `file` is its own name as the user will type it in the header's commands. */
+/** etcd from the node image, its data in a volume that outlives `down` as the spec does (`down -v` forgets both). */
+function etcdService(document: Document, address: Ipv4Address): YAMLMap {
+  return document.createNode({
+    image: NODE_IMAGE,
+    pull_policy: 'never',
+    init: false,
+    stop_grace_period: '2s',
+    restart: 'unless-stopped',
+    entrypoint: [
+      'etcd',
+      '--name=etcd',
+      '--data-dir=/var/lib/etcd/lab',
+      `--listen-client-urls=${etcdUrl(address)},http://127.0.0.1:${ETCD_PORT}`,
+      `--advertise-client-urls=${etcdUrl(address)}`,
+    ],
+    volumes: ['etcd:/var/lib/etcd'],
+    healthcheck: {
+      test: inline(document, ['CMD', 'etcdctl', `--endpoints=http://127.0.0.1:${ETCD_PORT}`, 'endpoint', 'health']),
+      interval: '5s',
+      timeout: '3s',
+      retries: 5,
+    },
+    networks: { [NETWORK]: { ipv4_address: address.toString() } },
+  });
+}
+
 export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: string): string {
   const document = new Document();
   const defaults = nodeDefaults(document, spec, layout);
@@ -141,6 +188,9 @@ export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: s
     service.items.push(...own.items);
     services.items.push(pair(node.name, service));
   });
+  const datastore = layout.controlPlane?.datastore;
+  if (datastore)
+    services.items.push(pair('etcd', etcdService(document, datastore), " The lab's datastore: Debian's etcd 3.4."));
   const root = new YAMLMap();
   root.items.push(
     pair('name', `ipip-lab-${spec.name}`),
@@ -151,7 +201,7 @@ export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: s
         ' spec into it (containers/node-entrypoint.sh); kubectl apply and delete rewrite that copy for every node.',
     ),
     pair('services', services),
-    pair('volumes', document.createNode({ [SPEC_VOLUME]: null })),
+    pair('volumes', document.createNode({ [SPEC_VOLUME]: null, ...(datastore && { etcd: null }) })),
     pair(
       'networks',
       document.createNode({
