@@ -110,3 +110,21 @@ const MAX_GENERATE_NAME_BASE = 63 - SUFFIX_LENGTH;
 export function podName(deployment: string, hash: string, suffix: string): string {
   return flatConcat(`${deployment}-${hash}-`.slice(0, MAX_GENERATE_NAME_BASE), suffix);
 }
+
+/**
+ * The pod's sandbox container ID, which the CNI plugin's IPAM handle (`k8s-pod-network.<id>`) and the
+ * WorkloadEndpoint name: 64 hex digits as containerd makes them, from the pod's identity where those are random.
+ */
+export function podContainerId(namespace: string, podName: string): string {
+  return createHash('sha256').update(`sandbox/${namespace}/${podName}`).digest('hex');
+}
+
+/** libcalico-go's names.go: a `-` inside a name part is doubled, so that the parts' `-` separators stay unambiguous. */
+function escapeDashes(part: string): string {
+  return part.replace(/-/g, '--');
+}
+
+/** CalculateWorkloadEndpointName for Kubernetes: `NODE-k8s-POD-ENDPOINT`, each part's dashes doubled. */
+export function workloadEndpointName(node: string, podName: string, endpoint = 'eth0'): string {
+  return [node, 'k8s', podName, endpoint].map(escapeDashes).join('-');
+}

@@ -27,6 +27,7 @@ import {
 } from '../calico/index.js';
 import { BgpSpeaker, type BgpTimers, type NeighbourConfig } from './bgp/index.js';
 import { connectEtcd, type EtcdStore } from './datastore/etcd-store.js';
+import { syncWorkloads } from './datastore/workloads.js';
 import {
   registerNode,
   watchBgpPeers,
@@ -321,6 +322,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     updateNeighbours();
   };
   let stopWatchingPeers: (() => Promise<void>) | undefined;
+  /**
+   * The pods' records in etcd (their addresses and WorkloadEndpoints), as the CNI plugin writes them, behind the
+   * dataplane: one sync at a time, each from the latest cluster, never holding up a reload's answer.
+   */
+  let workloadsSynced: Promise<void> = Promise.resolve();
+  const recordWorkloads = (state: ClusterState): void => {
+    if (!datastore) return;
+    workloadsSynced = workloadsSynced
+      .then(() => syncWorkloads(datastore.store, state, node.name, nodeLog))
+      .then(
+        () => undefined,
+        (error: unknown) => reportOnce('datastore: recording the pods', error),
+      );
+  };
   /** The blocks to announce; the peers too, unless the datastore's Nodes say who they are. */
   const meshWith = (state: ClusterState): void => {
     if (!speaker) return;
@@ -355,6 +370,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
     spec = document;
     meshWith(next);
+    recordWorkloads(next);
     resolveNodes(next);
     void neighbours?.pin(peersOf(next));
     const pods = labNode.localPods;
@@ -407,6 +423,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         stopWatchingPeers = await watchBgpPeers(datastore.store, configurePeers, nodeLog);
       }
     }
+    recordWorkloads(cluster);
     const readSpec = options.readSpec;
     handler = createApiHandler({
       get labNode() {
@@ -436,6 +453,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   } catch (error) {
     await stopWatchingNodes?.();
     await stopWatchingPeers?.();
+    await workloadsSynced;
     datastore?.store.close();
     await speaker?.stop();
     handler?.close();
@@ -462,6 +480,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         await speaker?.stop();
         await stopWatchingNodes?.();
         await stopWatchingPeers?.();
+        await workloadsSynced;
         datastore?.store.close();
         api.close();
         await labNode!.close();

@@ -150,7 +150,7 @@ describe('tablewriter', () => {
 describe('calicoctl get', () => {
   it('get nodes -o wide: the real output byte for byte, trailing padding included, then the gap', () => {
     const cluster = {
-      spec: { network: { cidr: Ipv4Prefix.parse('192.168.57.0/24') } },
+      spec: { network: { cidr: Ipv4Prefix.parse('192.168.57.0/24'), subnets: [] } },
       nodes: [{ name: 'k8s.node1', ip: Ipv4Address.parse('192.168.57.31') }],
     } as unknown as ClusterState;
     expect(renderGetNodes(cluster, true)).toBe(

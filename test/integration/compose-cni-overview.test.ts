@@ -343,6 +343,14 @@ describe('after kubectl apply -f deployment.yml', () => {
             ? `every worker's namespaces and cali routes were in place at the first look, ${lookMs} ms after it returned`
             : `every worker's namespaces and cali routes were in place ${Math.round(performance.now() - returned)} ms after it returned`),
       );
+      // Behind the dataplane, each node's agent records its pods in etcd as the CNI plugin does: one WorkloadEndpoint
+      // and one address handle per pod.
+      const keys = async (prefix: string) =>
+        (await ok('master-node', 'etcdctl', 'get', '--prefix', prefix, '--keys-only')).split('\n').filter(Boolean);
+      const recorded = async () =>
+        (await keys('/calico/resources/v3/projectcalico.org/workloadendpoints/default/')).length === replicas &&
+        (await keys('/calico/ipam/v2/handle/k8s-pod-network.')).length === replicas;
+      expect(await waitFor(recorded, 15_000)).toBe(true);
       // All pairs: each pod pings every other pod once, from its own namespace.
       const failures = await Promise.all(
         scaled.map(async (from) => {

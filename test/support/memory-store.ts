@@ -49,6 +49,11 @@ export class MemoryCasStore implements CasStore {
     return true;
   }
 
+  async put(key: string, value: string): Promise<void> {
+    await this.turn();
+    this.write(key, value);
+  }
+
   private refuse(): false {
     this.conflicts++;
     return false;

@@ -100,6 +100,88 @@ export class DatastoreIpam {
     throw new Error(`block ${block}: ${CONFLICT_RETRIES} conflicting updates in a row`);
   }
 
+  /**
+   * Calico's AssignIP: that very address for `handle`, in the claimed block that holds it. `held` when the handle
+   * has it already (a restarted agent), `taken` when another handle has it, `no-block` when no claimed block holds it.
+   */
+  async assignAddress(
+    address: Ipv4Address,
+    handle: string,
+    secondary: Record<string, string>,
+  ): Promise<'assigned' | 'held' | 'taken' | 'no-block'> {
+    const block = await this.blockHolding(address);
+    if (!block) return 'no-block';
+    const key = DATASTORE_KEYS.block(block);
+    const ordinal = address.value - block.first().value;
+    for (let attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
+      const stored = await this.store.get(key);
+      if (!stored) return 'no-block';
+      const value = JSON.parse(stored.value) as AllocationBlockValue;
+      const attribute = value.allocations[ordinal];
+      if (attribute !== null) return value.attributes[attribute]?.handle_id === handle ? 'held' : 'taken';
+      value.unallocated = value.unallocated.filter((free) => free !== ordinal);
+      value.attributes.push({ handle_id: handle, secondary });
+      value.allocations[ordinal] = value.attributes.length - 1;
+      value.sequenceNumberForAllocation[String(ordinal)] = value.sequenceNumber;
+      if (!(await this.store.update(key, JSON.stringify(value), stored.revision))) continue;
+      await this.recordHandle(handle, block);
+      return 'assigned';
+    }
+    throw new Error(`block ${block}: ${CONFLICT_RETRIES} conflicting updates in a row`);
+  }
+
+  /**
+   * Calico's ReleaseByHandle: every address of `handle` goes back to the end of its block's free list (so it is the
+   * last one handed out again), its attributes are dropped, and the handle is deleted. How many were released.
+   */
+  async releaseHandle(handle: string): Promise<number> {
+    const stored = await this.store.get(DATASTORE_KEYS.handle(handle));
+    if (!stored) return 0;
+    let released = 0;
+    for (const cidr of Object.keys((JSON.parse(stored.value) as IpamHandleValue).block)) {
+      released += await this.releaseInBlock(Ipv4Prefix.parse(cidr), handle);
+    }
+    await this.store.delete(DATASTORE_KEYS.handle(handle));
+    return released;
+  }
+
+  private async releaseInBlock(block: Ipv4Prefix, handle: string): Promise<number> {
+    const key = DATASTORE_KEYS.block(block);
+    for (let attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
+      const stored = await this.store.get(key);
+      if (!stored) return 0;
+      const value = JSON.parse(stored.value) as AllocationBlockValue;
+      const mine = new Set(
+        value.attributes.flatMap((attribute, index) => (attribute.handle_id === handle ? [index] : [])),
+      );
+      const ordinals = value.allocations.flatMap((attribute, ordinal) =>
+        attribute !== null && mine.has(attribute) ? [ordinal] : [],
+      );
+      if (ordinals.length === 0) return 0;
+      // deleteAttributes: the others' attribute indexes close up over the removed ones.
+      const renumbered = new Map<number, number>();
+      value.attributes = value.attributes.filter((_, index) => {
+        if (mine.has(index)) return false;
+        renumbered.set(index, renumbered.size);
+        return true;
+      });
+      value.allocations = value.allocations.map((attribute) =>
+        attribute === null || mine.has(attribute) ? null : renumbered.get(attribute)!,
+      );
+      value.unallocated.push(...ordinals);
+      for (const ordinal of ordinals) delete value.sequenceNumberForAllocation[String(ordinal)];
+      if (await this.store.update(key, JSON.stringify(value), stored.revision)) return ordinals.length;
+    }
+    throw new Error(`block ${block}: ${CONFLICT_RETRIES} conflicting updates in a row`);
+  }
+
+  /** The claimed block that holds `address`, by its CIDR in the pool's block grid. */
+  private async blockHolding(address: Ipv4Address): Promise<Ipv4Prefix | undefined> {
+    if (!this.pool.cidr.contains(address)) return undefined;
+    const block = Ipv4Prefix.of(address, this.pool.blockSize).masked();
+    return (await this.store.get(DATASTORE_KEYS.block(block))) ? block : undefined;
+  }
+
   /** The address handed out under `handle` in that block, if any: a restarted host finds its tunnel address again. */
   async addressOf(block: Ipv4Prefix, handle: string): Promise<Ipv4Address | undefined> {
     const stored = await this.store.get(DATASTORE_KEYS.block(block));

@@ -5,6 +5,7 @@
  */
 import { Ipv4Address, type Ipv4Prefix } from '../../routing/address.js';
 import type { IpPool } from '../ipam.js';
+import { workloadEndpointName } from '../naming.js';
 
 const RESOURCES = '/calico/resources/v3/projectcalico.org';
 const IPAM = '/calico/ipam/v2';
@@ -17,6 +18,8 @@ export const DATASTORE_KEYS = {
   node: (name: string) => `${RESOURCES}/nodes/${name}`,
   nodes: `${RESOURCES}/nodes/`,
   bgpPeer: (name: string) => `${RESOURCES}/bgppeers/${name}`,
+  workloadEndpoint: (namespace: string, name: string) => `${RESOURCES}/workloadendpoints/${namespace}/${name}`,
+  workloadEndpoints: `${RESOURCES}/workloadendpoints/`,
   bgpPeers: `${RESOURCES}/bgppeers/`,
   clusterInformation: `${RESOURCES}/clusterinformations/default`,
   ipamConfig: `${IPAM}/config`,
@@ -127,6 +130,73 @@ export function bgpPeerResource(peer: BgpPeerSpec, now: Date): BgpPeerResource {
       peerIP: peer.peerIP.toString(),
       asNumber: peer.asNumber,
       ...(peer.node !== undefined && { node: peer.node }),
+    },
+  };
+}
+
+/** The CNI plugin's IPAM handle for a pod, as in `k8s-pod-network.<container ID>`. */
+export function podHandle(containerId: string): string {
+  return `k8s-pod-network.${containerId}`;
+}
+
+export interface WorkloadEndpointResource {
+  kind: 'WorkloadEndpoint';
+  apiVersion: 'projectcalico.org/v3';
+  metadata: Metadata & { namespace: string; labels: Record<string, string> };
+  spec: {
+    orchestrator: 'k8s';
+    node: string;
+    containerID: string;
+    pod: string;
+    endpoint: 'eth0';
+    serviceAccountName: string;
+    ipNetworks: string[];
+    profiles: string[];
+    interfaceName: string;
+    mac: string;
+  };
+}
+
+/** What the CNI plugin writes for a pod it wired (an etcd datastore), as `calicoctl get wep -o yaml` shows it. */
+export function workloadEndpointResource(
+  pod: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly node: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly ip: Ipv4Address;
+    readonly hostInterface: string;
+    readonly podMac: string;
+  },
+  containerId: string,
+  now: Date,
+): WorkloadEndpointResource {
+  const serviceAccount = 'default';
+  return {
+    kind: 'WorkloadEndpoint',
+    apiVersion: 'projectcalico.org/v3',
+    metadata: {
+      name: workloadEndpointName(pod.node, pod.name),
+      namespace: pod.namespace,
+      creationTimestamp: now.toISOString(),
+      labels: {
+        ...pod.labels,
+        'projectcalico.org/namespace': pod.namespace,
+        'projectcalico.org/orchestrator': 'k8s',
+        'projectcalico.org/serviceaccount': serviceAccount,
+      },
+    },
+    spec: {
+      orchestrator: 'k8s',
+      node: pod.node,
+      containerID: containerId,
+      pod: pod.name,
+      endpoint: 'eth0',
+      serviceAccountName: serviceAccount,
+      ipNetworks: [`${pod.ip}/32`],
+      profiles: [`kns.${pod.namespace}`, `ksa.${pod.namespace}.${serviceAccount}`],
+      interfaceName: pod.hostInterface,
+      mac: pod.podMac,
     },
   };
 }
