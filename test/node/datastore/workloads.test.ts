@@ -37,6 +37,16 @@ describe('syncWorkloads', () => {
   let cluster: ClusterState;
   const lines: string[] = [];
 
+  /** One sync of worker-node01's records, its log lines kept. */
+  const sync = (state: ClusterState) =>
+    syncWorkloads(
+      store,
+      state,
+      NODE,
+      (line) => lines.push(line),
+      () => NOW,
+    );
+
   beforeEach(async () => {
     store = new MemoryCasStore();
     cluster = clusterOf(readSpecFile(SEED_CNI_OVERVIEW));
@@ -50,15 +60,7 @@ describe('syncWorkloads', () => {
   test("records each pod: its address in the block under its handle, its WorkloadEndpoint under Calico's key", async () => {
     const pods = cluster.pods.filter((pod) => pod.node === NODE);
     expect(pods.length).toBeGreaterThan(0);
-    expect(
-      await syncWorkloads(
-        store,
-        cluster,
-        NODE,
-        (line) => lines.push(line),
-        () => NOW,
-      ),
-    ).toEqual({
+    expect(await sync(cluster)).toEqual({
       recorded: pods.length,
       released: 0,
     });
@@ -92,37 +94,15 @@ describe('syncWorkloads', () => {
       expect(wep.metadata.labels).toMatchObject({ app: 'hello-world', 'projectcalico.org/orchestrator': 'k8s' });
     }
     // Converged: a second pass changes nothing.
-    expect(
-      await syncWorkloads(
-        store,
-        cluster,
-        NODE,
-        () => undefined,
-        () => NOW,
-      ),
-    ).toEqual({ recorded: 0, released: 0 });
+    expect(await sync(cluster)).toEqual({ recorded: 0, released: 0 });
   });
 
   test('a pod that went is released: its address to the end of the free list, its handle and endpoint deleted', async () => {
-    await syncWorkloads(
-      store,
-      cluster,
-      NODE,
-      () => undefined,
-      () => NOW,
-    );
+    await sync(cluster);
     const before = await block(store, '192.168.87.192/26');
     const [gone, ...kept] = cluster.pods.filter((pod) => pod.node === NODE);
     const fewer = { ...cluster, pods: cluster.pods.filter((pod) => pod !== gone) };
-    expect(
-      await syncWorkloads(
-        store,
-        fewer,
-        NODE,
-        () => undefined,
-        () => NOW,
-      ),
-    ).toEqual({ recorded: 0, released: 1 });
+    expect(await sync(fewer)).toEqual({ recorded: 0, released: 1 });
     const after = await block(store, '192.168.87.192/26');
     const ordinal = ordinalOf(gone.ip);
     expect(after.allocations[ordinal]).toBeNull();
@@ -145,13 +125,7 @@ describe('syncWorkloads', () => {
     await store.put(`${DATASTORE_KEYS.workloadEndpoints}default/broken`, '{');
     const elsewhere = cluster.pods.find((pod) => pod.node === 'worker-node02')!;
     const moved = { ...cluster, pods: [...cluster.pods, { ...elsewhere, name: 'visitor', node: NODE }] };
-    await syncWorkloads(
-      store,
-      moved,
-      NODE,
-      (line) => lines.push(line),
-      () => NOW,
-    );
+    await sync(moved);
     expect(await store.get(foreign)).toBeDefined();
     expect(lines).toEqual([
       `datastore: default/visitor's ${elsewhere.ip} is in no claimed block: its WorkloadEndpoint is written, its allocation is not`,
