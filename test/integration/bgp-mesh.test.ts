@@ -99,18 +99,23 @@ describe('the node-to-node mesh', () => {
   });
 });
 
+/** Milliseconds until worker-node02's block leaves worker-node01, and what worker-node01 says ended the session. */
+async function worker02Leaves(withinMs: number, what: string): Promise<{ gone: number; lastError?: string }> {
+  const block = worker02Block();
+  const gone = await msUntil(async () => !(await hasRouteTo(worker01, block)), withinMs, what);
+  const status = await worker01.bgp();
+  return { gone, lastError: status?.neighbours.find((neighbour) => neighbour.address === worker02.ip)?.lastError };
+}
+
 describe('a node that goes away', () => {
   test('a clean stop sends Cease: the block leaves the other nodes at once, and returns with the node', async () => {
     const block = worker02Block();
     const id = worker02.container.getId();
     await run('docker', ['kill', '--signal', 'TERM', id]);
-    const gone = await msUntil(async () => !(await hasRouteTo(worker01, block)), 5_000, 'the withdrawal');
+    const { gone, lastError } = await worker02Leaves(5_000, 'the withdrawal');
     console.log(`clean stop: worker-node02's block left worker-node01 ${gone} ms after docker kill -s TERM returned`);
     expect(gone).toBeLessThan(1_000);
-    const status = await worker01.bgp();
-    expect(status?.neighbours.find((neighbour) => neighbour.address === worker02.ip)?.lastError).toBe(
-      'Received: Administrative shutdown',
-    );
+    expect(lastError).toBe('Received: Administrative shutdown');
     await run('docker', ['wait', id]);
     await run('docker', ['start', id]);
     const back = await msUntil(() => hasRouteTo(worker01, block), 30_000, 'the block to return');
@@ -126,13 +131,7 @@ describe('a node that goes away', () => {
     const block = worker02Block();
     const id = worker02.container.getId();
     await run('docker', ['kill', '--signal', 'KILL', id]);
-    const gone = await msUntil(
-      async () => !(await hasRouteTo(worker01, block)),
-      (HOLD_TIME_S + 5) * 1000,
-      'the hold timer',
-    );
-    const status = await worker01.bgp();
-    const lastError = status?.neighbours.find((neighbour) => neighbour.address === worker02.ip)?.lastError;
+    const { gone, lastError } = await worker02Leaves((HOLD_TIME_S + 5) * 1000, 'the hold timer');
     console.log(`SIGKILL: worker-node02's block left worker-node01 after ${gone} ms (${lastError})`);
     // Either the hold timer (the container's network went before its sockets closed) or the FIN of the socket the
     // kernel closed: never a Cease, which only a live speaker sends.
@@ -147,13 +146,7 @@ describe('a node that goes away', () => {
     const id = worker02.container.getId();
     await run('docker', ['pause', id]);
     try {
-      const gone = await msUntil(
-        async () => !(await hasRouteTo(worker01, block)),
-        (HOLD_TIME_S + 5) * 1000,
-        'the hold timer',
-      );
-      const status = await worker01.bgp();
-      const lastError = status?.neighbours.find((neighbour) => neighbour.address === worker02.ip)?.lastError;
+      const { gone, lastError } = await worker02Leaves((HOLD_TIME_S + 5) * 1000, 'the hold timer');
       console.log(`docker pause: worker-node02's block left worker-node01 after ${gone} ms (${lastError})`);
       expect(lastError).toBe('BGP Error: Hold timer expired');
       expect(gone).toBeGreaterThan((HOLD_TIME_S - 2) * 1000);
