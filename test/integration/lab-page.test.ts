@@ -137,6 +137,25 @@ describe('the topology', () => {
       /tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480/,
     );
   });
+
+  test("the tables are the agents' own: worker-node02 stopped (a Cease), its block leaves worker-node01's; started, back", async () => {
+    await page.locator('[data-testid="table-node"]').selectOption('worker-node01');
+    const ipRoute = page.locator('[data-testid="table-ip-route"]');
+    const viaWorker02 = /192\.168\.158\.0\/26 via 10\.0\.0\.12 dev tunl0 proto bird onlink/;
+    expect(await ipRoute.textContent()).toMatch(viaWorker02);
+    const container = `${PROJECT}-worker-node02-1`;
+    await run('docker', ['stop', container]);
+    try {
+      await expect
+        .poll(async () => viaWorker02.test((await ipRoute.textContent()) ?? ''), { timeout: 15_000 })
+        .toBe(false);
+    } finally {
+      await run('docker', ['start', container]);
+    }
+    await expect
+      .poll(async () => viaWorker02.test((await ipRoute.textContent()) ?? ''), { timeout: 30_000 })
+      .toBe(true);
+  });
 });
 
 /** Runs a ready-made example and waits for its result. */

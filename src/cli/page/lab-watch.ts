@@ -15,6 +15,9 @@ import {
   renderIpAddr,
   renderIpRoute,
   renderRoute,
+  routeFromJson,
+  type Route,
+  type RouteJson,
 } from '../../routing/index.js';
 import { clusterOf } from '../cluster-source.js';
 import { AgentClient } from '../commands/agent-client.js';
@@ -60,6 +63,8 @@ interface NodeSample {
   dataplane: 'kernel' | 'userspace' | null;
   error?: string;
   tunnels?: Record<string, TunnelStats>;
+  /** The agent's own table: what BGP brought it. */
+  routes?: Route[];
   atMs: number;
 }
 
@@ -189,8 +194,13 @@ export class LabWatch implements TraceLab {
     } else {
       try {
         const client = this.clientOf(node);
-        const [info, stats] = await Promise.all([client.request('GET /v1/node'), client.request('GET /v1/stats')]);
-        sample = { dataplane: info.dataplane, tunnels: stats.tunnels, atMs: Date.now() };
+        const [info, stats, dataplane] = await Promise.all([
+          client.request('GET /v1/node'),
+          client.request('GET /v1/stats'),
+          client.request('GET /v1/dataplane'),
+        ]);
+        const routes = (dataplane.routes as unknown as RouteJson[]).map(routeFromJson);
+        sample = { dataplane: info.dataplane, tunnels: stats.tunnels, routes, atMs: Date.now() };
       } catch (error) {
         sample = { dataplane: null, error: error instanceof Error ? error.message : String(error), atMs: Date.now() };
       }
@@ -205,7 +215,14 @@ export class LabWatch implements TraceLab {
 
   snapshot(): LabSnapshot {
     const { cluster } = this;
-    const dataplanes = new Map(cluster.nodes.map((node) => [node.name, nodeDataplane(cluster, node.name)]));
+    // The agents' tables where they answer; the spec's computation (a converged mesh) for a node that does not.
+    const dataplanes = new Map(
+      cluster.nodes.map((node): [string, Dataplane] => {
+        const computed = nodeDataplane(cluster, node.name);
+        const live = this.samples.get(node.name)?.latest.routes;
+        return [node.name, live ? { links: computed.links, routes: live } : computed];
+      }),
+    );
     const nodes = cluster.nodes.map((node): PageNode => {
       const dataplane = dataplanes.get(node.name)!;
       const routes = [...dataplane.routes].sort(compareRoutesInKernelOrder);
