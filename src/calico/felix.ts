@@ -145,11 +145,10 @@ export interface PeerRoute {
  * How BIRD writes a learned route into the kernel, per calico_kernel_programming: through tunl0, or straight over eth0
  * when the pool does not encapsulate towards that next hop.
  */
-function remoteRoute(cluster: ClusterState, node: NodeState, { destination, nextHop }: PeerRoute): UnicastRoute {
+function remoteRoute(cluster: ClusterState, subnet: Ipv4Prefix, { destination, nextHop }: PeerRoute): UnicastRoute {
   const mode = cluster.pool.ipipMode;
   // CrossSubnet encapsulates only when the next hop is outside this node's subnet (`bgp_next_hop ~ network_v4`).
-  const direct =
-    mode === 'Never' || (mode === 'CrossSubnet' && underlaySubnet(cluster.spec.network, node.ip).contains(nextHop));
+  const direct = mode === 'Never' || (mode === 'CrossSubnet' && subnet.contains(nextHop));
   return direct
     ? { kind: 'unicast', destination, gateway: nextHop, dev: 'eth0', scope: 'global', proto: 'bird' }
     : { kind: 'unicast', destination, gateway: nextHop, dev: 'tunl0', onlink: true, scope: 'global', proto: 'bird' };
@@ -241,7 +240,7 @@ function* nodeRoutes(
     if (other === subnet) continue;
     yield { kind: 'unicast', destination: other, gateway: underlayRouter(subnet), dev: 'eth0', scope: 'global' };
   }
-  for (const learned of peerRoutes) yield remoteRoute(cluster, node, learned);
+  for (const learned of peerRoutes) yield remoteRoute(cluster, subnet, learned);
   for (const destination of node.blocks) yield { kind: 'blackhole', destination, proto: 'bird' };
   for (const pod of localPods)
     yield { kind: 'unicast', destination: hostRoute(pod.ip), dev: pod.hostInterface, scope: 'link' };

@@ -296,22 +296,22 @@ describe('calicoctl', () => {
       spec: { bgp: { ipv4Address: '10.0.0.11/24' } },
     });
     expect((await calicoctl(['ipam', 'show', '--show-blocks'])).stdout).toContain('| IP Pool  | 192.168.0.0/16 ');
-    const missing = await calicoctl(['get', 'bgppeers']);
+    const missing = await calicoctl(['get', 'workloadendpoints']);
     expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('gets ippool, node and bgppeer resources only, not workloadendpoints');
   });
 });
 
 describe('calicoctl apply and delete, before any datastore is asked', () => {
+  /** calicoctl with only `env`'s datastore variables set, as in a container that has them or not. */
   const run = async (argv: string[], env: Record<string, string> = {}) => {
-    let stdout = '';
-    let stderr = '';
-    const io = { out: (s: string) => (stdout += s), err: (s: string) => (stderr += s) };
+    const { io, out, err } = capture();
     const saved = { ...process.env };
     delete process.env.IPIP_LAB_DATASTORE;
     delete process.env.ETCDCTL_ENDPOINTS;
     Object.assign(process.env, env);
     try {
-      return { code: await runCalicoctl(argv, io), stdout, stderr };
+      return { code: await runCalicoctl(argv, io), stdout: out(), stderr: err() };
     } finally {
       process.env = saved;
     }
