@@ -131,7 +131,10 @@ export const BGP_ROUTE_REFRESH_SUBTYPE = { REQUEST: 0, BEGIN: 1, END: 2 } as con
 
 /** Bits of a path attribute's flags byte (RFC 4271 §4.3); the low four are unused. */
 export const BGP_ATTRIBUTE_FLAG = { OPTIONAL: 0x80, TRANSITIVE: 0x40, PARTIAL: 0x20, EXTENDED_LENGTH: 0x10 } as const;
-/** Path attribute type codes; the codec interprets ORIGIN to LOCAL_PREF and keeps the others as bytes. */
+/**
+ * Path attribute type codes; the codec interprets ORIGIN to LOCAL_PREF and route reflection's ORIGINATOR_ID and
+ * CLUSTER_LIST (RFC 4456 §8), and keeps the others as bytes.
+ */
 export const BGP_ATTRIBUTE_TYPE = {
   ORIGIN: 1,
   AS_PATH: 2,
@@ -141,6 +144,8 @@ export const BGP_ATTRIBUTE_TYPE = {
   ATOMIC_AGGREGATE: 6,
   AGGREGATOR: 7,
   COMMUNITIES: 8,
+  ORIGINATOR_ID: 9,
+  CLUSTER_LIST: 10,
   MP_REACH_NLRI: 14,
   MP_UNREACH_NLRI: 15,
   AS4_PATH: 17,
@@ -259,6 +264,10 @@ export interface BgpPathAttributes {
   nextHop?: number;
   multiExitDisc?: number;
   localPref?: number;
+  /** The router ID of the route's originator in the AS, set by the first route reflector it crosses. */
+  originatorId?: number;
+  /** The cluster IDs of the reflectors it crossed, the last one first. */
+  clusterList?: number[];
   unrecognized: BgpRawAttribute[];
 }
 
@@ -733,7 +742,7 @@ const write32 = (value: number) => (out: Buffer, at: number) => out.writeUInt32B
 
 function attributeEntries(attributes: BgpPathAttributes, fourOctetAs: boolean): AttributeEntry[] {
   const entries: AttributeEntry[] = [];
-  const { origin, asPath, nextHop, multiExitDisc, localPref } = attributes;
+  const { origin, asPath, nextHop, multiExitDisc, localPref, originatorId, clusterList } = attributes;
   if (origin !== undefined) {
     const write = (out: Buffer, at: number) => out.writeUInt8(origin, at);
     entries.push({ flags: WELL_KNOWN_FLAGS, typeCode: BGP_ATTRIBUTE_TYPE.ORIGIN, length: 1, write });
@@ -752,6 +761,15 @@ function attributeEntries(attributes: BgpPathAttributes, fourOctetAs: boolean): 
   fixed(WELL_KNOWN_FLAGS, BGP_ATTRIBUTE_TYPE.NEXT_HOP, nextHop);
   fixed(OPTIONAL_NON_TRANSITIVE_FLAGS, BGP_ATTRIBUTE_TYPE.MULTI_EXIT_DISC, multiExitDisc);
   fixed(WELL_KNOWN_FLAGS, BGP_ATTRIBUTE_TYPE.LOCAL_PREF, localPref);
+  fixed(OPTIONAL_NON_TRANSITIVE_FLAGS, BGP_ATTRIBUTE_TYPE.ORIGINATOR_ID, originatorId);
+  if (clusterList !== undefined) {
+    entries.push({
+      flags: OPTIONAL_NON_TRANSITIVE_FLAGS,
+      typeCode: BGP_ATTRIBUTE_TYPE.CLUSTER_LIST,
+      length: clusterList.length * 4,
+      write: (out, at) => clusterList.reduce((next, id) => write32(id)(out, next), at),
+    });
+  }
   for (const raw of attributes.unrecognized) {
     entries.push({
       flags: raw.flags,
@@ -783,13 +801,18 @@ function writeAttributes(out: Buffer, at: number, entries: readonly AttributeEnt
   return at;
 }
 
-/** The category bits and the value length (when fixed) of each attribute this codec interprets. */
-const ATTRIBUTE_RULES = new Map<number, { flags: number; length?: number }>([
+/**
+ * The category bits and the value length (fixed, or a multiple of `unit`) of each attribute this codec interprets. A
+ * CLUSTER_LIST that is no whole number of IDs is an Attribute Length Error, as BIRD 1.6 answers it.
+ */
+const ATTRIBUTE_RULES = new Map<number, { flags: number; length?: number; unit?: number }>([
   [BGP_ATTRIBUTE_TYPE.ORIGIN, { flags: WELL_KNOWN_FLAGS, length: 1 }],
   [BGP_ATTRIBUTE_TYPE.AS_PATH, { flags: WELL_KNOWN_FLAGS }],
   [BGP_ATTRIBUTE_TYPE.NEXT_HOP, { flags: WELL_KNOWN_FLAGS, length: 4 }],
   [BGP_ATTRIBUTE_TYPE.MULTI_EXIT_DISC, { flags: OPTIONAL_NON_TRANSITIVE_FLAGS, length: 4 }],
   [BGP_ATTRIBUTE_TYPE.LOCAL_PREF, { flags: WELL_KNOWN_FLAGS, length: 4 }],
+  [BGP_ATTRIBUTE_TYPE.ORIGINATOR_ID, { flags: OPTIONAL_NON_TRANSITIVE_FLAGS, length: 4 }],
+  [BGP_ATTRIBUTE_TYPE.CLUSTER_LIST, { flags: OPTIONAL_NON_TRANSITIVE_FLAGS, unit: 4 }],
 ]);
 
 /** The flag and length rules of RFC 4271 §6.3 for the attributes this codec interprets, then their values. */
@@ -828,7 +851,10 @@ function decodeAttributes(
     if ((flags & FLAG_CATEGORY_MASK) !== rule.flags) {
       return updateError('attribute-flags-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_FLAGS_ERROR, attribute);
     }
-    if (rule.length !== undefined && length !== rule.length) {
+    if (
+      (rule.length !== undefined && length !== rule.length) ||
+      (rule.unit !== undefined && length % rule.unit !== 0)
+    ) {
       return updateError('attribute-length-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_LENGTH_ERROR, attribute);
     }
     switch (typeCode) {
@@ -852,6 +878,12 @@ function decodeAttributes(
         break;
       case BGP_ATTRIBUTE_TYPE.LOCAL_PREF:
         attributes.localPref = value.readUInt32BE(0);
+        break;
+      case BGP_ATTRIBUTE_TYPE.ORIGINATOR_ID:
+        attributes.originatorId = value.readUInt32BE(0);
+        break;
+      case BGP_ATTRIBUTE_TYPE.CLUSTER_LIST:
+        attributes.clusterList = Array.from({ length: length / 4 }, (_, i) => value.readUInt32BE(i * 4));
         break;
     }
   }

@@ -381,7 +381,7 @@ function random(seed: number) {
 type Random = ReturnType<typeof random>;
 
 const KNOWN_CAPABILITIES: number[] = [1, 2, 64, 65, 69];
-const INTERPRETED_ATTRIBUTES: number[] = [1, 2, 3, 4, 5];
+const INTERPRETED_ATTRIBUTES: number[] = [1, 2, 3, 4, 5, 9, 10];
 
 function randomPrefix(r: Random, addPath: boolean): BgpPrefix {
   const length = r.int(0, 32);
@@ -447,6 +447,8 @@ function randomAttributes(r: Random, fourOctetAs: boolean): BgpPathAttributes {
   if (r.bool()) attributes.nextHop = r.uint32();
   if (r.bool()) attributes.multiExitDisc = r.uint32();
   if (r.bool()) attributes.localPref = r.uint32();
+  if (r.bool()) attributes.originatorId = r.uint32();
+  if (r.bool()) attributes.clusterList = r.many(0, 4, () => r.uint32());
   const codes = new Set<number>();
   for (let i = r.int(0, 3); i > 0; i--) {
     const code = r.int(0, 255);
@@ -740,11 +742,21 @@ describe('bad input', () => {
       [[0x40, 5, 0], 'attribute-length-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_LENGTH_ERROR],
       [[0x80, 4, 2, 0, 1], 'attribute-length-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_LENGTH_ERROR],
       [[0x40, 1, 1, 3], 'invalid-origin', BGP_UPDATE_MESSAGE_ERROR.INVALID_ORIGIN_ATTRIBUTE],
+      [[0xc0, 9, 4, 10, 0, 0, 1], 'attribute-flags-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_FLAGS_ERROR],
+      [[0x80, 9, 3, 10, 0, 0], 'attribute-length-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_LENGTH_ERROR],
+      [[0x80, 10, 6, 244, 0, 0, 1, 0, 0], 'attribute-length-error', BGP_UPDATE_MESSAGE_ERROR.ATTRIBUTE_LENGTH_ERROR],
     ];
     for (const [attribute, reason, subcode] of cases) {
       const bad = updateMessage({ attributes: attribute });
       expectRefusal(bgp.decode(bad), reason, updateError, subcode, Buffer.from(attribute));
     }
+    // What a reflector adds (RFC 4456 §8): the originator's router ID, and the cluster IDs it crossed, the last first.
+    const reflected = updateMessage({
+      attributes: [0x80, 9, 4, 10, 0, 0, 11, 0x80, 10, 8, 244, 0, 0, 1, 244, 0, 0, 2],
+    });
+    expect(accepted(bgp.decode(reflected))).toMatchObject({
+      attributes: { originatorId: 0x0a00000b, clusterList: [0xf4000001, 0xf4000002] },
+    });
     // The Extended Length flag may be set on any attribute, however short.
     const extended = updateMessage({ attributes: [0x50, 1, 0, 1, 2] });
     expect(accepted(bgp.decode(extended))).toMatchObject({ attributes: { origin: BGP_ORIGIN.INCOMPLETE } });

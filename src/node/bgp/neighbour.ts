@@ -25,6 +25,8 @@ export interface NeighbourConfig {
   type: PeerType;
   /** True when the peer opens the connection: confd sets `passive on` when the peer's address string is greater. */
   passive: boolean;
+  /** Set when the peer is this node's route reflector client: BIRD's `rr client; rr cluster id ID`. */
+  reflectorClient?: { clusterId: number };
 }
 
 /** BIRD's timers for the mesh, as Calico's template sets them (`connect delay time 2`, `connect retry time 5`, …). */
@@ -53,6 +55,8 @@ export interface ReceivedPath {
   asPathLength: number;
   origin: number;
   multiExitDisc: number;
+  /** As the UPDATE carried them: what a reflector passes on. */
+  attributes: BgpPathAttributes;
   since: Date;
 }
 
@@ -87,7 +91,13 @@ export function protocolName(type: PeerType, address: Ipv4Address): string {
 
 export class Neighbour {
   readonly name: string;
-  private session: Session | undefined;
+  /**
+   * A neighbour that opens as well as listens can hold two connections until one wins (RFC 4271 §6.8), as BIRD keeps
+   * an outgoing and an incoming one; once a session is established only it remains.
+   */
+  private outgoing: Session | undefined;
+  private incoming: Session | undefined;
+  private current: Session | undefined;
   private state: NeighbourState = 'Idle';
   private since = new Date();
   private lastError: string | undefined;
@@ -106,7 +116,12 @@ export class Neighbour {
   }
 
   get established(): boolean {
-    return this.state === 'Established';
+    return this.current !== undefined;
+  }
+
+  /** The peer's BGP identifier while a session is established. */
+  get peerRouterId(): number | undefined {
+    return this.current?.peerRouterId;
   }
 
   start(): void {
@@ -116,41 +131,52 @@ export class Neighbour {
   }
 
   /**
-   * An incoming connection from this neighbour's address. BIRD without graceful restart takes one only while it has
-   * no session past the TCP handshake, so a restarted peer waits until the old session fails (hold timer or RST).
+   * An incoming connection from this neighbour's address. BIRD without graceful restart takes none while a session is
+   * established, so a restarted peer waits until the old session fails (hold timer or RST); one that crosses this
+   * side's own connection attempt is taken, and the OPENs decide which of the two stays.
    */
   accept(socket: Socket): void {
-    if (this.stopped || this.session) {
+    if (this.stopped || this.current || this.incoming) {
       socket.destroy();
       return;
     }
     clearTimeout(this.timer);
-    this.open(socket);
+    this.incoming = this.open(socket);
   }
 
   /** Sends Cease to a session that is open and forgets the routes; a stopped neighbour never reconnects. */
   stop(subcode: number = BGP_CEASE.ADMINISTRATIVE_SHUTDOWN): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    this.session?.stop(subcode);
+    for (const session of this.sessions()) session.stop(subcode);
     this.enter('Down');
   }
 
   send(update: BgpUpdate): void {
-    this.session?.sendUpdate(update);
+    this.current?.sendUpdate(update);
   }
 
   status(): NeighbourStatus {
+    const opening = this.sessions().map((session) => session.current);
     return {
       name: this.name,
       address: this.config.address.toString(),
       type: this.config.type,
-      // OpenSent and OpenConfirm are the session's own steps.
-      state: this.session && !this.established ? this.session.current : this.state,
+      // OpenSent and OpenConfirm are the connections' own steps.
+      state:
+        this.current || opening.length === 0
+          ? this.state
+          : opening.includes('OpenConfirm')
+            ? 'OpenConfirm'
+            : 'OpenSent',
       since: this.since.toISOString(),
       ...(this.lastError !== undefined && { lastError: this.lastError }),
       routesReceived: this.paths.size,
     };
+  }
+
+  private sessions(): Session[] {
+    return [this.outgoing, this.incoming].filter((session): session is Session => session !== undefined);
   }
 
   private enter(state: NeighbourState): void {
@@ -165,8 +191,8 @@ export class Neighbour {
   }
 
   private connect(): void {
-    if (this.stopped || this.session) return;
-    this.enter('Connect');
+    if (this.stopped || this.current || this.outgoing) return;
+    if (!this.incoming) this.enter('Connect');
     const socket = connect({
       host: this.config.address.toString(),
       port: this.local.port,
@@ -175,28 +201,29 @@ export class Neighbour {
     const failed = (error: NodeJS.ErrnoException): void => {
       socket.destroy();
       this.lastError = `Socket: ${socketErrorText(error)}`;
-      if (this.stopped) return;
+      if (this.stopped || this.incoming) return;
       this.enter('Active');
       this.schedule(this.timers.connectRetryMs);
     };
     socket.once('error', failed);
     socket.once('connect', () => {
       socket.off('error', failed);
-      if (this.stopped || this.session) {
+      if (this.stopped || this.current || this.outgoing) {
         socket.destroy();
         return;
       }
-      this.open(socket);
+      this.outgoing = this.open(socket);
     });
   }
 
-  private open(socket: Socket): void {
-    this.enter('OpenSent');
-    this.session = new Session(
+  private open(socket: Socket): Session {
+    return new Session(
       socket,
       { ...this.local.session, peerAs: this.config.as },
       {
-        onEstablished: () => {
+        onOpenReceived: (session) => this.resolveCollision(session),
+        onEstablished: (session) => {
+          this.current = session;
           this.lastError = undefined;
           this.enter('Established');
           this.events.log(`${this.name}: BGP session established`);
@@ -204,9 +231,24 @@ export class Neighbour {
         },
         onUpdate: (_, update) => this.receive(update),
         onRouteRefresh: () => this.events.onRouteRefresh(this),
-        onClose: (_, reason) => this.closed(reason),
+        onClose: (session, reason) => this.closed(session, reason),
       },
     );
+  }
+
+  /**
+   * RFC 4271 §6.8 as BIRD reads it: a connection whose twin has its OPEN already keeps going only if it was opened by
+   * the speaker with the higher BGP identifier; an established twin always stays.
+   */
+  private resolveCollision(session: Session): boolean {
+    const twin = session === this.outgoing ? this.incoming : this.outgoing;
+    if (!twin || twin.current === 'OpenSent') return true;
+    if (twin.current === 'Established') return false;
+    const peerOpenedThis = session === this.incoming;
+    const peerIsHigher = (session.peerRouterId ?? 0) >>> 0 > this.local.session.routerId >>> 0;
+    if (peerOpenedThis !== peerIsHigher) return false;
+    twin.stop(BGP_CEASE.CONNECTION_COLLISION_RESOLUTION);
+    return true;
   }
 
   private receive(update: BgpUpdate): void {
@@ -223,13 +265,22 @@ export class Neighbour {
           BGP_UPDATE_MESSAGE_ERROR.MISSING_WELL_KNOWN_ATTRIBUTE,
           Buffer.from([missing]),
         );
-        this.session?.fail(notification);
+        this.current?.fail(notification);
         return;
       }
       const { attributes } = update;
+      // RFC 4456 §8: a route that comes back to its originator, or to a reflector it crossed, is treated as withdrawn.
+      const loopy =
+        attributes.originatorId === this.local.session.routerId ||
+        (this.config.reflectorClient !== undefined &&
+          (attributes.clusterList ?? []).includes(this.config.reflectorClient.clusterId));
       const since = new Date();
       for (const prefix of update.nlri) {
         const key = prefixKey(prefix.address, prefix.length);
+        if (loopy) {
+          if (this.paths.delete(key)) changed.push(key);
+          continue;
+        }
         this.paths.set(key, {
           destination: Ipv4Prefix.parse(key),
           nextHop: Ipv4Address.fromUint32(attributes.nextHop!),
@@ -237,6 +288,7 @@ export class Neighbour {
           asPathLength: (attributes.asPath ?? []).reduce((sum, segment) => sum + segment.asns.length, 0),
           origin: attributes.origin!,
           multiExitDisc: attributes.multiExitDisc ?? 0,
+          attributes,
           since,
         });
         changed.push(key);
@@ -245,11 +297,15 @@ export class Neighbour {
     if (changed.length > 0) this.events.onPathsChanged(this, changed);
   }
 
-  private closed(reason: SessionClose): void {
-    const wasEstablished = this.state === 'Established';
-    this.session = undefined;
-    this.lastError = `${reason.kind}: ${reason.text}`;
-    if (wasEstablished) this.events.log(`${this.name}: BGP session closed: ${this.lastError}`);
+  private closed(session: Session, reason: SessionClose): void {
+    if (session === this.outgoing) this.outgoing = undefined;
+    if (session === this.incoming) this.incoming = undefined;
+    const wasEstablished = session === this.current;
+    const text = `${reason.kind}: ${reason.text}`;
+    if (!wasEstablished && this.sessions().length > 0) return;
+    this.lastError = text;
+    this.current = undefined;
+    if (wasEstablished) this.events.log(`${this.name}: BGP session closed: ${text}`);
     const withdrawn = [...this.paths.keys()];
     this.paths.clear();
     if (withdrawn.length > 0) this.events.onPathsChanged(this, withdrawn);

@@ -43,6 +43,11 @@ export interface SessionConfig {
 }
 
 export interface SessionEvents {
+  /**
+   * The peer's OPEN passed its checks. False ends this connection with Cease (Connection Collision Resolution): the
+   * neighbour keeps the other one (RFC 4271 §6.8).
+   */
+  onOpenReceived(session: Session): boolean;
   onEstablished(session: Session): void;
   onUpdate(session: Session, update: BgpUpdate): void;
   /** The peer asked for our routes again (RFC 2918). */
@@ -165,6 +170,7 @@ export class Session {
       return openError(BGP_OPEN_MESSAGE_ERROR.BAD_BGP_IDENTIFIER);
     }
     this.peerRouterId = open.bgpIdentifier;
+    if (!this.events.onOpenReceived(this)) return this.stop(BGP_CEASE.CONNECTION_COLLISION_RESOLUTION);
     const fourOctetAs = open.capabilities.some((capability) => capability.kind === 'four-octet-as');
     this.codec = { fourOctetAs };
     this.negotiatedHoldTime = Math.min(this.config.holdTime, open.holdTime);

@@ -4,12 +4,20 @@
  * what the neighbours announce. The chosen paths are what the node turns into `via PEER dev tunl0 proto bird onlink`
  * routes; the table is the speaker's, the kernel's routes are the node's.
  *
- * iBGP only, as Calico's mesh: learned routes are never passed on to other iBGP peers (RFC 4271 §9.1.3), so every
- * node must peer with every other, which is what the mesh is.
+ * iBGP only, as Calico's: a learned route is passed on to another iBGP peer only where one of the two is this node's
+ * route reflector client (RFC 4456, BIRD's `rr client`). Without reflectors nothing is passed on (RFC 4271 §9.1.3), so
+ * every node must peer with every other, which is what the mesh is.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Ipv4Address, Ipv4Prefix } from '../../routing/address.js';
-import { BGP_CEASE, BGP_ORIGIN, type BgpPrefix, type BgpUpdate } from '../../wire/bgp.js';
+import {
+  BGP_ATTRIBUTE_FLAG,
+  BGP_CEASE,
+  BGP_ORIGIN,
+  type BgpPathAttributes,
+  type BgpPrefix,
+  type BgpUpdate,
+} from '../../wire/bgp.js';
 import {
   BIRD_TIMERS,
   Neighbour,
@@ -17,6 +25,7 @@ import {
   type NeighbourConfig,
   type NeighbourStatus,
   type ReceivedPath,
+  prefixKey,
 } from './neighbour.js';
 
 export interface SpeakerConfig {
@@ -60,6 +69,10 @@ export class BgpSpeaker {
   private readonly neighbours = new Map<string, Neighbour>();
   private exported = new Map<string, BgpPrefix>();
   private readonly chosen = new Map<string, LearnedRoute>();
+  /** The path behind each chosen route, and where it came from: what a reflector passes on. */
+  private readonly best = new Map<string, [Neighbour, ReceivedPath]>();
+  /** Adj-RIB-Out of reflected routes, per neighbour: what it was last sent for each destination this node does not own. */
+  private readonly reflected = new Map<Neighbour, Map<string, ReceivedPath>>();
   private readonly timers: BgpTimers;
   private readonly startedAt = new Date();
   private notifyScheduled = false;
@@ -91,11 +104,13 @@ export class BgpSpeaker {
         config &&
         config.as === neighbour.config.as &&
         config.passive === neighbour.config.passive &&
-        config.type === neighbour.config.type
+        config.type === neighbour.config.type &&
+        config.reflectorClient?.clusterId === neighbour.config.reflectorClient?.clusterId
       ) {
         continue;
       }
       this.neighbours.delete(address);
+      this.reflected.delete(neighbour);
       neighbour.stop(BGP_CEASE.PEER_DECONFIGURED);
       this.pathsChanged([...neighbour.paths.keys()]);
       neighbour.paths.clear();
@@ -135,6 +150,8 @@ export class BgpSpeaker {
       this.sendWithdrawals(neighbour, withdrawn);
       this.sendAnnouncements(neighbour, added);
     }
+    // A destination that changed owner leaves or joins what is reflected.
+    this.reflect([...withdrawn, ...added].map((prefix) => prefixKey(prefix.address, prefix.length)));
   }
 
   routes(): LearnedRoute[] {
@@ -173,6 +190,42 @@ export class BgpSpeaker {
 
   private sendTable(neighbour: Neighbour): void {
     this.sendAnnouncements(neighbour, [...this.exported.values()]);
+    this.reflected.set(neighbour, new Map());
+    this.reflectTo(neighbour, [...this.best.keys()]);
+  }
+
+  /** Brings every established neighbour's reflected routes for `destinations` up to date. */
+  private reflect(destinations: readonly string[]): void {
+    for (const neighbour of this.neighbours.values()) {
+      if (neighbour.established) this.reflectTo(neighbour, destinations);
+    }
+  }
+
+  /** BIRD's bgp_import_control and bgp_update_attrs for routes learned over iBGP: what `to` should have, sent. */
+  private reflectTo(to: Neighbour, destinations: readonly string[]): void {
+    const sent = this.reflected.get(to);
+    if (!sent) return;
+    for (const destination of destinations) {
+      const best = this.exported.has(destination) ? undefined : this.best.get(destination);
+      const wanted = best && reflectable(best[0], best[1], to) ? best : undefined;
+      const previous = sent.get(destination);
+      if (wanted?.[1] === previous) continue;
+      if (!wanted) {
+        sent.delete(destination);
+        this.sendWithdrawals(to, [
+          { address: previous!.destination.addressValue, length: previous!.destination.length },
+        ]);
+        continue;
+      }
+      const [from, path] = wanted;
+      sent.set(destination, path);
+      to.send({
+        type: 'update',
+        withdrawn: [],
+        attributes: reflectedAttributes(from, path, to),
+        nlri: [{ address: path.destination.addressValue, length: path.destination.length }],
+      });
+    }
   }
 
   /** Calico's block routes carry ORIGIN IGP, an empty AS_PATH, NEXT_HOP and LOCAL_PREF 100 (the BIRD vectors). */
@@ -208,9 +261,11 @@ export class BgpSpeaker {
       const best = this.choose(destination);
       const current = this.chosen.get(destination);
       if (!best) {
+        this.best.delete(destination);
         changed = this.chosen.delete(destination) || changed;
         continue;
       }
+      this.best.set(destination, best);
       const [neighbour, path] = best;
       if (current && current.from === neighbour.name && current.nextHop.equals(path.nextHop)) continue;
       this.chosen.set(destination, {
@@ -221,6 +276,7 @@ export class BgpSpeaker {
       });
       changed = true;
     }
+    this.reflect(destinations);
     if (changed) this.scheduleNotify();
   }
 
@@ -243,11 +299,59 @@ export class BgpSpeaker {
   }
 }
 
-/** Higher LOCAL_PREF, shorter AS_PATH, lower ORIGIN, lower MED, then the lower peer address (BIRD's last tie-break). */
+/**
+ * BIRD's bgp_rte_better for iBGP paths: higher LOCAL_PREF, shorter AS_PATH, lower ORIGIN, lower MED, then the lower
+ * router ID (the ORIGINATOR_ID of a reflected path, RFC 4456 §9), the shorter CLUSTER_LIST, the lower peer address.
+ */
 function better(path: ReceivedPath, neighbour: Neighbour, than: ReceivedPath, thanNeighbour: Neighbour): boolean {
   if (path.localPref !== than.localPref) return path.localPref > than.localPref;
   if (path.asPathLength !== than.asPathLength) return path.asPathLength < than.asPathLength;
   if (path.origin !== than.origin) return path.origin < than.origin;
   if (path.multiExitDisc !== than.multiExitDisc) return path.multiExitDisc < than.multiExitDisc;
+  const routerId = originatorOf(path, neighbour) >>> 0;
+  const thanRouterId = originatorOf(than, thanNeighbour) >>> 0;
+  if (routerId !== thanRouterId) return routerId < thanRouterId;
+  const clusters = path.attributes.clusterList?.length ?? 0;
+  const thanClusters = than.attributes.clusterList?.length ?? 0;
+  if (clusters !== thanClusters) return clusters < thanClusters;
   return neighbour.config.address.compare(thanNeighbour.config.address) < 0;
+}
+
+function originatorOf(path: ReceivedPath, from: Neighbour): number {
+  return path.attributes.originatorId ?? from.peerRouterId ?? from.config.address.value;
+}
+
+/**
+ * A route learned from `from` goes to `to` only through a reflector: one of the two is its client (RFC 4456 §6). Not
+ * back where it came from, nor to a client whose cluster it already crossed.
+ */
+function reflectable(from: Neighbour, path: ReceivedPath, to: Neighbour): boolean {
+  if (from === to || (!from.config.reflectorClient && !to.config.reflectorClient)) return false;
+  const clusterId = to.config.reflectorClient?.clusterId;
+  return clusterId === undefined || !(path.attributes.clusterList ?? []).includes(clusterId);
+}
+
+/**
+ * The path as a reflector sends it on: NEXT_HOP, LOCAL_PREF and AS_PATH as learned (iBGP), ORIGINATOR_ID set to the
+ * peer it came from if none was, the cluster's ID in front of CLUSTER_LIST (the client's cluster when leaving it, the
+ * receiver's when entering), optional non-transitive attributes dropped and transitive ones marked Partial.
+ */
+function reflectedAttributes(from: Neighbour, path: ReceivedPath, to: Neighbour): BgpPathAttributes {
+  const { attributes } = path;
+  const clusterId = (from.config.reflectorClient ?? to.config.reflectorClient)!.clusterId;
+  const clusterList = [clusterId, ...(attributes.clusterList ?? [])];
+  const twoClusters =
+    from.config.reflectorClient && to.config.reflectorClient && to.config.reflectorClient.clusterId !== clusterId;
+  if (twoClusters) clusterList.unshift(to.config.reflectorClient!.clusterId);
+  return {
+    ...attributes,
+    originatorId: attributes.originatorId ?? originatorOf(path, from),
+    clusterList,
+    unrecognized: attributes.unrecognized
+      .filter((raw) => (raw.flags & BGP_ATTRIBUTE_FLAG.TRANSITIVE) !== 0)
+      .map((raw) => ({
+        ...raw,
+        flags: raw.flags & BGP_ATTRIBUTE_FLAG.OPTIONAL ? raw.flags | BGP_ATTRIBUTE_FLAG.PARTIAL : raw.flags,
+      })),
+  };
 }

@@ -2,6 +2,7 @@
  * The BGP speaker over real TCP on the loopback (127.0.0.1-.3 stand for three nodes), and against a hand-driven peer
  * for what a well-behaved speaker never sends: silence after OPEN, garbage, a wrong AS.
  */
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Ipv4Address, Ipv4Prefix } from '../../../src/routing/address.js';
@@ -34,6 +35,32 @@ function meshPeer(self: string, peer: string): NeighbourConfig {
 }
 
 async function startNode(address: string, peers: string[], timers: Partial<typeof FAST> = {}): Promise<Node> {
+  return startSpeaker(
+    address,
+    peers.map((peer) => meshPeer(address, peer)),
+    timers,
+  );
+}
+
+/** BIRD's `rr cluster id 244.0.0.1`, as a route reflector node's `spec.bgp.routeReflectorClusterID` makes it. */
+const CLUSTER = Ipv4Address.parse('244.0.0.1').value;
+
+/** A Node_ peer as confd writes one for a BGPPeer: both sides open; a reflector marks its clients. */
+function selectedPeer(peer: string, client = false): NeighbourConfig {
+  return {
+    address: Ipv4Address.parse(peer),
+    as: AS,
+    type: 'node specific',
+    passive: false,
+    ...(client && { reflectorClient: { clusterId: CLUSTER } }),
+  };
+}
+
+async function startSpeaker(
+  address: string,
+  neighbours: NeighbourConfig[],
+  timers: Partial<typeof FAST> = {},
+): Promise<Node> {
   const node: Node = { address: Ipv4Address.parse(address), routes: [], log: [], speaker: undefined! };
   node.speaker = new BgpSpeaker({
     address: node.address,
@@ -48,7 +75,7 @@ async function startNode(address: string, peers: string[], timers: Partial<typeo
   });
   await node.speaker.listen();
   running.push(node.speaker);
-  node.speaker.setNeighbours(peers.map((peer) => meshPeer(address, peer)));
+  node.speaker.setNeighbours(neighbours);
   return node;
 }
 
@@ -58,6 +85,25 @@ async function until(check: () => boolean, what: string, timeoutMs = 5_000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Established TCP connections between two loopback addresses on the BGP port, from /proc/net/tcp. */
+function establishedConnections(first: string, second: string): string[] {
+  const endpoint = (hex: string) => {
+    const [address, port] = hex.split(':');
+    const bytes = Buffer.from(address, 'hex').reverse();
+    return { address: [...bytes].join('.'), port: parseInt(port, 16) };
+  };
+  const ESTABLISHED = '01';
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[3] === ESTABLISHED)
+    .map((fields) => [endpoint(fields[1]), endpoint(fields[2])])
+    .filter(([local, remote]) => remote.port === PORT && [first, second].includes(local.address))
+    .filter(([local, remote]) => [first, second].includes(remote.address) && local.address !== remote.address)
+    .map(([local, remote]) => `${local.address}:* -> ${remote.address}:${remote.port}`);
 }
 
 const routeText = (node: Node) =>
@@ -192,6 +238,140 @@ class HandPeer {
     return this.received.find((message) => message.type === 'notification');
   }
 }
+
+describe('both sides opening (Node_ and Global_ peers)', () => {
+  test('crossing connections leave one session, the one opened by the higher BGP identifier, and it stays up', async () => {
+    // Configured in one turn of the event loop, both connect in one: each side's connection finds the other's opening.
+    const a = await startSpeaker('127.0.0.1', []);
+    const b = await startSpeaker('127.0.0.2', []);
+    a.speaker.setNeighbours([selectedPeer('127.0.0.2')]);
+    b.speaker.setNeighbours([selectedPeer('127.0.0.1')]);
+    a.speaker.announce([Ipv4Prefix.parse('192.168.77.128/26')]);
+    b.speaker.announce([Ipv4Prefix.parse('192.168.87.192/26')]);
+    await until(() => a.routes.length === 1 && b.routes.length === 1, 'the routes');
+    // Several connect retries' worth of time: a collision that is not resolved flaps the session.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(stateOf(a, '127.0.0.2')?.state).toBe('Established');
+    expect(stateOf(b, '127.0.0.1')?.state).toBe('Established');
+    expect(a.log.filter((line) => line.includes('established'))).toEqual(['Node_127_0_0_2: BGP session established']);
+    expect(b.log.filter((line) => line.includes('closed'))).toEqual([]);
+    // The kernel's own table: one connection between the two, from 127.0.0.2 (the higher identifier) to a's port.
+    expect(establishedConnections('127.0.0.1', '127.0.0.2')).toEqual([`127.0.0.2:* -> 127.0.0.1:${PORT}`]);
+  });
+});
+
+describe('route reflection (RFC 4456)', () => {
+  test('a reflector passes each client’s block to the other clients, next hop unchanged', async () => {
+    const reflector = await startSpeaker('127.0.0.1', [
+      selectedPeer('127.0.0.2', true),
+      selectedPeer('127.0.0.3', true),
+      selectedPeer('127.0.0.4', true),
+    ]);
+    const clients = await Promise.all(
+      ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((address) => startSpeaker(address, [selectedPeer('127.0.0.1')])),
+    );
+    reflector.speaker.announce([Ipv4Prefix.parse('192.168.1.0/26')]);
+    clients.forEach((client, i) => client.speaker.announce([Ipv4Prefix.parse(`192.168.${i + 2}.0/26`)]));
+    await until(() => clients.every((client) => client.routes.length === 3), 'every client to learn every block');
+    expect(routeText(clients[0])).toEqual([
+      '192.168.1.0/26 via 127.0.0.1 from Node_127_0_0_1',
+      '192.168.3.0/26 via 127.0.0.3 from Node_127_0_0_1',
+      '192.168.4.0/26 via 127.0.0.4 from Node_127_0_0_1',
+    ]);
+    // A client that goes takes its block from every other client.
+    await clients[2].speaker.stop();
+    await until(() => clients[0].routes.length === 2 && clients[1].routes.length === 2, 'the withdrawal');
+  });
+
+  test('what a client receives carries ORIGINATOR_ID and CLUSTER_LIST; what comes back to its originator is dropped', async () => {
+    const reflector = await startSpeaker('127.0.0.1', [
+      selectedPeer('127.0.0.2', true),
+      selectedPeer('127.0.0.5', true),
+    ]);
+    const client = await startSpeaker('127.0.0.2', [selectedPeer('127.0.0.1')]);
+    client.speaker.announce([Ipv4Prefix.parse('192.168.2.0/26')]);
+    await until(() => reflector.routes.length === 1, 'the client’s block at the reflector');
+    const watcher = await HandPeer.connect('127.0.0.5', '127.0.0.1');
+    watcher.establish('127.0.0.5', '192.168.5.0/26', 240);
+    const reflected = () =>
+      watcher.received.find(
+        (message) => message.type === 'update' && message.nlri.some((prefix) => prefix.length === 26),
+      );
+    await until(() => reflected() !== undefined, 'the reflected block');
+    expect(reflected()).toMatchObject({
+      attributes: {
+        nextHop: Ipv4Address.parse('127.0.0.2').value,
+        localPref: 100,
+        asPath: [],
+        originatorId: Ipv4Address.parse('127.0.0.2').value,
+        clusterList: [CLUSTER],
+      },
+      nlri: [{ address: Ipv4Prefix.parse('192.168.2.0/26').addressValue, length: 26 }],
+    });
+    await until(() => client.routes.length === 1, 'the watcher’s block at the client');
+    expect(routeText(client)).toEqual(['192.168.5.0/26 via 127.0.0.5 from Node_127_0_0_1']);
+
+    // The watcher plays a looping reflector: the client's own block back with its ORIGINATOR_ID, a new one with the
+    // reflector's cluster: neither is taken.
+    const loop = (originator: string, clusterList: number[], block: string) =>
+      watcher.socket.write(
+        bgp.encode(
+          {
+            type: 'update',
+            withdrawn: [],
+            attributes: {
+              origin: 0,
+              asPath: [],
+              nextHop: Ipv4Address.parse('127.0.0.5').value,
+              originatorId: Ipv4Address.parse(originator).value,
+              clusterList,
+              unrecognized: [],
+            },
+            nlri: [{ address: Ipv4Prefix.parse(block).addressValue, length: 26 }],
+          },
+          { fourOctetAs: true },
+        ),
+      );
+    loop('127.0.0.1', [], '192.168.6.0/26');
+    loop('127.0.0.9', [CLUSTER], '192.168.7.0/26');
+    loop('127.0.0.9', [Ipv4Address.parse('244.0.0.2').value], '192.168.8.0/26');
+    await until(() => reflector.routes.length === 3, 'the one good route');
+    expect(reflector.routes.map((route) => route.destination.toString()).sort()).toEqual([
+      '192.168.2.0/26',
+      '192.168.5.0/26',
+      '192.168.8.0/26',
+    ]);
+  });
+
+  test('two reflectors of one cluster: each client peers with both, and every block survives one reflector', async () => {
+    const clientAddresses = ['127.0.0.3', '127.0.0.4', '127.0.0.5'];
+    const reflectorPeers = (other: string) => [
+      selectedPeer(other),
+      ...clientAddresses.map((c) => selectedPeer(c, true)),
+    ];
+    const first = await startSpeaker('127.0.0.1', reflectorPeers('127.0.0.2'));
+    await startSpeaker('127.0.0.2', reflectorPeers('127.0.0.1'));
+    const clients = await Promise.all(
+      clientAddresses.map((address) => startSpeaker(address, [selectedPeer('127.0.0.1'), selectedPeer('127.0.0.2')])),
+    );
+    clients.forEach((client, i) => client.speaker.announce([Ipv4Prefix.parse(`192.168.${i + 3}.0/26`)]));
+    await until(() => clients.every((client) => client.routes.length === 2), 'every client’s routes');
+    // The lower ORIGINATOR_ID ties, the shorter CLUSTER_LIST ties, then the lower peer address: the first reflector.
+    expect(routeText(clients[0])).toEqual([
+      '192.168.4.0/26 via 127.0.0.4 from Node_127_0_0_1',
+      '192.168.5.0/26 via 127.0.0.5 from Node_127_0_0_1',
+    ]);
+    await first.speaker.stop();
+    await until(
+      () => clients.every((client) => client.routes.every((route) => route.from === 'Node_127_0_0_2')),
+      'the second reflector’s paths',
+    );
+    expect(routeText(clients[0])).toEqual([
+      '192.168.4.0/26 via 127.0.0.4 from Node_127_0_0_2',
+      '192.168.5.0/26 via 127.0.0.5 from Node_127_0_0_2',
+    ]);
+  });
+});
 
 describe('a peer that misbehaves', () => {
   test('silence after OPEN: the hold timer expires, the speaker sends Hold Timer Expired and drops the routes', async () => {
