@@ -7,6 +7,8 @@ export * from './felix.js';
 export * from './spec-workloads.js';
 export * from './generate-spec.js';
 export * from './bgp-mesh.js';
+export * from './bgp-peerings.js';
+export * from './selector.js';
 export * from './bird-config.js';
 export * from './datastore/index.js';
 export * from './kind-config.js';

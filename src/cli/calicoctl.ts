@@ -13,14 +13,18 @@ import { AgentClient, AgentError, agentSocketPath } from './commands/agent-clien
 import { processIo, type Io } from './common.js';
 import { UsageError } from './errors.js';
 import {
-  applyBgpPeers,
+  applyResources,
+  BGPCONFIGURATION_NAMES,
   BGPPEER_NAMES,
-  bgpPeerNamesIn,
   CalicoctlError,
   datastoreEndpoint,
-  deleteBgpPeers,
+  deleteResources,
   getBgpPeers,
+  labelNode,
+  patchNode,
   renderGetBgpPeers,
+  resourcesIn,
+  storedKindNamed,
 } from './calicoctl-resources.js';
 import {
   ipamUsage,
@@ -44,8 +48,20 @@ const GUIDE = `
   calicoctl get nodes -o wide         each node's BGP address and AS ((64512): the default, inherited)
   calicoctl ipam show --show-blocks   the pool's use and each /26 block's (tunnel addresses and pods)
   calicoctl apply -f bgppeer.yaml     a BGPPeer into the lab's etcd: every node peers with a global one (no
-                                      spec.node), PEER TYPE global in node status; iBGP (AS 64512) only
+                                      spec.node), PEER TYPE global in node status; iBGP (AS 64512) only.
+                                      nodeSelector / peerSelector pick nodes by label (all(), k == 'v', has(k))
+  calicoctl apply -f bgpconfig.yaml   the BGPConfiguration "default": nodeToNodeMeshEnabled: false turns the
+                                      mesh off, and the nodes peer only as BGPPeers say
   calicoctl get bgppeer               the BGPPeers in etcd; calicoctl delete bgppeer NAME removes one
+  calicoctl label nodes NAME k=v      a label on the node's Calico Node (--overwrite, or k --remove)
+  calicoctl patch node NAME -p JSON   e.g. '{"spec":{"bgp":{"routeReflectorClusterID":"244.0.0.1"}}}' makes the
+                                      node a route reflector: it leaves the mesh, and its BGPPeers are its clients
+
+Route reflectors, as Calico's docs set them up:
+  calicoctl patch node worker-node01 -p '{"spec":{"bgp":{"routeReflectorClusterID":"244.0.0.1"}}}'
+  calicoctl label nodes worker-node01 route-reflector=true
+  calicoctl apply -f -    # BGPPeer peer-with-route-reflectors: nodeSelector all(), peerSelector
+                          # route-reflector == 'true'; BGPConfiguration default: nodeToNodeMeshEnabled: false
 
 Each takes -o json, get -o yaml too:
   node status -o json   {calicoProcess, bgpBackend ("BIRD", or null when the agent runs with --routes spec, without
@@ -189,7 +205,9 @@ function buildProgram(io: Io, options: CalicoctlOptions): Command {
 
   program
     .command('apply')
-    .description('create or replace BGPPeer resources from a file, in the datastore the agents watch')
+    .description(
+      'create or replace BGPPeer and BGPConfiguration resources from a file, in the datastore the agents watch',
+    )
     .requiredOption('-f, --filename <file>', 'the resources (YAML or JSON, several documents allowed)')
     .addHelpText(
       'after',
@@ -198,25 +216,68 @@ function buildProgram(io: Io, options: CalicoctlOptions): Command {
         '    name: tor\n  spec:\n    peerIP: 10.0.0.50\n    asNumber: 64512\n  EOF',
     )
     .action((flags: { filename: string }) =>
-      applyBgpPeers(io, stdinPath(flags.filename), options.datastore ?? datastoreEndpoint(), now),
+      applyResources(io, stdinPath(flags.filename), options.datastore ?? datastoreEndpoint(), now),
     );
 
   program
     .command('delete')
-    .description('delete BGPPeer resources, by file or by name')
-    .argument('[kind]', `bgppeer (${BGPPEER_NAMES.join(', ')})`)
+    .description('delete BGPPeer or BGPConfiguration resources, by file or by name')
+    .argument('[kind]', `bgppeer (${BGPPEER_NAMES.join(', ')}) or ${BGPCONFIGURATION_NAMES.join(', ')}`)
     .argument('[name]', 'the resource to delete')
     .option('-f, --filename <file>', 'delete the resources this file names')
     .action(async (kind: string | undefined, name: string | undefined, flags: { filename?: string }) => {
       const endpoint = options.datastore ?? datastoreEndpoint();
-      if (flags.filename !== undefined) return deleteBgpPeers(io, bgpPeerNamesIn(stdinPath(flags.filename)), endpoint);
+      if (flags.filename !== undefined) return deleteResources(io, resourcesIn(stdinPath(flags.filename)), endpoint);
       if (kind === undefined || name === undefined) {
         throw new UsageError('delete needs -f FILE, or a kind and a name: calicoctl delete bgppeer NAME');
       }
-      if (!BGPPEER_NAMES.includes(kind)) {
-        throw new CalicoctlError(`ipip-lab's calicoctl deletes bgppeer resources only, not ${kind}`);
+      const stored = storedKindNamed(kind);
+      if (!stored) {
+        throw new CalicoctlError(
+          `ipip-lab's calicoctl deletes bgppeer and bgpconfiguration resources only, not ${kind}`,
+        );
       }
-      return deleteBgpPeers(io, [name], endpoint);
+      return deleteResources(io, [{ kind: stored, name }], endpoint);
+    });
+
+  program
+    .command('label')
+    .description("add, change or remove a label on a node's Calico Node resource in the datastore")
+    .argument('<kind>', `node (${NODE_NAMES.join(', ')})`)
+    .argument('<name>', 'the node')
+    .argument('<label>', 'key=value, or key with --remove')
+    .option('--overwrite', 'replace the value of a key that is already there')
+    .option('--remove', 'remove the key')
+    .addHelpText('after', '\nExample:\n  calicoctl label nodes worker-node01 route-reflector=true')
+    .action(async (kind: string, name: string, label: string, flags: { overwrite?: boolean; remove?: boolean }) => {
+      if (!NODE_NAMES.includes(kind.toLowerCase())) {
+        throw new CalicoctlError(`ipip-lab's calicoctl labels node resources only, not ${kind}`);
+      }
+      if (flags.overwrite && flags.remove) throw new UsageError('--overwrite and --remove cannot be used together');
+      const [key, value, ...rest] = label.split('=');
+      if (flags.remove ? label.includes('=') : value === undefined || rest.length > 0) {
+        throw new CalicoctlError(`invalid label ${label}`);
+      }
+      const change = { key, overwrite: flags.overwrite === true, ...(!flags.remove && { value }) };
+      return labelNode(io, kind, name, change, options.datastore ?? datastoreEndpoint());
+    });
+
+  program
+    .command('patch')
+    .description("patch a node's Calico Node resource in the datastore (a strategic merge patch, in JSON)")
+    .argument('<kind>', `node (${NODE_NAMES.join(', ')})`)
+    .argument('<name>', 'the node')
+    .requiredOption('-p, --patch <patch>', 'the JSON to merge into the resource')
+    .addHelpText(
+      'after',
+      '\nExample (make a node a route reflector):\n' +
+        `  calicoctl patch node worker-node01 -p '{"spec":{"bgp":{"routeReflectorClusterID":"244.0.0.1"}}}'`,
+    )
+    .action(async (kind: string, name: string, flags: { patch: string }) => {
+      if (!NODE_NAMES.includes(kind.toLowerCase())) {
+        throw new CalicoctlError(`ipip-lab's calicoctl patches node resources only, not ${kind}`);
+      }
+      return patchNode(io, name, flags.patch, options.datastore ?? datastoreEndpoint());
     });
 
   const ipam = program.command('ipam').description('IP address management: ipam show');

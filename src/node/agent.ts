@@ -11,25 +11,28 @@ import path from 'node:path';
 import {
   announcedPrefixes,
   buildCluster,
+  bgpPeeringsOf,
   CALICO_DEFAULT_AS,
-  meshPeer,
   meshPeers,
   nodeByName,
   parseSpecDocument,
   underlayRouter,
   underlaySubnet,
+  type BgpConfigurationSpec,
+  type BgpNode,
+  type BgpPeering,
   type BgpPeerSpec,
   type ClusterState,
-  type MeshPeer,
   type NodeState,
   type PeerRoute,
   type SpecDocument,
 } from '../calico/index.js';
-import { BgpSpeaker, type BgpTimers, type NeighbourConfig } from './bgp/index.js';
+import { BgpSpeaker, type BgpTimers } from './bgp/index.js';
 import { connectEtcd, type EtcdStore } from './datastore/etcd-store.js';
 import { syncWorkloads } from './datastore/workloads.js';
 import {
   registerNode,
+  watchBgpConfigurations,
   watchBgpPeers,
   watchNodes,
   withAllocation,
@@ -282,46 +285,39 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         }
       },
     });
-  let meshNeighbours: NeighbourConfig[] = [];
-  let configuredNeighbours: NeighbourConfig[] = [];
-  /** The mesh, and the BGPPeers for this node that are not mesh nodes already (BIRD would refuse a second protocol). */
-  const updateNeighbours = (): void => {
-    const meshAddresses = new Set(meshNeighbours.map((peer) => peer.address.toString()));
-    speaker?.setNeighbours([
-      ...meshNeighbours,
-      ...configuredNeighbours.filter((peer) => !meshAddresses.has(peer.address.toString())),
-    ]);
+  const peerWith = (peerings: readonly BgpPeering[]): void =>
+    speaker?.setNeighbours(
+      peerings.map(({ address, as, type, passive, reflectorClientOf }) => ({
+        address,
+        as,
+        type,
+        passive,
+        ...(reflectorClientOf && { reflectorClient: { clusterId: reflectorClientOf.value } }),
+      })),
+    );
+  /** What confd reads from the datastore, and the peerings it makes of them, recomputed on every change. */
+  const fromDatastore = {
+    nodes: [] as BgpNode[],
+    peers: [] as BgpPeerSpec[],
+    configurations: [] as BgpConfigurationSpec[],
   };
-  const peerWith = (peers: readonly MeshPeer[]): void => {
-    meshNeighbours = peers.map((peer) => ({
-      address: peer.address,
-      as: peer.as,
-      type: 'node-to-node mesh',
-      passive: peer.passive,
-    }));
-    updateNeighbours();
-  };
-  const unsupportedPeers = new Set<string>();
-  /** Global BGPPeers, and this node's own; confd's Global_ and Node_ protocols open as well as listen. */
-  const configurePeers = (peers: readonly BgpPeerSpec[]): void => {
-    configuredNeighbours = peers.flatMap((peer): NeighbourConfig[] => {
-      if (peer.node !== undefined && peer.node !== node.name) return [];
-      if (peer.peerIP.equals(node.ip)) return [];
-      if (peer.asNumber !== CALICO_DEFAULT_AS) {
-        if (!unsupportedPeers.has(peer.name)) {
-          nodeLog(
-            `BGPPeer ${peer.name}: AS ${peer.asNumber} is eBGP, which this lab's speaker does not speak: skipped`,
-          );
-        }
-        unsupportedPeers.add(peer.name);
-        return [];
-      }
-      const type = peer.node === undefined ? 'global' : 'node specific';
-      return [{ address: peer.peerIP, as: peer.asNumber, type, passive: false }];
-    });
-    updateNeighbours();
+  const otherAsReported = new Set<string>();
+  const peerAsDatastoreSays = (): void => {
+    const { peerings, otherAs } = bgpPeeringsOf(
+      node.name,
+      fromDatastore.nodes,
+      fromDatastore.peers,
+      fromDatastore.configurations,
+    );
+    for (const { name, as } of otherAs) {
+      if (otherAsReported.has(name)) continue;
+      otherAsReported.add(name);
+      nodeLog(`BGPPeer ${name}: AS ${as} is eBGP, which this lab's speaker does not speak: skipped`);
+    }
+    peerWith(peerings);
   };
   let stopWatchingPeers: (() => Promise<void>) | undefined;
+  let stopWatchingConfigurations: (() => Promise<void>) | undefined;
   /**
    * The pods' records in etcd (their addresses and WorkloadEndpoints), as the CNI plugin writes them, behind the
    * dataplane: one sync at a time, each from the latest cluster, never holding up a reload's answer.
@@ -340,7 +336,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const meshWith = (state: ClusterState): void => {
     if (!speaker) return;
     const self = nodeByName(state, node.name)!;
-    if (!datastore) peerWith(meshPeers(state, self));
+    if (!datastore) {
+      peerWith(
+        meshPeers(state, self).map(({ address, as, passive }) => ({ address, as, passive, type: 'node-to-node mesh' })),
+      );
+    }
     speaker.announce(announcedPrefixes(state, self));
   };
   let stopWatchingNodes: (() => Promise<void>) | undefined;
@@ -410,17 +410,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       await speaker.listen();
       meshWith(cluster);
       if (datastore) {
-        stopWatchingNodes = await watchNodes(
-          datastore.store,
-          (nodes) =>
-            peerWith(
-              nodes
-                .filter((registered) => registered.name !== node.name)
-                .map((registered) => meshPeer(node.ip, registered.name, registered.address)),
-            ),
-          nodeLog,
-        );
-        stopWatchingPeers = await watchBgpPeers(datastore.store, configurePeers, nodeLog);
+        const watched =
+          <K extends keyof typeof fromDatastore>(what: K) =>
+          (resources: (typeof fromDatastore)[K]) => {
+            fromDatastore[what] = resources;
+            peerAsDatastoreSays();
+          };
+        stopWatchingNodes = await watchNodes(datastore.store, watched('nodes'), nodeLog);
+        stopWatchingPeers = await watchBgpPeers(datastore.store, watched('peers'), nodeLog);
+        stopWatchingConfigurations = await watchBgpConfigurations(datastore.store, watched('configurations'), nodeLog);
       }
     }
     recordWorkloads(cluster);
@@ -453,6 +451,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   } catch (error) {
     await stopWatchingNodes?.();
     await stopWatchingPeers?.();
+    await stopWatchingConfigurations?.();
     await workloadsSynced;
     datastore?.store.close();
     await speaker?.stop();
@@ -480,6 +479,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         await speaker?.stop();
         await stopWatchingNodes?.();
         await stopWatchingPeers?.();
+        await stopWatchingConfigurations?.();
         await workloadsSynced;
         datastore?.store.close();
         api.close();

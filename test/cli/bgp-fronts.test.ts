@@ -334,7 +334,7 @@ describe('calicoctl apply and delete, before any datastore is asked', () => {
     writeFileSync(pool, 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\n');
     const unreachable = { IPIP_LAB_DATASTORE: 'http://127.0.0.1:9' };
     expect((await run(['apply', '-f', pool], unreachable)).stderr).toBe(
-      'Failed to execute command: ipip-lab\'s calicoctl applies BGPPeer resources only, not "IPPool" (the IP pool comes from the lab spec)\n',
+      'Failed to execute command: ipip-lab\'s calicoctl applies BGPPeer and BGPConfiguration resources only, not "IPPool" (the IP pool comes from the lab spec)\n',
     );
     const broken = path.join(directory, 'broken.yaml');
     writeFileSync(
@@ -345,6 +345,8 @@ describe('calicoctl apply and delete, before any datastore is asked', () => {
       `Failed to execute command: ${broken}: spec.peerIP "nowhere" is not an IPv4 address\n`,
     );
     expect((await run(['apply', '-f', path.join(directory, 'missing.yaml')], unreachable)).stderr).toContain('ENOENT');
-    expect((await run(['delete', 'ippool', 'p'], unreachable)).stderr).toContain('deletes bgppeer resources only');
+    expect((await run(['delete', 'ippool', 'p'], unreachable)).stderr).toContain(
+      'deletes bgppeer and bgpconfiguration resources only',
+    );
   });
 });

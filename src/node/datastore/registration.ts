@@ -15,6 +15,9 @@ import {
   parseBgpPeer,
   tunnelHandle,
   underlaySubnet,
+  parseBgpConfiguration,
+  type BgpConfigurationSpec,
+  type BgpNode,
   type BgpPeerSpec,
   type ClusterState,
   type NodeResource,
@@ -44,8 +47,18 @@ export async function registerNode(store: EtcdStore, cluster: ClusterState, node
       (await ipam.addressOf(block, handle)) ??
       (await ipam.assign(node.name, block, handle, { node: node.name, type: 'ipipTunnelAddress' })).address;
   }
-  const resource = nodeResource(node.name, node.ip, underlaySubnet(cluster.spec.network, node.ip), tunnelAddress, now);
-  await store.put(DATASTORE_KEYS.node(node.name), JSON.stringify(resource));
+  const key = DATASTORE_KEYS.node(node.name);
+  const previous = parseStored<Partial<NodeResource>>((await store.get(key))?.value);
+  const resource = nodeResource(node.name, node.ip, underlaySubnet(cluster.spec.network, node.ip), tunnelAddress, now, {
+    ...(previous?.metadata?.creationTimestamp !== undefined && {
+      creationTimestamp: previous.metadata.creationTimestamp,
+    }),
+    labels: { ...previous?.metadata?.labels, ...node.labels },
+    ...(previous?.spec?.bgp?.routeReflectorClusterID !== undefined && {
+      routeReflectorClusterID: previous.spec.bgp.routeReflectorClusterID,
+    }),
+  });
+  await store.put(key, JSON.stringify(resource));
   return { block, tunnelAddress };
 }
 
@@ -59,23 +72,36 @@ export function withAllocation(cluster: ClusterState, nodeName: string, allocati
   };
 }
 
-export interface RegisteredNode {
-  name: string;
-  address: Ipv4Address;
+function parseStored<T>(value: string | undefined): T | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as T;
+  } catch {
+    return undefined;
+  }
 }
 
-/** A Node value's BGP address, or why it is unusable: a malformed object is skipped, never a crash. */
-export function registeredNode(key: string, value: string): RegisteredNode | string {
-  let resource: Partial<NodeResource>;
-  try {
-    resource = JSON.parse(value) as Partial<NodeResource>;
-  } catch {
-    return `${key}: not JSON`;
-  }
+/** A Node value as confd reads it (`/calico/bgp/v1/host/NAME/…`), or why it is unusable: skipped, never a crash. */
+export function registeredNode(key: string, value: string): BgpNode | string {
+  const resource = parseStored<Partial<NodeResource>>(value);
+  if (!resource) return `${key}: not JSON`;
   const cidr = resource.spec?.bgp?.ipv4Address;
   const address = typeof cidr === 'string' ? Ipv4Address.tryParse(cidr.split('/')[0]) : undefined;
   if (!address) return `${key}: no spec.bgp.ipv4Address`;
-  return { name: key.slice(DATASTORE_KEYS.nodes.length), address };
+  const labels = resource.metadata?.labels ?? {};
+  if (typeof labels !== 'object' || Object.values(labels).some((label) => typeof label !== 'string')) {
+    return `${key}: metadata.labels is not a map of strings`;
+  }
+  const clusterId = resource.spec?.bgp?.routeReflectorClusterID;
+  if (clusterId !== undefined && clusterId !== '' && !Ipv4Address.tryParse(String(clusterId))) {
+    return `${key}: spec.bgp.routeReflectorClusterID ${JSON.stringify(clusterId)} is not an IPv4 address`;
+  }
+  return {
+    name: key.slice(DATASTORE_KEYS.nodes.length),
+    address,
+    labels,
+    ...(clusterId && { routeReflectorClusterId: Ipv4Address.parse(clusterId) }),
+  };
 }
 
 /**
@@ -120,23 +146,27 @@ async function watchResources<T>(
 /** Every registered Node, now and after each change (confd's `/calico/bgp/v1/host`). */
 export function watchNodes(
   store: EtcdStore,
-  onNodes: (nodes: RegisteredNode[]) => void,
+  onNodes: (nodes: BgpNode[]) => void,
   log: (line: string) => void,
 ): Promise<() => Promise<void>> {
   return watchResources(store, DATASTORE_KEYS.nodes, 'Node', registeredNode, onNodes, log);
 }
 
-/** A stored BGPPeer, or why it is unusable. */
-export function storedBgpPeer(key: string, value: string): BgpPeerSpec | string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return `${key}: not JSON`;
-  }
-  const peer = parseBgpPeer(parsed);
-  return typeof peer === 'string' ? `${key}: ${peer}` : peer;
+/** A stored resource through its parser, or why it is unusable. */
+function storedResource<T>(parse: (value: unknown) => T | string): (key: string, value: string) => T | string {
+  return (key, value) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return `${key}: not JSON`;
+    }
+    const resource = parse(parsed);
+    return typeof resource === 'string' ? `${key}: ${resource}` : resource;
+  };
 }
+
+export const storedBgpPeer = storedResource(parseBgpPeer);
 
 /** Every BGPPeer, now and after each change (confd's `/calico/bgp/v1/global/peer_v4` and `…/host/NODE/peer_v4`). */
 export function watchBgpPeers(
@@ -145,4 +175,20 @@ export function watchBgpPeers(
   log: (line: string) => void,
 ): Promise<() => Promise<void>> {
   return watchResources(store, DATASTORE_KEYS.bgpPeers, 'BGPPeer', storedBgpPeer, onPeers, log);
+}
+
+/** Every BGPConfiguration, now and after each change (confd's `/calico/bgp/v1/global/node_mesh` and `as_num`). */
+export function watchBgpConfigurations(
+  store: EtcdStore,
+  onConfigurations: (configurations: BgpConfigurationSpec[]) => void,
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
+  return watchResources(
+    store,
+    DATASTORE_KEYS.bgpConfigurations,
+    'BGPConfiguration',
+    storedResource(parseBgpConfiguration),
+    onConfigurations,
+    log,
+  );
 }

@@ -30,10 +30,40 @@ describe('parseBgpPeer', () => {
       'spec.asNumber 0 is not an AS number (1 to 4294967295)',
     ],
     [{ ...GLOBAL, spec: { peerIP: '10.0.0.50', asNumber: '64512' } }, 'spec.asNumber "64512" is not an AS number'],
-    [{ ...GLOBAL, spec: { ...GLOBAL.spec, nodeSelector: 'all()' } }, 'spec.nodeSelector is not supported'],
+    [
+      { ...GLOBAL, spec: { ...GLOBAL.spec, node: 'a', nodeSelector: 'all()' } },
+      'spec.node and spec.nodeSelector cannot both be set',
+    ],
+    [
+      { ...GLOBAL, spec: { ...GLOBAL.spec, peerSelector: "route-reflector == 'true'" } },
+      'spec.peerIP must be empty when spec.peerSelector is set',
+    ],
+    [
+      { ...GLOBAL, spec: { asNumber: 64512, peerSelector: "route-reflector == 'true'" } },
+      'spec.asNumber must be empty when spec.peerSelector is set',
+    ],
+    [
+      { ...GLOBAL, spec: { peerSelector: 'route-reflector = true' } },
+      'spec.peerSelector: selector "route-reflector = true": expected an operator after "route-reflector" at character 17',
+    ],
     [{ ...GLOBAL, spec: { ...GLOBAL.spec, node: 7 } }, 'spec.node is not a node name'],
   ])('refuses %j: %s', (value, reason) => {
     expect(parseBgpPeer(value)).toContain(reason);
+  });
+
+  test("the route reflector peering of Calico's docs: every node with the nodes labelled route-reflector", () => {
+    const peer = parseBgpPeer({
+      ...GLOBAL,
+      metadata: { name: 'peer-with-route-reflectors' },
+      spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+    });
+    if (typeof peer === 'string') throw new Error(peer);
+    expect(peer.peerIP).toBeUndefined();
+    expect(peer.nodeSelector?.matches({})).toBe(true);
+    expect(peer.peerSelector?.matches({ 'route-reflector': 'true' })).toBe(true);
+    expect(peer.peerSelector?.matches({ 'route-reflector': 'false' })).toBe(false);
+    const stored = JSON.parse(JSON.stringify(bgpPeerResource(peer, new Date(0))));
+    expect(stored.spec).toEqual({ nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" });
   });
 
   test('bgpPeerResource is what parseBgpPeer reads back', () => {
