@@ -107,7 +107,7 @@ function readResources(file: string): ResourceToWrite[] {
           `resources only, not ${JSON.stringify(kind)} (the IP pool comes from the lab spec)`,
       );
     }
-    const spec = (stored.parse as (value: unknown) => { name: string } | string)(object);
+    const spec = (stored.parse)(object);
     if (typeof spec === 'string') throw new CalicoctlError(`Failed to execute command: ${file}: ${spec}`);
     return {
       kind: stored.kind,
