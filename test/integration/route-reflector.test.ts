@@ -12,6 +12,7 @@ import { REPO_ROOT } from '../support/cli.js';
 const REFLECTORS = ['master-node', 'worker-node02'];
 const CLUSTER_ID = '244.0.0.1';
 const CLIENT_BIRD = '10.39.0.50';
+const REFLECTOR_BIRD = '10.39.0.51';
 const CONVERGED_WITHIN_MS = 30_000;
 
 const MESH_OFF_YAML = `apiVersion: projectcalico.org/v3
@@ -56,6 +57,27 @@ function clientConfig(reflectors: readonly string[]): string {
     '  connect retry time 3;',
     '}',
     ...reflectors.map((ip) => `protocol bgp RR_${ip.replace(/\./g, '_')} from reflectors { neighbor ${ip} as 64512; }`),
+    '',
+  ].join('\n');
+}
+
+/** BIRD as a route reflector for every node, its clients, in a cluster of its own; it reflects and originates nothing. */
+function reflectorConfig(nodes: readonly string[]): string {
+  return [
+    `router id ${REFLECTOR_BIRD};`,
+    'protocol device { scan time 2; }',
+    'template bgp clients {',
+    '  debug { states };',
+    '  local as 64512;',
+    '  direct;',
+    '  rr client;',
+    '  rr cluster id 244.0.0.2;',
+    '  import all;',
+    '  export all;',
+    '  connect delay time 1;',
+    '  connect retry time 3;',
+    '}',
+    ...nodes.map((ip) => `protocol bgp Client_${ip.replace(/\./g, '_')} from clients { neighbor ${ip} as 64512; }`),
     '',
   ].join('\n');
 }
@@ -185,5 +207,45 @@ describe('route reflectors, configured with calicoctl', () => {
     const section = detail.slice(detail.indexOf(worker01Block)).split(/\n(?=\S)/)[0];
     expect(section).toContain('BGP.originator_id: 10.39.0.11');
     expect(section).toContain(`BGP.cluster_list: ${CLUSTER_ID}`);
+  });
+
+  test('a real BIRD as the only reflector: our nodes, its clients, learn every block through it', async () => {
+    const reflector = await lab.startBgpPeer({
+      name: 'rr-bird',
+      ip: REFLECTOR_BIRD,
+      config: reflectorConfig(lab.nodes().map((node) => node.ip)),
+    });
+    const master = lab.node('master-node');
+    // Our reflectors stand down (a null in a patch removes the field); every node peers with BIRD, globally.
+    for (const name of REFLECTORS) {
+      await calicoctl(master, `calicoctl patch node ${name} -p '{"spec":{"bgp":{"routeReflectorClusterID":null}}}'`);
+    }
+    expect(await calicoctl(master, 'calicoctl delete bgppeer peer-with-route-reflectors')).toBe(
+      "Successfully deleted 1 'BGPPeer' resource(s)\n",
+    );
+    await calicoctl(master, 'calicoctl delete bgppeer bird-client');
+    await calicoctl(
+      master,
+      `calicoctl apply -f - <<'EOF'\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: bird-reflector\n` +
+        `spec:\n  peerIP: ${REFLECTOR_BIRD}\n  asNumber: 64512\nEOF`,
+    );
+    const onlyBird = async () => {
+      for (const node of lab.nodes()) {
+        const peers = ((await node.bgp())?.neighbours ?? []).map(
+          (peer) => `${peer.address} ${peer.type} ${peer.state}`,
+        );
+        if (JSON.stringify(peers) !== JSON.stringify([`${REFLECTOR_BIRD} global Established`])) return false;
+      }
+      return true;
+    };
+    await until(onlyBird, CONVERGED_WITHIN_MS, 'every node to peer with the BIRD reflector only');
+    await until(everyBlockEverywhere, CONVERGED_WITHIN_MS, 'every block on every node through BIRD');
+    const learned = (await lab.node('worker-node01').bgp())?.routes ?? [];
+    expect(new Set(learned.map((route) => route.from))).toEqual(new Set(['Global_10_39_0_51']));
+    expect((await reflector.protocols()).filter((row) => row.info === 'Established')).toHaveLength(4);
+    const [from] = lab.podsOn('worker-node01');
+    const [to] = lab.podsOn('worker-node03');
+    const report = await lab.node('worker-node01').ping({ from: from.name, to: to.name, count: 2, intervalMs: 200 });
+    expect(report.received).toBe(2);
   });
 });
