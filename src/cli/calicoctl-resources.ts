@@ -107,7 +107,7 @@ function readResources(file: string): ResourceToWrite[] {
           `resources only, not ${JSON.stringify(kind)} (the IP pool comes from the lab spec)`,
       );
     }
-    const spec = (stored.parse)(object);
+    const spec = stored.parse(object);
     if (typeof spec === 'string') throw new CalicoctlError(`Failed to execute command: ${file}: ${spec}`);
     return {
       kind: stored.kind,
@@ -184,15 +184,23 @@ export function resourcesIn(file: string): { kind: KindName; name: string }[] {
   return readResources(file).map(({ kind, name }) => ({ kind, name }));
 }
 
-/** `get bgppeer [NAME] [-o wide|json|yaml]`: NAME, PEERIP, NODE (`(global)`), ASN, as calicoctl's table prints them. */
-export async function getBgpPeers(endpoint: string, name: string | undefined): Promise<BgpPeerResource[]> {
-  const stored = await withStore(endpoint, (store) => store.list(DATASTORE_KEYS.bgpPeers));
+/**
+ * The stored resources of one kind (`get bgppeer [NAME]`, and `get node -o yaml` where there is a datastore), sorted
+ * by name; a name that is not there is calicoctl's refusal.
+ */
+export async function getStored<T extends { metadata: { name: string } }>(
+  endpoint: string,
+  kind: 'BGPPeer' | 'Node',
+  name: string | undefined,
+): Promise<T[]> {
+  const prefix = kind === 'BGPPeer' ? DATASTORE_KEYS.bgpPeers : DATASTORE_KEYS.nodes;
+  const stored = await withStore(endpoint, (store) => store.list(prefix));
   const resources = [...stored.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([, { value }]) => JSON.parse(value) as BgpPeerResource)
+    .map(([, { value }]) => JSON.parse(value) as T)
     .filter((resource) => name === undefined || resource.metadata.name === name);
   if (name !== undefined && resources.length === 0) {
-    throw new CalicoctlError(`resource does not exist: BGPPeer(${name}) with error: <nil>`);
+    throw new CalicoctlError(`resource does not exist: ${kind}(${name}) with error: <nil>`);
   }
   return resources;
 }

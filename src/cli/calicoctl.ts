@@ -6,7 +6,15 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { ipPoolResource, nodeResource, SpecError, underlaySubnet, type ClusterState } from '../calico/index.js';
+import {
+  ipPoolResource,
+  nodeResource,
+  SpecError,
+  underlaySubnet,
+  type BgpPeerResource,
+  type ClusterState,
+  type NodeResource,
+} from '../calico/index.js';
 import type { SpeakerStatus } from '../node/bgp/index.js';
 import { openClusterView } from './cluster-source.js';
 import { AgentClient, AgentError, agentSocketPath } from './commands/agent-client.js';
@@ -19,7 +27,7 @@ import {
   CalicoctlError,
   datastoreEndpoint,
   deleteResources,
-  getBgpPeers,
+  getStored,
   labelNode,
   patchNode,
   renderGetBgpPeers,
@@ -120,7 +128,7 @@ function printResources(
 
 async function get(io: Io, kind: string, name: string | undefined, output: string, options: CalicoctlOptions) {
   if (BGPPEER_NAMES.includes(kind)) {
-    const peers = await getBgpPeers(options.datastore ?? datastoreEndpoint(), name);
+    const peers = await getStored<BgpPeerResource>(options.datastore ?? datastoreEndpoint(), 'BGPPeer', name);
     if (output === 'json' || output === 'yaml') return printResources(io, output, 'BGPPeer', peers, name !== undefined);
     return io.out(renderGetBgpPeers(peers));
   }
@@ -135,6 +143,13 @@ async function get(io: Io, kind: string, name: string | undefined, output: strin
       return printResources(io, output, 'IPPool', [pool], name !== undefined);
     }
     return io.out(renderGetIpPools(cluster, wide));
+  }
+  if (NODE_NAMES.includes(kind) && (output === 'json' || output === 'yaml') && options.spec === undefined) {
+    // Where the lab has a datastore, the Nodes are the ones calico-node registered, with what calicoctl changed.
+    if (options.datastore !== undefined || process.env.IPIP_LAB_DATASTORE || process.env.ETCDCTL_ENDPOINTS) {
+      const stored = await getStored<NodeResource>(options.datastore ?? datastoreEndpoint(), 'Node', name);
+      return printResources(io, output, 'Node', stored, name !== undefined);
+    }
   }
   if (NODE_NAMES.includes(kind)) {
     const nodes = name === undefined ? cluster.nodes : cluster.nodes.filter((node) => node.name === name);

@@ -142,6 +142,29 @@ describe('route reflectors, configured with calicoctl', () => {
       'Successfully applied 2 resource(s)\n',
     ]);
 
+    // What calicoctl changed is in the Node resource, and bad changes are refused with calicoctl's words.
+    const yaml = await calicoctl(master, 'calicoctl get node master-node -o yaml');
+    expect(yaml).toContain(`routeReflectorClusterID: ${CLUSTER_ID}`);
+    expect(yaml).toMatch(/route-reflector: "true"/);
+    const relabel = await master.exec(['calicoctl', 'label', 'nodes', 'master-node', 'route-reflector=false']);
+    expect(relabel.stderr).toBe(
+      "failed to update label of nodes master-node, key route-reflector is already present. please use '--overwrite' to set a new value.\n",
+    );
+    const badPatch = await master.exec([
+      'calicoctl',
+      'patch',
+      'node',
+      'worker-node01',
+      '-p',
+      '{"spec":{"bgp":{"routeReflectorClusterID":"not-an-ip"}}}',
+    ]);
+    expect(badPatch).toMatchObject({ exitCode: 1 });
+    expect(badPatch.stderr).toContain('spec.bgp.routeReflectorClusterID "not-an-ip" is not an IPv4 address');
+    const missing = await master.exec(['calicoctl', 'label', 'nodes', 'worker-node09', 'a=b']);
+    expect(missing.stderr).toBe(
+      'failed to get nodes worker-node09, error resource does not exist: Node(worker-node09) with error: <nil>\n',
+    );
+
     const onlyReflectors = async () => {
       const status = await lab.node('worker-node01').bgp();
       const peers = (status?.neighbours ?? []).map((peer) => `${peer.address} ${peer.type} ${peer.state}`);
