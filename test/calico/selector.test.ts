@@ -141,7 +141,8 @@ test('&& binds tighter than ||, and ! tighter than both, without parentheses', (
     left: { op: '!', operand: { op: 'has', key: 'a' } },
     right: { op: '&&', left: { op: '==', key: 'a', value: '1' }, right: { op: '==', key: 'b', value: '2' } },
   };
-  for (const labels of [{}, { a: '1' }, { a: '1', b: '2' }, { a: '2', b: '2' }]) {
+  const labelSets: Record<string, string>[] = [{}, { a: '1' }, { a: '1', b: '2' }, { a: '2', b: '2' }];
+  for (const labels of labelSets) {
     expect(parseSelector(text).matches(labels)).toBe(evaluate(tree, labels));
   }
 });

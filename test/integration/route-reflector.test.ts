@@ -108,7 +108,7 @@ describe('route reflectors, configured with calicoctl', () => {
       for (const owner of lab.nodes().filter((other) => other !== node)) {
         for (const block of owner.state.blocks) {
           const route = learned.find((candidate) => String(candidate.destination) === String(block));
-          if (route?.nextHop !== owner.ip) return false;
+          if (String(route?.nextHop) !== owner.ip) return false;
         }
       }
     }
