@@ -12,3 +12,4 @@ export * from './selector.js';
 export * from './bird-config.js';
 export * from './datastore/index.js';
 export * from './kind-config.js';
+export * from './spec-addresses.js';

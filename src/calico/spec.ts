@@ -38,7 +38,7 @@ export interface NetworkSpec {
 }
 
 /** The subnet a node's eth0 is on, as calico-node autodetects it with its address: what CrossSubnet compares against. */
-export function underlaySubnet(network: NetworkSpec, ip: Ipv4Address): Ipv4Prefix {
+export function underlaySubnet(network: Pick<NetworkSpec, 'cidr' | 'subnets'>, ip: Ipv4Address): Ipv4Prefix {
   return network.subnets.find((subnet) => subnet.contains(ip)) ?? network.cidr;
 }
 
@@ -459,7 +459,14 @@ function parseNode(at: At, value: unknown): NodeSpec {
   const map = mapping(at, value, ['name', 'ip', 'role', 'labels']);
   return {
     name: subdomainName(at.key('name'), map.name),
-    ip: address(at.key('ip'), map.ip),
+    ip: absent(map.ip)
+      ? at
+          .key('ip')
+          .fail(
+            'is required: give every node its address, or run the agents with a datastore (--datastore), where ' +
+              'each registers the address it has in network.cidr and finds the others',
+          )
+      : address(at.key('ip'), map.ip),
     role: oneOf(at.key('role'), map.role, ROLES),
     labels: nodeLabelMap(at.key('labels'), map.labels),
   };

@@ -15,6 +15,7 @@ import { runThroughAgent } from './commands/remote-exec.js';
 import { registerAgentCommands } from './commands/agent-commands.js';
 import { registerGenSpecCommand } from './commands/gen-spec.js';
 import { registerKindCommand } from './commands/kind.js';
+import { registerSwarmCommand } from './commands/swarm.js';
 import { jsonOutputOption, printJson, processIo, specOption, type CommonOptions, type Io } from './common.js';
 import { IPIP_LAB_VERSION } from './environment.js';
 import { ExitStatus, UsageError } from './errors.js';
@@ -219,6 +220,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerAgentCommands(program, io);
   registerGenSpecCommand(program, io);
   registerKindCommand(program, io);
+  registerSwarmCommand(program, io);
   return program;
 }
 

@@ -46,7 +46,8 @@ import {
   type ApiHandler,
   type ReloadResult,
 } from './api.js';
-import { writeLabNodes } from './hosts-file.js';
+import { Ipv4Address } from '../routing/address.js';
+import { writeLabNodes, type HostEntry } from './hosts-file.js';
 import { TUNNEL_INTERFACE } from './interface-names.js';
 import { KernelNode } from './kernel/kernel-node.js';
 import { kernelDataplaneUnavailable } from './kernel/requirements.js';
@@ -157,6 +158,13 @@ function chooseDataplane(options: AgentOptions, log: (line: string) => void): Da
   return 'userspace';
 }
 
+/** The host name of `asked` with the address it was reached at, unless `asked` named an address already. */
+function hostOf(asked: string | undefined, connected: string): HostEntry[] {
+  const name = asked === undefined ? '' : new URL(asked).hostname;
+  const ip = Ipv4Address.tryParse(new URL(connected).hostname);
+  return name === '' || Ipv4Address.tryParse(name) || !ip ? [] : [{ name, ip }];
+}
+
 /** Connects to the datastore, waiting as long as asked, and claims the node's block and tunnel address there. */
 async function joinDatastore(
   options: { endpoint: string; timeoutMs: number },
@@ -195,6 +203,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const ownView = (state: ClusterState): ClusterState =>
     datastore ? withAllocation(state, node.name, datastore.allocation) : state;
   const cluster = ownView(options.cluster);
+  // A datastore reached by name (a swarm lab's `etcd` service) gets a line of the hosts file too, for etcdctl.
+  const datastoreHost = datastore ? hostOf(options.datastore?.endpoint, datastore.store.endpoint) : [];
 
   // One line per kind of failure: a peer that keeps refusing packets must not flood the log.
   const reported = new Set<string>();
@@ -247,7 +257,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const resolveNodes = (state: ClusterState): void => {
     if (options.hostsFile === undefined) return;
     try {
-      writeLabNodes(options.hostsFile, state.nodes);
+      writeLabNodes(options.hostsFile, [...state.nodes, ...datastoreHost]);
     } catch (error) {
       reportOnce(`cannot write the node names into ${options.hostsFile}`, error);
     }

@@ -7,10 +7,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { NodeState } from '../calico/index.js';
 
+/** A name and its address: a lab node, or the datastore where it is reached by name. */
+export type HostEntry = Pick<NodeState, 'name' | 'ip'>;
+
 const BEGIN = '# ipip-lab: the lab nodes (rewritten by the agent)';
 const END = '# ipip-lab: end';
 
-export function withLabNodes(hosts: string, nodes: readonly NodeState[]): string {
+export function withLabNodes(hosts: string, nodes: readonly HostEntry[]): string {
   const kept: string[] = [];
   let inside = false;
   for (const line of hosts.split('\n')) {
@@ -28,7 +31,7 @@ export function withLabNodes(hosts: string, nodes: readonly NodeState[]): string
 }
 
 /** Rewrites our block of `path`; a file we may not write is left alone, and the caller logs why. */
-export function writeLabNodes(path: string, nodes: readonly NodeState[]): void {
+export function writeLabNodes(path: string, nodes: readonly HostEntry[]): void {
   const before = readFileSync(path, 'utf8');
   const after = withLabNodes(before, nodes);
   // Docker bind-mounts /etc/hosts: it must be written in place, never replaced by a rename.

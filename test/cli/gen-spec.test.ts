@@ -109,6 +109,8 @@ describe('ipip-lab gen-spec', () => {
     [['--nodes', '3', '--name', 'My_Lab'], /gen-spec: --name: "My_Lab" is not a DNS-1123 label/],
     [['--nodes', '3', '--compose', 'lab.compose.yml'], /--compose needs -o FILE too/],
     [['--nodes', '3', '-o', 'lab.yml', '--compose', './lab.yml'], /--compose and -o name the same file/],
+    [['--nodes', '3', '--swarm', 'lab.stack.yml'], /--swarm needs -o FILE too/],
+    [['--nodes', '3', '-o', 'l.yml', '--swarm', 's.yml', '--compose', 'c.yml'], /--compose and --swarm: choose one/],
   ])('gen-spec %j exits 2 with a one-line reason', async (args, message) => {
     const result = await cli('gen-spec', ...args);
     expect(result.code).toBe(2);

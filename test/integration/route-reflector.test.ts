@@ -186,8 +186,8 @@ describe('route reflectors, configured with calicoctl', () => {
     }
     // A reflector keeps the other reflector (its own cluster: not a client) and every other node (its clients).
     const reflector = await lab.node('master-node').bgp();
-    expect(reflector?.neighbours.map((peer) => `${peer.address} ${peer.state}`)).toEqual(
-      ['10.39.0.12', '10.39.0.11', '10.39.0.13'].map((ip) => `${ip} Established`),
+    expect(reflector?.neighbours.map((peer) => `${peer.address} ${peer.state}`).sort()).toEqual(
+      ['10.39.0.11', '10.39.0.12', '10.39.0.13'].map((ip) => `${ip} Established`),
     );
 
     // Two clients, neither peering with the other, reach each other's pods over reflected routes.

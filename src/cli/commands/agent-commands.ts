@@ -3,9 +3,11 @@
  * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
  */
 import { BIRD_TIMERS } from '../../node/bgp/index.js';
+import { AddressDiscoveryError, resolveSpecAddresses } from '../../node/datastore/addresses.js';
 import { DatastoreUnavailableError } from '../../node/datastore/etcd-store.js';
 import { BGP_PORT } from '../../wire/bgp.js';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { nodeByName, podByName, type ClusterState, type NodeState, type PodState } from '../../calico/index.js';
 import { AgentConfigError, startAgent } from '../../node/agent.js';
@@ -31,6 +33,9 @@ import { registerPageCommand } from './page-command.js';
 
 import { registerManifestCommands } from './manifest-commands.js';
 import { renderStats } from './stats-view.js';
+
+/** How long a node the spec gives no address waits for every other one to register theirs (a swarm lab's start). */
+const ADDRESSES_TIMEOUT_MS = 180_000;
 
 /** After stop(), anything still holding the event loop must not keep a stopping container alive past its grace. */
 const EXIT_GRACE_MS = 500;
@@ -168,7 +173,13 @@ function registerNode(program: Command, io: Io): void {
     .description(
       "run a node's agent: the dataplane, the node's simulated pods and the control API (the container's main process)",
     )
-    .requiredOption('--name <node>', 'which node of the spec this machine is; its ip must be on one of our interfaces')
+    .addOption(
+      new Option(
+        '--name <node>',
+        'which node of the spec this machine is; its ip must be on one of our interfaces (a node the spec gives no ip ' +
+          'takes the one it has in network.cidr and registers it in the datastore)',
+      ).default(os.hostname(), 'the hostname, as calico-node names its node'),
+    )
     .addOption(
       new Option('--api-port <port>', 'control API port on the node address').argParser(
         integer('--api-port', { min: 1, max: 65_535 }),
@@ -252,12 +263,27 @@ function registerNode(program: Command, io: Io): void {
     .action(async (options: NodeCommandOptions) => {
       const log = (line: string): void => io.out(`${line}\n`);
       const specPath = resolveSpecPath(options.spec);
-      const spec = readSpecFile(specPath);
-      const state = clusterOf(spec);
       const stopped = stopSignal();
       const datastore =
         options.datastore ??
         (process.env.IPIP_LAB_DATASTORE ? datastoreUrl(process.env.IPIP_LAB_DATASTORE) : undefined);
+      try {
+        await resolveSpecAddresses({
+          specPath,
+          nodeName: options.name,
+          datastore,
+          datastoreTimeoutMs: options.datastoreTimeout * 1000,
+          addressesTimeoutMs: ADDRESSES_TIMEOUT_MS,
+          log,
+        });
+      } catch (error) {
+        if (error instanceof DatastoreUnavailableError || error instanceof AddressDiscoveryError) {
+          throw new UsageError(error.message);
+        }
+        throw error;
+      }
+      const spec = readSpecFile(specPath);
+      const state = clusterOf(spec);
       let agent;
       try {
         agent = await startAgent({

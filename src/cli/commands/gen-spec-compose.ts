@@ -21,10 +21,10 @@ export interface ComposeLayout {
   readonly controlPlane?: { readonly datastore: Ipv4Address };
 }
 
-const NODE_IMAGE = 'ipip-lab-node:dev';
+export const NODE_IMAGE = 'ipip-lab-node:dev';
 const NETWORK = 'lab';
 const SPEC_VOLUME = 'spec';
-const SEED_PATH = '/etc/ipip-lab-seed.yaml';
+export const SEED_PATH = '/etc/ipip-lab-seed.yaml';
 const API_PORT = 9440;
 
 /**
@@ -34,8 +34,8 @@ const API_PORT = 9440;
  */
 export const NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN'];
 /** The kernel dataplane's (README, "Privileges"): tunl0, the routes and the veths, the pods' namespaces. */
-const KERNEL_NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN', 'SYS_ADMIN'];
-const ETCD_PORT = 2379;
+export const KERNEL_NODE_CAPABILITIES: readonly string[] = ['NET_ADMIN', 'SYS_ADMIN'];
+export const ETCD_PORT = 2379;
 
 /**
  * Each check is a `docker exec` (tens of milliseconds of the Docker daemons' CPU), so a larger lab checks each node less
@@ -44,7 +44,7 @@ const ETCD_PORT = 2379;
 const HEALTH_CHECKS_PER_SECOND = 2;
 const MIN_HEALTH_INTERVAL_S = 5;
 
-function healthInterval(nodes: number): string {
+export function healthInterval(nodes: number): string {
   return `${Math.max(MIN_HEALTH_INTERVAL_S, Math.ceil(nodes / HEALTH_CHECKS_PER_SECOND))}s`;
 }
 
@@ -53,7 +53,7 @@ function healthInterval(nodes: number): string {
  * process (~0.4 s of CPU). Fifty nodes checked every 5 s that way would keep two CPUs busy on health checks alone.
  * `$$` is Compose's escape for a literal `$`.
  */
-const HEALTHCHECK =
+export const HEALTHCHECK =
   `exec 3<>/dev/tcp/$$(hostname -i)/${API_PORT} && printf 'GET /v1/node HTTP/1.0\\r\\n\\r\\n' >&3 && ` +
   `head -n 1 <&3 | grep -q ' 200 '`;
 
@@ -75,7 +75,7 @@ function header(spec: ClusterSpec, layout: ComposeLayout, file: string): string 
 }
 
 /** Short lists on one line, as the root docker-compose.yml writes them. */
-function inline(document: Document, items: readonly string[]): YAMLSeq {
+export function inline(document: Document, items: readonly string[]): YAMLSeq {
   const seq = document.createNode(items) as YAMLSeq;
   seq.flow = true;
   return seq;
@@ -139,13 +139,21 @@ function commentKey(map: YAMLMap, key: string, comment: string): void {
   found.key.commentBefore = comment;
 }
 
-function pair(key: string, value: unknown, comment?: string): Pair {
+export function pair(key: string, value: unknown, comment?: string): Pair {
   const keyNode = new Scalar(key);
   if (comment !== undefined) keyNode.commentBefore = comment;
   return new Pair(keyNode, value);
 }
 
-/** The Compose file, as YAML text; `file` is its own name as the user will type it in the header's commands. */
+export function etcdHealthcheck(document: Document): unknown {
+  return {
+    test: inline(document, ['CMD', 'etcdctl', `--endpoints=http://127.0.0.1:${ETCD_PORT}`, 'endpoint', 'health']),
+    interval: '5s',
+    timeout: '3s',
+    retries: 5,
+  };
+}
+
 /** etcd from the node image, its data in a volume that outlives `down` as the spec does (`down -v` forgets both). */
 function etcdService(document: Document, address: Ipv4Address): YAMLMap {
   return document.createNode({
@@ -162,16 +170,12 @@ function etcdService(document: Document, address: Ipv4Address): YAMLMap {
       `--advertise-client-urls=${etcdUrl(address)}`,
     ],
     volumes: ['etcd:/var/lib/etcd'],
-    healthcheck: {
-      test: inline(document, ['CMD', 'etcdctl', `--endpoints=http://127.0.0.1:${ETCD_PORT}`, 'endpoint', 'health']),
-      interval: '5s',
-      timeout: '3s',
-      retries: 5,
-    },
+    healthcheck: etcdHealthcheck(document),
     networks: { [NETWORK]: { ipv4_address: address.toString() } },
   });
 }
 
+/** The Compose file, as YAML text; `file` is its own name as the user will type it in the header's commands. */
 export function composeFileFor(spec: ClusterSpec, layout: ComposeLayout, file: string): string {
   const document = new Document();
   const defaults = nodeDefaults(document, spec, layout);

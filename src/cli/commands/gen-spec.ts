@@ -18,6 +18,7 @@ import type { Io } from '../common.js';
 import { packageRoot } from '../../package-root.js';
 import { UsageError } from '../errors.js';
 import { composeFileFor } from './gen-spec-compose.js';
+import { swarmSpecText, swarmStackFor } from './gen-spec-swarm.js';
 
 interface GenSpecFlags {
   nodes: number;
@@ -27,6 +28,7 @@ interface GenSpecFlags {
   pool: string;
   output?: string;
   compose?: string;
+  swarm?: string;
 }
 
 const FLAGS: Record<GenerateSpecOption, string> = {
@@ -58,6 +60,8 @@ Examples:
   docker compose -f large.compose.yml up -d --build --wait
   docker compose -f large.compose.yml exec kind-control-plane kubectl get pods -o wide
   npx ipip-lab get nodes -o wide --spec large.yaml               # the same views without a lab
+  ipip-lab gen-spec --nodes 20 -o swarm.yaml --swarm swarm.stack.yml # a lab across a swarm's machines:
+  docker stack deploy -c swarm.stack.yml ipip-lab-kind            # its nodes register their addresses in etcd
 `;
 
 function wholeNumber(text: string): number {
@@ -110,15 +114,22 @@ function generate(options: Required<GenerateSpecOptions>): GeneratedSpec {
   }
 }
 
-function run(flags: GenSpecFlags, io: Io): void {
-  const { output, compose } = flags;
-  if (compose !== undefined) {
-    if (output === undefined)
-      throw new UsageError('--compose needs -o FILE too: the Compose file mounts the spec from a file');
-    if (path.resolve(compose) === path.resolve(output)) {
-      throw new UsageError('--compose and -o name the same file: the Compose file would replace the spec');
-    }
+/** A lab file beside the spec (--compose, --swarm) needs the spec in a file of its own. */
+function checkLabFile(flag: string, file: string | undefined, output: string | undefined): void {
+  if (file === undefined) return;
+  if (output === undefined) throw new UsageError(`${flag} needs -o FILE too: the lab reads the spec from a file`);
+  if (path.resolve(file) === path.resolve(output)) {
+    throw new UsageError(`${flag} and -o name the same file: the lab's file would replace the spec`);
   }
+}
+
+function run(flags: GenSpecFlags, io: Io): void {
+  const { output, compose, swarm } = flags;
+  if (compose !== undefined && swarm !== undefined) {
+    throw new UsageError('--compose and --swarm: choose one (a spec for a swarm lab has no node addresses)');
+  }
+  checkLabFile('--compose', compose, output);
+  checkLabFile('--swarm', swarm, output);
   const options = {
     nodes: flags.nodes,
     podsPerNode: flags.podsPerNode,
@@ -130,6 +141,15 @@ function run(flags: GenSpecFlags, io: Io): void {
   const command = canonicalCommand(options);
   const text = `# Made by: ${command}\n${generated.text}`;
   if (output === undefined) return io.out(text);
+  if (swarm !== undefined) {
+    const folder = path.dirname(path.resolve(swarm));
+    write(output, swarmSpecText(text));
+    const layout = {
+      specFile: relativeTo(folder, path.resolve(output)),
+      command: `${command} -o ${output} --swarm ${swarm}`,
+    };
+    return write(swarm, swarmStackFor(generated.spec, layout, swarm, `ipip-lab-${options.name}`));
+  }
   if (compose === undefined) return write(output, text);
   const folder = path.dirname(path.resolve(compose));
   const layout = {
@@ -157,6 +177,10 @@ export function registerGenSpecCommand(program: Command, io: Io): void {
     .option('--pool <cidr>', "Calico's IP pool, where pod addresses come from", GENERATED_SPEC_DEFAULTS.poolCidr)
     .option('-o, --output <file>', 'write the spec here (default: standard output)')
     .option('--compose <file>', 'also write a Compose file that runs the lab (needs -o)')
+    .option(
+      '--swarm <file>',
+      'also write a stack file that runs the lab across a Docker Swarm (needs -o; the spec then has no node addresses)',
+    )
     .addHelpText('after', HELP)
     .action((flags: GenSpecFlags) => run(flags, io));
 }

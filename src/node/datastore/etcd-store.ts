@@ -2,11 +2,17 @@
  * The lab's datastore: a real etcd v3, reached with the maintained `etcd3` client, behind the compare-and-swap
  * operations Calico's etcdv3 backend uses (calico/datastore/block-claim.ts names them).
  */
+import { promises as dns } from 'node:dns';
+import { isIPv4 } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import type { CasStore, Stored } from '../../calico/index.js';
 
 export class EtcdStore implements CasStore {
-  constructor(readonly client: Etcd3) {}
+  constructor(
+    readonly client: Etcd3,
+    /** The endpoint as connected to: its host name, if it had one, resolved. */
+    readonly endpoint: string,
+  ) {}
 
   async get(key: string): Promise<Stored | undefined> {
     const { kvs } = await this.client.get(key).exec();
@@ -47,6 +53,17 @@ export class EtcdStore implements CasStore {
 
 const ATTEMPT_MS = 1000;
 
+/**
+ * The endpoint with its host name resolved by DNS (a swarm lab's `etcd` service): the node image resolves names from
+ * /etc/hosts alone (containers/Dockerfile says why), so the system resolver would not find it.
+ */
+async function resolvedEndpoint(endpoint: string): Promise<string> {
+  const url = new URL(endpoint);
+  if (isIPv4(url.hostname)) return endpoint;
+  const [address] = await dns.resolve4(url.hostname);
+  return `${url.protocol}//${address}:${url.port}`;
+}
+
 /** The datastore did not answer within the time the agent waits at start: the CLI exits with code 2. */
 export class DatastoreUnavailableError extends Error {}
 
@@ -60,20 +77,22 @@ export async function connectEtcd(
 ): Promise<EtcdStore> {
   const deadline = Date.now() + options.timeoutMs;
   for (let attempt = 1; ; attempt++) {
-    // A fresh client each time: the client's circuit breaker, once open, would refuse the next tries outright.
-    const client = new Etcd3({ hosts: endpoint, dialTimeout: ATTEMPT_MS });
+    let client: Etcd3 | undefined;
     try {
+      // A fresh client each time: the client's circuit breaker, once open, would refuse the next tries outright.
+      const resolved = await resolvedEndpoint(endpoint);
+      client = new Etcd3({ hosts: resolved, dialTimeout: ATTEMPT_MS });
       // Each try is bounded too: an address nobody answers ARP for would hold one for seconds.
       await client
         .get('/calico')
         .options({ deadline: new Date(Date.now() + ATTEMPT_MS) })
         .exec();
-      return new EtcdStore(client);
+      return new EtcdStore(client, resolved);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // gRPC's words for a bounded try that got no answer say more about gRPC than about the datastore.
       const reason = message.includes('DEADLINE_EXCEEDED') ? `no answer within ${ATTEMPT_MS / 1000} s` : message;
-      client.close();
+      client?.close();
       options.log(`waiting for the datastore at ${endpoint} (attempt ${attempt}: ${reason})`);
       if (Date.now() >= deadline) {
         throw new DatastoreUnavailableError(

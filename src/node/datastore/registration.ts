@@ -20,6 +20,7 @@ import {
   type BgpNode,
   type BgpPeerSpec,
   type ClusterState,
+  type NetworkSpec,
   type NodeResource,
   type NodeState,
 } from '../../calico/index.js';
@@ -47,19 +48,35 @@ export async function registerNode(store: EtcdStore, cluster: ClusterState, node
       (await ipam.addressOf(block, handle)) ??
       (await ipam.assign(node.name, block, handle, { node: node.name, type: 'ipipTunnelAddress' })).address;
   }
-  const key = DATASTORE_KEYS.node(node.name);
+  await putNode(store, cluster.spec.network, node.name, node.ip, tunnelAddress, node.labels, now);
+  return { block, tunnelAddress };
+}
+
+/**
+ * Writes this node's Node with the address the mesh peers with, keeping what others set on it since: its creation
+ * time, the labels `calicoctl label` gave it, its route reflector cluster.
+ */
+export async function putNode(
+  store: EtcdStore,
+  network: Pick<NetworkSpec, 'cidr' | 'subnets'>,
+  name: string,
+  ip: Ipv4Address,
+  tunnelAddress: Ipv4Address | undefined,
+  labels: Readonly<Record<string, string>>,
+  now = new Date(),
+): Promise<void> {
+  const key = DATASTORE_KEYS.node(name);
   const previous = parseStored<Partial<NodeResource>>((await store.get(key))?.value);
-  const resource = nodeResource(node.name, node.ip, underlaySubnet(cluster.spec.network, node.ip), tunnelAddress, now, {
+  const resource = nodeResource(name, ip, underlaySubnet(network, ip), tunnelAddress, now, {
     ...(previous?.metadata?.creationTimestamp !== undefined && {
       creationTimestamp: previous.metadata.creationTimestamp,
     }),
-    labels: { ...previous?.metadata?.labels, ...node.labels },
+    labels: { ...previous?.metadata?.labels, ...labels },
     ...(previous?.spec?.bgp?.routeReflectorClusterID !== undefined && {
       routeReflectorClusterID: previous.spec.bgp.routeReflectorClusterID,
     }),
   });
   await store.put(key, JSON.stringify(resource));
-  return { block, tunnelAddress };
 }
 
 /** The cluster as this node's claim made it: its own block and tunnel address are the datastore's, not the spec's. */
