@@ -22,3 +22,14 @@ export {
 } from './lab.js';
 export type { NodeInfo, NodeStatsResponse } from '../node/api.js';
 export type { CurlReport, PingReport, TracerouteReport } from '../node/userspace/pod/index.js';
+export {
+  docker,
+  joinSwarm,
+  leaveSwarm,
+  podsOfLab,
+  SwarmLab,
+  unreachablePods,
+  until,
+  type NodePod,
+  type SwarmMembership,
+} from './swarm.js';

@@ -4,7 +4,7 @@
  * BIRD 1.6 standing for a top-of-rack router in the cluster's AS; `calicoctl delete` takes it away again.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startLab, type BirdHandle, type Lab } from '../../src/testing/index.js';
+import { startLab, type BirdHandle, type Lab, until } from '../../src/testing/index.js';
 import { REPO_ROOT } from '../support/cli.js';
 
 const TOR = '10.38.0.50';
@@ -35,14 +35,6 @@ function torConfig(nodes: readonly string[]): string {
     ...nodes.map((ip) => `protocol bgp Node_${ip.replace(/\./g, '_')} from nodes { neighbor ${ip} as 64512; }`),
     '',
   ].join('\n');
-}
-
-async function until(check: () => Promise<boolean>, withinMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 describe('a global BGPPeer applied with calicoctl', () => {

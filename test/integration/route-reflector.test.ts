@@ -6,7 +6,7 @@
  * our reflectors, with the ORIGINATOR_ID and CLUSTER_LIST that RFC 4456 has them add.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startLab, type BirdHandle, type Lab, type LabNodeHandle } from '../../src/testing/index.js';
+import { startLab, type BirdHandle, type Lab, type LabNodeHandle, until } from '../../src/testing/index.js';
 import { REPO_ROOT } from '../support/cli.js';
 
 const REFLECTORS = ['master-node', 'worker-node02'];
@@ -80,15 +80,6 @@ function reflectorConfig(nodes: readonly string[]): string {
     ...nodes.map((ip) => `protocol bgp Client_${ip.replace(/\./g, '_')} from clients { neighbor ${ip} as 64512; }`),
     '',
   ].join('\n');
-}
-
-async function until(check: () => Promise<boolean>, withinMs: number, what: string): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > withinMs) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return Date.now() - started;
 }
 
 async function calicoctl(node: LabNodeHandle, script: string): Promise<string> {
