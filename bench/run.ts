@@ -9,6 +9,7 @@ import { benchEncap } from './encap.js';
 import { benchForwarding } from './forwarding.js';
 import { benchLpm } from './lpm.js';
 import { benchMemory } from './memory.js';
+import { benchSwarm } from './swarm.js';
 import type { Benchmark, BenchResult } from './result.js';
 
 const BENCHMARKS: readonly Benchmark[] = [
@@ -17,6 +18,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   { name: 'capture', run: benchCapture },
   { name: 'memory', run: benchMemory },
   { name: 'forwarding', run: benchForwarding },
+  { name: 'swarm', run: benchSwarm },
 ];
 
 function figure(value: number): string {

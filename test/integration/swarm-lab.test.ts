@@ -20,6 +20,7 @@ import {
   type NodePod,
   type SwarmMembership,
 } from '../../src/testing/index.js';
+import type { LabSnapshot, TraceResult } from '../../src/cli/page/page-protocol.js';
 import { cli } from '../support/cli.js';
 
 const STACK = 'ipip-lab-swarm-test';
@@ -28,6 +29,7 @@ const SUBNET = '10.53.0.0/24';
 const REFLECTORS = ['kind-control-plane', 'kind-worker'];
 const CLUSTER_ID = '244.0.0.1';
 const CLIENT = 'kind-worker7';
+const PAGE = 'ipip-lab-swarm-test-page';
 const READY_WITHIN_MS = 240_000;
 const CONVERGED_WITHIN_MS = 60_000;
 
@@ -166,6 +168,42 @@ describe('a swarm lab of 20 nodes', () => {
     const [fromIp, toIp] = nodeIps.map((ip) => ip.trim());
     expect(read).toContain(`IP ${fromIp} > ${toIp}: IP ${from.ip} > ${to.ip}: ICMP echo request`);
     expect(read).toContain(`IP ${toIp} > ${fromIp}: IP ${to.ip} > ${from.ip}: ICMP echo reply`);
+  });
+
+  test('the lab page, in a container on the overlay, sees every node and traces a ping across two of them', async () => {
+    await docker('rm', '-f', PAGE).catch(() => undefined);
+    const controlPlaneIp = (await lab.exec('kind-control-plane', 'hostname -i')).trim();
+    await docker(
+      ...['run', '-d', '--rm', '--name', PAGE, '--network', `${STACK}_lab`, 'ipip-lab-node:dev'],
+      ...['page', '--listen', '127.0.0.1:8480', '--agent', controlPlaneIp],
+    );
+    try {
+      const get = async () =>
+        JSON.parse(await docker('exec', PAGE, 'curl', '-sf', 'http://127.0.0.1:8480/api/lab')) as LabSnapshot;
+      await until(
+        async () => {
+          const snapshot = await get();
+          return snapshot.nodes.length === NODES && snapshot.nodes.every((node) => node.dataplane === 'kernel');
+        },
+        CONVERGED_WITHIN_MS,
+        'the page to see every node',
+        1000,
+      );
+      const snapshot = await get();
+      const podOf = (node: string) => snapshot.nodes.find((candidate) => candidate.name === node)?.pods[0]?.name;
+      const request = { from: podOf('kind-worker2'), to: podOf('kind-worker11'), protocol: 'icmp', df: false };
+      const trace = JSON.parse(
+        await docker(
+          ...['exec', PAGE, 'curl', '-sf', '-H', 'content-type: application/json', '-d', JSON.stringify(request)],
+          'http://127.0.0.1:8480/api/traces',
+        ),
+      ) as TraceResult;
+      expect(trace.outcome, trace.summary).toBe('answered');
+      expect(trace.forward.length).toBeGreaterThan(0);
+      expect(trace.reply.length).toBeGreaterThan(0);
+    } finally {
+      await docker('rm', '-f', PAGE).catch(() => undefined);
+    }
   });
 
   test('with two route reflectors and the mesh off, a client peers only with them and every pod still reaches every other', async () => {
