@@ -34,6 +34,8 @@ export interface BgpPeering {
 }
 
 export interface BgpPeeringsOf {
+  /** The node's AS (bird.cfg's `local as`): the default BGPConfiguration's asNumber, else Calico's 64512. */
+  localAs: number;
   peerings: BgpPeering[];
   /** BGPPeers this node would peer through in another AS: eBGP, which the lab's speaker does not speak. */
   otherAs: { name: string; as: number }[];
@@ -54,10 +56,10 @@ export function bgpPeeringsOf(
   peers: readonly BgpPeerSpec[],
   configurations: readonly BgpConfigurationSpec[],
 ): BgpPeeringsOf {
-  const node = nodes.find((candidate) => candidate.name === self);
-  if (!node) return { peerings: [], otherAs: [] };
   const cluster = configurations.find((configuration) => configuration.name === 'default');
   const as = cluster?.asNumber ?? CALICO_DEFAULT_AS;
+  const node = nodes.find((candidate) => candidate.name === self);
+  if (!node) return { localAs: as, peerings: [], otherAs: [] };
   const matching = (selector: { matches(labels: Labels): boolean }) =>
     nodes.filter((candidate) => selector.matches(candidate.labels));
   const asPeer = (peerNode: BgpNode, from: string): PeerValue => ({
@@ -130,5 +132,5 @@ export function bgpPeeringsOf(
   const peerings = all.filter(
     (peering) => !seen.has(peering.address.toString()) && seen.add(peering.address.toString()),
   );
-  return { peerings, otherAs };
+  return { localAs: as, peerings, otherAs };
 }

@@ -39,6 +39,17 @@ export function addresslessSpec(text: string): AddresslessSpec | undefined {
   return nodes.length > 0 && cidr ? { cidr, nodes } : undefined;
 }
 
+/** Each node's `ip` as the text has it (nodes without one left out). */
+export function specAddresses(text: string): Map<string, string> {
+  const document = parsed(text);
+  const addresses = new Map<string, string>();
+  for (const node of document ? nodeMaps(document) : []) {
+    const [name, ip] = [node.get('name'), node.get('ip')];
+    if (typeof name === 'string' && typeof ip === 'string') addresses.set(name, ip);
+  }
+  return addresses;
+}
+
 /** The spec with each named node's `ip` set (after its name, where a person would write it). */
 export function withAddresses(text: string, addresses: ReadonlyMap<string, Ipv4Address>): string {
   const document = parseDocument(text);

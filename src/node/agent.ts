@@ -104,7 +104,15 @@ export interface AgentOptions {
    * The lab's etcd (datastore/): the node claims its block and tunnel address there by compare-and-swap, registers
    * its Node, and peers over BGP with the Nodes registered there. Without it, the spec alone says all of that.
    */
-  datastore?: { endpoint: string; timeoutMs: number };
+  datastore?: {
+    endpoint: string;
+    timeoutMs: number;
+    /**
+     * For a spec whose addresses came from the datastore (a swarm lab): writes the addresses the Nodes have now into
+     * the spec, returning the nodes it changed, so that a node restarted at another address is found there again.
+     */
+    followAddresses?: (registered: ReadonlyMap<string, Ipv4Address>) => string[];
+  };
 }
 
 /** The agent was asked to be a node it cannot be (unknown name, address not here): the CLI exits with code 2. */
@@ -295,7 +303,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         }
       },
     });
-  const peerWith = (peerings: readonly BgpPeering[]): void =>
+  const peerWith = (peerings: readonly BgpPeering[], localAs?: number): void =>
     speaker?.setNeighbours(
       peerings.map(({ address, as, type, passive, reflectorClientOf }) => ({
         address,
@@ -304,6 +312,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         passive,
         ...(reflectorClientOf && { reflectorClient: { clusterId: reflectorClientOf.value } }),
       })),
+      localAs,
     );
   /** What confd reads from the datastore, and the peerings it makes of them, recomputed on every change. */
   const fromDatastore = {
@@ -313,7 +322,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   };
   const otherAsReported = new Set<string>();
   const peerAsDatastoreSays = (): void => {
-    const { peerings, otherAs } = bgpPeeringsOf(
+    const { localAs, peerings, otherAs } = bgpPeeringsOf(
       node.name,
       fromDatastore.nodes,
       fromDatastore.peers,
@@ -324,7 +333,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       otherAsReported.add(name);
       nodeLog(`BGPPeer ${name}: AS ${as} is eBGP, which this lab's speaker does not speak: skipped`);
     }
-    peerWith(peerings);
+    if (speaker && localAs !== speaker.as) nodeLog(`BGP: AS ${localAs}, as the default BGPConfiguration says`);
+    peerWith(peerings, localAs);
   };
   let stopWatchingPeers: (() => Promise<void>) | undefined;
   let stopWatchingConfigurations: (() => Promise<void>) | undefined;
@@ -387,6 +397,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     nodeLog(`reloaded the spec: ${pods.length} pods here`);
     return { node: node.name, specDigest: specDigest(document), pods: pods.map((pod) => pod.name) };
   };
+  /** Reloads for nodes that came back at new addresses, one after another. */
+  let addressReloads: Promise<void> = Promise.resolve();
   let tun: Underlay | undefined;
   try {
     if (kind === 'kernel') {
@@ -426,7 +438,26 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
             fromDatastore[what] = resources;
             peerAsDatastoreSays();
           };
-        stopWatchingNodes = await watchNodes(datastore.store, watched('nodes'), nodeLog);
+        const follow = options.datastore?.followAddresses;
+        const readSpec = options.readSpec;
+        const onNodes = (nodes: BgpNode[]): void => {
+          watched('nodes')(nodes);
+          if (!follow || !readSpec) return;
+          try {
+            const moved = follow(new Map(nodes.map((registered) => [registered.name, registered.address])));
+            if (moved.length === 0) return;
+            nodeLog(`datastore: ${moved.join(', ')} registered at a new address: the spec follows`);
+            addressReloads = addressReloads.then(() =>
+              reload(readSpec).then(
+                () => undefined,
+                (error: unknown) => reportOnce('reloading the spec for new node addresses', error),
+              ),
+            );
+          } catch (error) {
+            reportOnce('writing new node addresses into the spec', error);
+          }
+        };
+        stopWatchingNodes = await watchNodes(datastore.store, onNodes, nodeLog);
         stopWatchingPeers = await watchBgpPeers(datastore.store, watched('peers'), nodeLog);
         stopWatchingConfigurations = await watchBgpConfigurations(datastore.store, watched('configurations'), nodeLog);
       }
@@ -490,6 +521,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         await stopWatchingNodes?.();
         await stopWatchingPeers?.();
         await stopWatchingConfigurations?.();
+        await addressReloads;
         await workloadsSynced;
         datastore?.store.close();
         api.close();

@@ -122,8 +122,18 @@ export async function unreachablePods(pods: readonly NodePod[], attempts = 3): P
 export class SwarmLab {
   private constructor(
     readonly stack: string,
-    readonly containers: ReadonlyMap<string, string>,
+    private running: ReadonlyMap<string, string>,
   ) {}
+
+  /** The node containers as last looked up (deploy, refresh). */
+  get containers(): ReadonlyMap<string, string> {
+    return this.running;
+  }
+
+  /** Looks the node containers up again: Swarm replaces a task whose container died with a new one. */
+  async refresh(): Promise<void> {
+    this.running = await SwarmLab.containersOf(this.stack);
+  }
 
   /** The stack's node containers on this machine (not etcd's), by the hostname each one has. */
   static async containersOf(stack: string): Promise<Map<string, string>> {

@@ -115,6 +115,24 @@ describe('bgpPeeringsOf', () => {
     ]);
   });
 
+  test("the default BGPConfiguration's asNumber is the node's AS and its mesh peers'; a peer in the old AS is eBGP", () => {
+    const moved = configuration({ asNumber: 64513 });
+    const result = bgpPeeringsOf(
+      'worker-node01',
+      NODES,
+      [peer('tor', { peerIP: '10.0.0.50', asNumber: 64512 })],
+      [moved],
+    );
+    expect(result.localAs).toBe(64513);
+    expect(result.peerings.map((peering) => `${peering.address} ${peering.as}`)).toEqual([
+      '10.0.0.10 64513',
+      '10.0.0.12 64513',
+      '10.0.0.13 64513',
+    ]);
+    expect(result.otherAs).toEqual([{ name: 'tor', as: 64512 }]);
+    expect(bgpPeeringsOf('worker-node01', NODES, [], []).localAs).toBe(64512);
+  });
+
   test('a node-specific peer by address to another node gets its reverse there; a global one hides it', () => {
     const pair = peer('pair', { node: 'worker-node01', peerIP: '10.0.0.13', asNumber: 64512 });
     expect(peeringsText('worker-node01', NODES, [pair], [MESH_OFF])).toEqual(['10.0.0.13 node specific']);
@@ -139,6 +157,10 @@ describe('bgpPeeringsOf', () => {
   });
 
   test('a node the datastore does not have yet peers with no one', () => {
-    expect(bgpPeeringsOf('worker-node09', NODES, [TO_REFLECTORS], [])).toEqual({ peerings: [], otherAs: [] });
+    expect(bgpPeeringsOf('worker-node09', NODES, [TO_REFLECTORS], [])).toEqual({
+      localAs: 64512,
+      peerings: [],
+      otherAs: [],
+    });
   });
 });

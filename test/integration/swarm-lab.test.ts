@@ -234,4 +234,37 @@ describe('a swarm lab of 20 nodes', () => {
     expect(await unreachablePods(pods)).toEqual([]);
     console.log(`swarm lab, reflectors: ${NODES * (NODES - 1)} pod pings, all answered, in ${Date.now() - started} ms`);
   });
+
+  test('a node whose agent is killed comes back as a new task, and every node finds it at its new address', async () => {
+    const victim = 'kind-worker12';
+    const old = lab.containers.get(victim)!;
+    const oldIp = (await lab.exec(victim, 'hostname -i')).trim();
+    const pid = Number((await docker('inspect', '--format', '{{.State.Pid}}', old)).trim());
+    process.kill(pid, 'SIGKILL');
+    const started = Date.now();
+    let newIp = '';
+    await until(
+      async () => {
+        await lab.refresh();
+        const replacement = lab.containers.get(victim);
+        if (!replacement || replacement === old) return false;
+        newIp = (await lab.exec(victim, 'hostname -i')).trim();
+        const views = await Promise.all(
+          ['kind-control-plane', 'kind-worker3'].map((node) => lab.exec(node, 'kubectl get nodes -o wide')),
+        );
+        return views.every((view) =>
+          new RegExp(`^${victim} +Ready .* ${newIp.replace(/\./g, '\\.')} `, 'm').test(view),
+        );
+      },
+      READY_WITHIN_MS,
+      `${victim} back and listed at its new address`,
+      1000,
+    );
+    console.log(
+      `swarm lab: ${victim} killed at ${oldIp}, back at ${newIp} and listed so ${Date.now() - started} ms later`,
+    );
+    await until(() => everyBlockEverywhere(lab), CONVERGED_WITHIN_MS, 'every block on every node again', 1000);
+    pods = await lab.pods();
+    expect(await unreachablePods(pods)).toEqual([]);
+  });
 });

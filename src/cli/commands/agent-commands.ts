@@ -3,7 +3,11 @@
  * ask an agent over its control API (ping, curl, traceroute, inject, stats, api).
  */
 import { BIRD_TIMERS } from '../../node/bgp/index.js';
-import { AddressDiscoveryError, resolveSpecAddresses } from '../../node/datastore/addresses.js';
+import {
+  AddressDiscoveryError,
+  followRegisteredAddresses,
+  resolveSpecAddresses,
+} from '../../node/datastore/addresses.js';
 import { DatastoreUnavailableError } from '../../node/datastore/etcd-store.js';
 import { BGP_PORT } from '../../wire/bgp.js';
 import { readFileSync } from 'node:fs';
@@ -267,8 +271,9 @@ function registerNode(program: Command, io: Io): void {
       const datastore =
         options.datastore ??
         (process.env.IPIP_LAB_DATASTORE ? datastoreUrl(process.env.IPIP_LAB_DATASTORE) : undefined);
+      let addressesFromDatastore = false;
       try {
-        await resolveSpecAddresses({
+        addressesFromDatastore = await resolveSpecAddresses({
           specPath,
           nodeName: options.name,
           datastore,
@@ -297,7 +302,15 @@ function registerNode(program: Command, io: Io): void {
           dataplane: options.dataplane,
           hostsFile: '/etc/hosts',
           ...(options.routes === 'bgp' && { bgp: { port: BGP_PORT, timers: { holdTime: options.bgpHoldTime } } }),
-          ...(datastore && { datastore: { endpoint: datastore, timeoutMs: options.datastoreTimeout * 1000 } }),
+          ...(datastore && {
+            datastore: {
+              endpoint: datastore,
+              timeoutMs: options.datastoreTimeout * 1000,
+              ...(addressesFromDatastore && {
+                followAddresses: (registered) => followRegisteredAddresses(specPath, registered),
+              }),
+            },
+          }),
           ...(options.pinNeighbours && { pinNeighbours: runIpBatch }),
           system: localSystemInfo(),
           log,

@@ -77,8 +77,10 @@ export class BgpSpeaker {
   private readonly startedAt = new Date();
   private notifyScheduled = false;
   private stopped = false;
+  private localAs: number;
 
   constructor(private readonly config: SpeakerConfig) {
+    this.localAs = config.as;
     this.timers = { ...BIRD_TIMERS, ...config.timers };
     this.server = createServer((socket) => this.incoming(socket));
   }
@@ -93,14 +95,19 @@ export class BgpSpeaker {
   }
 
   /**
-   * The peers as the datastore (today the spec) lists them. New ones start, gone ones are stopped with Cease (Peer
-   * De-configured) and their routes leave; unchanged ones keep their sessions.
+   * The peers as the datastore (or the spec) lists them, and this node's AS. New ones start, gone ones are stopped
+   * with Cease (Peer De-configured) and their routes leave; unchanged ones keep their sessions. A new local AS (a
+   * BGPConfiguration's asNumber) restarts every session with Cease (Other Configuration Change), as BIRD does when
+   * a reconfiguration changes `local as`.
    */
-  setNeighbours(configs: readonly NeighbourConfig[]): void {
+  setNeighbours(configs: readonly NeighbourConfig[], localAs = this.localAs): void {
+    const asChanged = localAs !== this.localAs;
+    this.localAs = localAs;
     const wanted = new Map(configs.map((config) => [config.address.toString(), config]));
     for (const [address, neighbour] of this.neighbours) {
       const config = wanted.get(address);
       if (
+        !asChanged &&
         config &&
         config.as === neighbour.config.as &&
         config.passive === neighbour.config.passive &&
@@ -111,7 +118,7 @@ export class BgpSpeaker {
       }
       this.neighbours.delete(address);
       this.reflected.delete(neighbour);
-      neighbour.stop(BGP_CEASE.PEER_DECONFIGURED);
+      neighbour.stop(asChanged && config ? BGP_CEASE.OTHER_CONFIGURATION_CHANGE : BGP_CEASE.PEER_DECONFIGURED);
       this.pathsChanged([...neighbour.paths.keys()]);
       neighbour.paths.clear();
     }
@@ -122,7 +129,7 @@ export class BgpSpeaker {
         {
           address: this.config.address,
           port: this.config.port,
-          session: { localAs: this.config.as, routerId: this.config.routerId.value, holdTime: this.timers.holdTime },
+          session: { localAs: this.localAs, routerId: this.config.routerId.value, holdTime: this.timers.holdTime },
         },
         this.timers,
         {
@@ -154,6 +161,11 @@ export class BgpSpeaker {
     this.reflect([...withdrawn, ...added].map((prefix) => prefixKey(prefix.address, prefix.length)));
   }
 
+  /** This node's AS now: the one it started with, or the last `setNeighbours` gave. */
+  get as(): number {
+    return this.localAs;
+  }
+
   routes(): LearnedRoute[] {
     return [...this.chosen.values()];
   }
@@ -161,7 +173,7 @@ export class BgpSpeaker {
   status(): SpeakerStatus {
     return {
       routerId: this.config.routerId.toString(),
-      as: this.config.as,
+      as: this.localAs,
       startedAt: this.startedAt.toISOString(),
       neighbours: [...this.neighbours.values()].map((neighbour) => neighbour.status()),
       exported: [...this.exported.keys()],

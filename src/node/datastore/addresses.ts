@@ -6,7 +6,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { addresslessSpec, DATASTORE_KEYS, withAddresses } from '../../calico/index.js';
+import { addresslessSpec, DATASTORE_KEYS, specAddresses, withAddresses } from '../../calico/index.js';
 import { Ipv4Address, type Ipv4Prefix } from '../../routing/address.js';
 import { connectEtcd, type EtcdStore } from './etcd-store.js';
 import { putNode, registeredNode } from './registration.js';
@@ -82,17 +82,17 @@ export interface ResolveAddressesOptions {
 
 /**
  * Where the spec at `specPath` leaves nodes without an address: registers this node's, waits for everyone's and
- * rewrites the file with them. A spec whose nodes all have one is left as it is.
+ * rewrites the file with them (true). A spec whose nodes all have one is left as it is (false).
  */
-export async function resolveSpecAddresses(options: ResolveAddressesOptions): Promise<void> {
+export async function resolveSpecAddresses(options: ResolveAddressesOptions): Promise<boolean> {
   let text: string;
   try {
     text = readFileSync(options.specPath, 'utf8');
   } catch {
-    return; // The spec's reader says why it cannot read it.
+    return false; // The spec's reader says why it cannot read it.
   }
   const addressless = addresslessSpec(text);
-  if (!addressless) return;
+  if (!addressless) return false;
   const { cidr, nodes } = addressless;
   if (options.datastore === undefined) {
     throw new AddressDiscoveryError(
@@ -115,12 +115,32 @@ export async function resolveSpecAddresses(options: ResolveAddressesOptions): Pr
       options.log(`${options.nodeName}: autodetected ${own} in ${cidr}; waiting for the other nodes' addresses`);
     }
     const addresses = await awaitAddresses(store, nodes, { timeoutMs: options.addressesTimeoutMs, log: options.log });
-    const staging = `${options.specPath}.${process.pid}.addresses`;
-    writeFileSync(staging, withAddresses(text, addresses));
-    // A rename: the node's CLI reads the file at any moment and must never see half of it.
-    renameSync(staging, options.specPath);
+    replaceSpec(options.specPath, withAddresses(text, addresses));
     options.log(`${options.specPath}: the addresses of ${nodes.length} nodes filled in from the datastore`);
+    return true;
   } finally {
     store.close();
   }
+}
+
+/** A rename: the node's CLI reads the file at any moment and must never see half of it. */
+function replaceSpec(specPath: string, text: string): void {
+  const staging = `${specPath}.${process.pid}.addresses`;
+  writeFileSync(staging, text);
+  renameSync(staging, specPath);
+}
+
+/**
+ * Where the registered address of a node of the spec differs from the spec's (Swarm restarted it, and gave the new
+ * task another address), writes the registered one into the spec. Returns the nodes it changed.
+ */
+export function followRegisteredAddresses(specPath: string, registered: ReadonlyMap<string, Ipv4Address>): string[] {
+  const text = readFileSync(specPath, 'utf8');
+  const changed = new Map<string, Ipv4Address>();
+  for (const [name, ip] of specAddresses(text)) {
+    const address = registered.get(name);
+    if (address && address.toString() !== ip) changed.set(name, address);
+  }
+  if (changed.size > 0) replaceSpec(specPath, withAddresses(text, changed));
+  return [...changed.keys()];
 }

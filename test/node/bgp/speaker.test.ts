@@ -165,6 +165,24 @@ describe('a mesh of three speakers', () => {
     await until(() => stateOf(high, '127.0.0.1')?.state === 'Established', 'the retried session');
   });
 
+  test('a new local AS on both sides restarts the session with Cease (Other Configuration Change) and it comes back', async () => {
+    const a = await startNode('127.0.0.1', ['127.0.0.2']);
+    const b = await startNode('127.0.0.2', ['127.0.0.1']);
+    b.speaker.announce([Ipv4Prefix.parse('192.168.87.192/26')]);
+    await until(() => a.routes.length === 1, 'the block');
+    const moved = (self: string, peer: string) => [{ ...meshPeer(self, peer), as: 64513 }];
+    b.speaker.setNeighbours(moved('127.0.0.2', '127.0.0.1'), 64513);
+    // The other side still expects 64512: the reconnect is refused until it moves too.
+    await until(() => stateOf(a, '127.0.0.2')?.state !== 'Established', 'the restart');
+    expect(b.log.join('\n')).toMatch(/Other configuration change/);
+    a.speaker.setNeighbours(moved('127.0.0.1', '127.0.0.2'), 64513);
+    await until(
+      () => stateOf(a, '127.0.0.2')?.state === 'Established' && a.routes.length === 1,
+      'the session in 64513',
+    );
+    expect([a.speaker.status().as, b.speaker.as]).toEqual([64513, 64513]);
+  });
+
   test('a clean stop sends Cease: the peer drops its routes at once and says so', async () => {
     const a = await startNode('127.0.0.1', ['127.0.0.2']);
     const b = await startNode('127.0.0.2', ['127.0.0.1']);

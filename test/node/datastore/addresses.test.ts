@@ -4,8 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateSpec, withoutAddresses } from '../../../src/calico/index.js';
-import { AddressDiscoveryError, detectAddress, resolveSpecAddresses } from '../../../src/node/datastore/addresses.js';
-import { Ipv4Prefix } from '../../../src/routing/address.js';
+import {
+  AddressDiscoveryError,
+  detectAddress,
+  followRegisteredAddresses,
+  resolveSpecAddresses,
+} from '../../../src/node/datastore/addresses.js';
+import { Ipv4Address, Ipv4Prefix } from '../../../src/routing/address.js';
 
 function ipv4(address: string, internal = false): NetworkInterfaceInfo {
   return {
@@ -82,5 +87,22 @@ describe('resolveSpecAddresses', () => {
       /kind-worker has no ip in the spec and none of this machine's interfaces has an address in network\.cidr 10\.99\.0\.0\/24/,
     );
     expect(lines.filter((line) => line.includes('waiting for the datastore'))).toEqual([]);
+  });
+
+  it('follows a node registered at a new address into the spec, and leaves the others and unknown names alone', () => {
+    const text = generateSpec({ nodes: 3, networkCidr: '10.53.0.0/24' }).text;
+    writeFileSync(specPath, text);
+    const registered = new Map([
+      ['kind-control-plane', Ipv4Address.parse('10.53.0.2')],
+      ['kind-worker', Ipv4Address.parse('10.53.0.40')],
+      ['not-in-the-spec', Ipv4Address.parse('10.53.0.41')],
+    ]);
+    expect(followRegisteredAddresses(specPath, registered)).toEqual(['kind-worker']);
+    const after = readFileSync(specPath, 'utf8');
+    expect(after).toContain('- { name: kind-worker, ip: 10.53.0.40, role: worker }');
+    expect(after).toContain('- { name: kind-worker2, ip: 10.53.0.4, role: worker }');
+    expect(after).not.toContain('10.53.0.41');
+    expect(followRegisteredAddresses(specPath, registered)).toEqual([]);
+    expect(readFileSync(specPath, 'utf8')).toBe(after);
   });
 });
