@@ -124,4 +124,30 @@ describe('a global BGPPeer applied with calicoctl', () => {
     expect(again.exitCode).toBe(1);
     expect(again.stderr).toContain("Failed to delete 'BGPPeer' resource: [resource does not exist: BGPPeer(rack-tor)");
   });
+
+  test("a BGPConfiguration's asNumber moves every node's mesh to that AS, and deleting it moves them back", async () => {
+    const master = lab.node('master-node');
+    const meshIn = (as: number) => async () => {
+      const statuses = await Promise.all(lab.nodes().map((node) => node.bgp()));
+      return statuses.every(
+        (status) =>
+          status?.as === as &&
+          status.neighbours.length === 2 &&
+          status.neighbours.every((peer) => peer.state === 'Established'),
+      );
+    };
+    const applied = await master.exec([
+      'sh',
+      '-c',
+      "calicoctl apply -f - <<'EOF'\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\n" +
+        'metadata:\n  name: default\nspec:\n  asNumber: 64513\nEOF',
+    ]);
+    expect(applied.stdout).toBe("Successfully applied 1 'BGPConfiguration' resource(s)\n");
+    const moved = await until(meshIn(64513), ESTABLISHED_WITHIN_MS, 'the mesh to re-establish in AS 64513');
+    console.log(`global peer: the mesh re-established in AS 64513 ${moved} ms after calicoctl apply`);
+    expect(await master.logs()).toContain('master-node: BGP: AS 64513, as the default BGPConfiguration says');
+    const deleted = await master.exec(['calicoctl', 'delete', 'bgpconfiguration', 'default']);
+    expect(deleted.stdout).toBe("Successfully deleted 1 'BGPConfiguration' resource(s)\n");
+    await until(meshIn(64512), ESTABLISHED_WITHIN_MS, 'the mesh to re-establish in AS 64512');
+  });
 });
