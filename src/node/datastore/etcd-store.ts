@@ -4,7 +4,7 @@
  */
 import { promises as dns } from 'node:dns';
 import { isIPv4 } from 'node:net';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { CasStore, Stored } from '../../calico/index.js';
 
 export class EtcdStore implements CasStore {
@@ -76,12 +76,15 @@ export async function connectEtcd(
   options: { timeoutMs: number; log: (line: string) => void },
 ): Promise<EtcdStore> {
   const deadline = Date.now() + options.timeoutMs;
+  // Loaded here, not with the module: gRPC and protobuf.js cost every agent and every CLI command about 20 MB of
+  // memory and 0.1 s at start, and only a lab with a datastore uses them.
+  const { Etcd3: Client } = await import('etcd3');
   for (let attempt = 1; ; attempt++) {
     let client: Etcd3 | undefined;
     try {
       // A fresh client each time: the client's circuit breaker, once open, would refuse the next tries outright.
       const resolved = await resolvedEndpoint(endpoint);
-      client = new Etcd3({ hosts: resolved, dialTimeout: ATTEMPT_MS });
+      client = new Client({ hosts: resolved, dialTimeout: ATTEMPT_MS });
       // Each try is bounded too: an address nobody answers ARP for would hold one for seconds.
       await client
         .get('/calico')
