@@ -333,7 +333,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       otherAsReported.add(name);
       nodeLog(`BGPPeer ${name}: AS ${as} is eBGP, which this lab's speaker does not speak: skipped`);
     }
-    if (speaker && localAs !== speaker.as) nodeLog(`BGP: AS ${localAs}, as the default BGPConfiguration says`);
+    if (speaker && localAs !== speaker.as) {
+      nodeLog(`BGP: local AS ${localAs} (the default BGPConfiguration's asNumber, else Calico's ${CALICO_DEFAULT_AS})`);
+    }
     peerWith(peerings, localAs);
   };
   let stopWatchingPeers: (() => Promise<void>) | undefined;

@@ -145,7 +145,7 @@ describe('a global BGPPeer applied with calicoctl', () => {
     expect(applied.stdout).toBe("Successfully applied 1 'BGPConfiguration' resource(s)\n");
     const moved = await until(meshIn(64513), ESTABLISHED_WITHIN_MS, 'the mesh to re-establish in AS 64513');
     console.log(`global peer: the mesh re-established in AS 64513 ${moved} ms after calicoctl apply`);
-    expect(await master.logs()).toContain('master-node: BGP: AS 64513, as the default BGPConfiguration says');
+    expect(await master.logs()).toContain('master-node: BGP: local AS 64513 (the default BGPConfiguration');
     const deleted = await master.exec(['calicoctl', 'delete', 'bgpconfiguration', 'default']);
     expect(deleted.stdout).toBe("Successfully deleted 1 'BGPConfiguration' resource(s)\n");
     await until(meshIn(64512), ESTABLISHED_WITHIN_MS, 'the mesh to re-establish in AS 64512');
