@@ -1,39 +1,38 @@
 /*
- * The swarm lab beside the bridge lab, in the same run: the same generated cluster (10 nodes, one pod each, the
+ * The swarm lab beside the compose lab, in the same run: the same generated cluster (10 nodes, one pod each, the
  * kernel dataplane, an etcd) once as `ipip-lab gen-spec --swarm` deployed on a one-machine swarm (Docker's overlay,
- * VXLAN between the node containers) and once as startLab runs it on an internal bridge, as the compose labs do.
- * The two run side by side, and each round measures one right after the other, alternating which goes first:
+ * VXLAN between the node containers), once as `gen-spec --compose --datastore` brought up by `docker compose up`
+ * (an internal bridge), as kind create cluster runs it. The two run side by side, and each round measures one right
+ * after the other, alternating which goes first:
  * - all-pairs time: every pod pings every other pod once (90 pings, one `docker exec` per sender);
  * - forwarding: a flood ping (`ping -f -c 2000`, one request in flight) from the first worker's pod to the last's,
  *   in replies per second: the agents' tunl0 and raw sockets on both ends, and the underlay between them.
- * Each ratio is the swarm lab's figure over the bridge lab's, the median of the rounds' pairs.
+ * Each ratio is the swarm lab's figure over the compose lab's, the median of the rounds' pairs.
  * $IPIP_LAB_BENCH_SWARM_NODES sets the nodes (default 10); $IPIP_LAB_BENCH_ROUNDS the rounds (default 5).
  * The swarm is made for the run and left after it, unless the engine was in one already.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { generateSpec, withAddresses, withoutAddresses } from '../src/calico/index.js';
 import { runCli } from '../src/cli/program.js';
-import { Ipv4Address } from '../src/routing/address.js';
 import {
   buildImage,
   docker,
   joinSwarm,
   leaveSwarm,
-  podsOfLab,
-  startLab,
+  podsIn,
   SwarmLab,
   unreachablePods,
-  type Lab,
+  until,
   type NodePod,
   type SwarmMembership,
 } from '../src/testing/index.js';
 import { median, resultOf, type BenchResult } from './result.js';
 
 const STACK = 'ipip-lab-bench-swarm';
+const COMPOSE_PROJECT = 'ipip-lab-bench-compose';
 const SWARM_SUBNET = '10.58.0.0/24';
-const BRIDGE_SUBNET = '10.57.0.0/24';
+const COMPOSE_SUBNET = '10.57.0.0/24';
 const FLOOD_COUNT = 2000;
 const READY_WITHIN_MS = 240_000;
 
@@ -90,75 +89,81 @@ export async function benchSwarm(): Promise<BenchResult[]> {
   const rounds = setting('IPIP_LAB_BENCH_ROUNDS', 5);
   const folder = mkdtempSync(path.join(tmpdir(), 'ipip-lab-bench-swarm-'));
   let membership: SwarmMembership | undefined;
-  let bridge: Lab | undefined;
+  const composeFile = path.join(folder, 'compose.yml');
+  const compose = (...args: string[]) => docker('compose', '-f', composeFile, '-p', COMPOSE_PROJECT, ...args);
   try {
     log('building the node image');
     await buildImage();
     membership = await joinSwarm();
     const stackFile = path.join(folder, 'swarm.stack.yml');
-    await cliOrThrow(
-      ...['gen-spec', '--nodes', String(nodes), '--pods-per-node', '1', '--cidr', SWARM_SUBNET],
-      ...['-o', path.join(folder, 'swarm.yaml'), '--swarm', stackFile],
-    );
-    // The same cluster on a bridge, its nodes from .10 up: startLab's etcd takes the subnet's .2.
-    const generated = generateSpec({ nodes, podsPerNode: 1, networkCidr: BRIDGE_SUBNET });
-    const addresses = new Map(
-      generated.spec.nodes.map((node, i) => [node.name, Ipv4Address.parse(BRIDGE_SUBNET.split('/')[0]).add(10 + i)]),
-    );
-    const bridgeSpec = path.join(folder, 'bridge.yaml');
-    writeFileSync(bridgeSpec, withAddresses(withoutAddresses(generated.text, generated.spec.network.mtu), addresses));
-    log(`starting ${nodes} nodes on a bridge and ${nodes} on the swarm's overlay`);
-    const [bridgeLab, swarm] = await Promise.all([
-      startLab({ spec: bridgeSpec, name: 'bench-bridge', datastore: true, dataplane: 'kernel' }),
+    const generate = (cidr: string, ...files: string[]) =>
+      cliOrThrow('gen-spec', '--nodes', String(nodes), '--pods-per-node', '1', '--cidr', cidr, ...files);
+    await generate(SWARM_SUBNET, '-o', path.join(folder, 'swarm.yaml'), '--swarm', stackFile);
+    await generate(COMPOSE_SUBNET, '-o', path.join(folder, 'compose.yaml'), '--compose', composeFile, '--datastore');
+    await compose('down', '-v').catch(() => undefined);
+    log(`starting ${nodes} nodes with docker compose and ${nodes} on the swarm's overlay`);
+    const [, swarm] = await Promise.all([
+      compose('up', '-d', '--wait'),
       SwarmLab.deploy({
         stack: STACK,
         stackFile,
         nodes,
-        controlPlane: generated.spec.nodes[0].name,
+        controlPlane: 'kind-control-plane',
         readyWithinMs: READY_WITHIN_MS,
       }),
     ]);
-    bridge = bridgeLab;
+    const composeContainers = new Map<string, string>();
+    for (const line of (await compose('ps', '--format', '{{.Service}} {{.ID}}')).split('\n').filter(Boolean)) {
+      const [service, id] = line.split(' ');
+      if (service !== 'etcd') composeContainers.set(service, id);
+    }
+    // Every agent must have its pods and its peers' routes before the first sweep counts.
+    await until(
+      async () => (await unreachablePods(await podsIn(composeContainers), 1)).length === 0,
+      READY_WITHIN_MS,
+      'the compose lab to answer every ping',
+      1000,
+    );
     const ordered = (pods: NodePod[]) => pods.sort((a, b) => a.node.localeCompare(b.node, 'en', { numeric: true }));
-    const bridgePods = ordered(podsOfLab(bridgeLab));
+    const composePods = ordered(await podsIn(composeContainers));
     const swarmPods = ordered(await swarm.pods());
     // A first sweep of each, unmeasured: every ARP entry and route in place before the clock runs.
-    await Promise.all([unreachablePods(bridgePods), unreachablePods(swarmPods)]);
-    const pairs: { bridge: Measured; swarm: Measured }[] = [];
+    await Promise.all([unreachablePods(composePods), unreachablePods(swarmPods)]);
+    const pairs: { compose: Measured; swarm: Measured }[] = [];
     for (let i = 0; i < rounds; i++) {
       const swarmFirst = i % 2 === 1;
-      const first = await round(swarmFirst ? swarmPods : bridgePods);
-      const second = await round(swarmFirst ? bridgePods : swarmPods);
-      pairs.push(swarmFirst ? { swarm: first, bridge: second } : { bridge: first, swarm: second });
+      const first = await round(swarmFirst ? swarmPods : composePods);
+      const second = await round(swarmFirst ? composePods : swarmPods);
+      pairs.push(swarmFirst ? { swarm: first, compose: second } : { compose: first, swarm: second });
       log(
-        `round ${i + 1}/${rounds}: all pairs ${pairs[i].swarm.allPairsMs} ms (swarm) vs ${pairs[i].bridge.allPairsMs} ms` +
-          ` (bridge); flood ${pairs[i].swarm.repliesPerSecond.toFixed(0)} vs ${pairs[i].bridge.repliesPerSecond.toFixed(0)}/s`,
+        `round ${i + 1}/${rounds}: all pairs ${pairs[i].swarm.allPairsMs} ms (swarm) vs ${pairs[i].compose.allPairsMs} ms` +
+          ` (compose); flood ${pairs[i].swarm.repliesPerSecond.toFixed(0)} vs ${pairs[i].compose.repliesPerSecond.toFixed(0)}/s`,
       );
     }
     const pings = nodes * (nodes - 1);
     const note =
       `${nodes} nodes, one pod each, kernel dataplane and etcd in both; median of ${rounds} paired rounds; ` +
-      'the bridge lab is startLab on an internal bridge, as the compose labs run';
+      'the compose lab is gen-spec --compose --datastore, brought up with docker compose up';
     return [
       resultOf(
         `swarm lab, all pairs (${pings} pod pings)`,
         'ms',
         median(pairs.map((pair) => pair.swarm.allPairsMs)),
-        { name: 'bridge lab', value: median(pairs.map((pair) => pair.bridge.allPairsMs)) },
+        { name: 'compose lab', value: median(pairs.map((pair) => pair.compose.allPairsMs)) },
         undefined,
-        { note, pairedRatio: median(pairs.map((pair) => pair.swarm.allPairsMs / pair.bridge.allPairsMs)) },
+        { note, pairedRatio: median(pairs.map((pair) => pair.swarm.allPairsMs / pair.compose.allPairsMs)) },
       ),
       resultOf(
         `swarm lab, flood ping pod to pod (${FLOOD_COUNT})`,
         'replies/s',
         median(pairs.map((pair) => pair.swarm.repliesPerSecond)),
-        { name: 'bridge lab', value: median(pairs.map((pair) => pair.bridge.repliesPerSecond)) },
+        { name: 'compose lab', value: median(pairs.map((pair) => pair.compose.repliesPerSecond)) },
         undefined,
-        { pairedRatio: median(pairs.map((pair) => pair.swarm.repliesPerSecond / pair.bridge.repliesPerSecond)) },
+        { pairedRatio: median(pairs.map((pair) => pair.swarm.repliesPerSecond / pair.compose.repliesPerSecond)) },
       ),
     ];
   } finally {
-    await bridge?.stop();
+    await compose('down', '-v').catch((error: unknown) => log(`docker compose down: ${String(error)}`));
     await SwarmLab.remove(STACK).catch((error: unknown) => log(`removing the stack: ${String(error)}`));
     if (membership) await leaveSwarm(membership);
     rmSync(folder, { recursive: true, force: true });

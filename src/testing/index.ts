@@ -26,7 +26,7 @@ export {
   docker,
   joinSwarm,
   leaveSwarm,
-  podsOfLab,
+  podsIn,
   SwarmLab,
   unreachablePods,
   until,

@@ -5,7 +5,6 @@
  * kernel-backed node containers: a swarm's, or startLab's on a bridge (podsOfLab).
  */
 import { execFile } from 'node:child_process';
-import type { Lab } from './lab.js';
 
 const DOCKER_TIMEOUT_MS = 120_000;
 /** Swarm's ingress network would take 10.0.0.0/24 from the default pool, the seed labs' subnet. */
@@ -85,12 +84,20 @@ export interface NodePod {
   readonly ip: string;
 }
 
-/** The first pod of every node of a startLab lab (kernel dataplane), for the helpers below. */
-export function podsOfLab(lab: Lab): NodePod[] {
-  return lab.nodes().map((handle) => {
-    const [pod] = lab.podsOn(handle.name);
-    return { node: handle.name, container: handle.container.getId(), netns: pod.netns, ip: pod.ip.toString() };
-  });
+/**
+ * The first pod of each node container (kernel dataplane), read in the container's own kernel: the pod's namespace
+ * (`ip netns`) and the address of its eth0.
+ */
+export async function podsIn(containers: ReadonlyMap<string, string>): Promise<NodePod[]> {
+  return Promise.all(
+    [...containers].map(async ([node, container]) => {
+      const netns = (await docker('exec', container, 'ip', 'netns', 'list')).split(/\s/)[0];
+      const address = await docker('exec', container, 'ip', '-n', netns, '-4', '-o', 'addr', 'show', 'dev', 'eth0');
+      const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(address)?.[1];
+      if (!ip) throw new Error(`${node}: no pod address in ${address}`);
+      return { node, container, netns, ip };
+    }),
+  );
 }
 
 /**
@@ -203,16 +210,8 @@ export class SwarmLab {
     return docker('exec', container, 'sh', '-c', script);
   }
 
-  /** Each node's pod, read in its node's kernel: its namespace (`ip netns`) and the address of its eth0. */
-  async pods(): Promise<NodePod[]> {
-    return Promise.all(
-      [...this.containers].map(async ([node, container]) => {
-        const netns = (await docker('exec', container, 'ip', 'netns', 'list')).split(/\s/)[0];
-        const address = await docker('exec', container, 'ip', '-n', netns, '-4', '-o', 'addr', 'show', 'dev', 'eth0');
-        const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(address)?.[1];
-        if (!ip) throw new Error(`${node}: no pod address in ${address}`);
-        return { node, container, netns, ip };
-      }),
-    );
+  /** Each node's pod (podsIn). */
+  pods(): Promise<NodePod[]> {
+    return podsIn(this.containers);
   }
 }

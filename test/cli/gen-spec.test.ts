@@ -110,6 +110,7 @@ describe('ipip-lab gen-spec', () => {
     [['--nodes', '3', '--compose', 'lab.compose.yml'], /--compose needs -o FILE too/],
     [['--nodes', '3', '-o', 'lab.yml', '--compose', './lab.yml'], /--compose and -o name the same file/],
     [['--nodes', '3', '--swarm', 'lab.stack.yml'], /--swarm needs -o FILE too/],
+    [['--nodes', '3', '-o', 'lab.yml', '--datastore'], /--datastore shapes the Compose file: it needs --compose/],
     [['--nodes', '3', '-o', 'l.yml', '--swarm', 's.yml', '--compose', 'c.yml'], /--compose and --swarm: choose one/],
   ])('gen-spec %j exits 2 with a one-line reason', async (args, message) => {
     const result = await cli('gen-spec', ...args);
@@ -193,6 +194,32 @@ describe('ipip-lab gen-spec --compose', () => {
     const seed = first.volumes.find((volume) => volume.target === '/etc/ipip-lab-seed.yaml');
     expect(seed?.source).toBe('../specs/lab.yaml');
     expect(path.resolve(folder, 'compose', first.build!.context)).toBe(path.resolve(REPO_ROOT));
+  });
+});
+
+describe('ipip-lab gen-spec --compose --datastore', () => {
+  it("writes the lab as kind create cluster runs it: an etcd at the network's last host, every agent pointed at it", async () => {
+    const composePath = path.join(folder, 'lab.compose.yml');
+    const args = [
+      '--nodes',
+      '3',
+      '--cidr',
+      '10.57.0.0/24',
+      '-o',
+      path.join(folder, 'lab.yaml'),
+      '--compose',
+      composePath,
+    ];
+    expect(await cli('gen-spec', ...args, '--datastore')).toEqual({ code: 0, stdout: '', stderr: '' });
+    const compose = parse(readFileSync(composePath, 'utf8'), { merge: true }) as {
+      services: Record<string, { environment?: Record<string, string>; cap_add?: string[]; networks?: unknown }>;
+    };
+    expect(compose.services.etcd.networks).toEqual({ lab: { ipv4_address: '10.57.0.254' } });
+    expect(compose.services['kind-worker2'].environment).toMatchObject({
+      IPIP_LAB_DATASTORE: 'http://10.57.0.254:2379',
+    });
+    expect(compose.services['kind-worker2'].cap_add).toEqual(['NET_ADMIN', 'SYS_ADMIN']);
+    expect(readFileSync(composePath, 'utf8')).toMatch(/Made by:\n# {3}ipip-lab gen-spec .* --datastore\n/);
   });
 });
 

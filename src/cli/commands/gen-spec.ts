@@ -29,6 +29,7 @@ interface GenSpecFlags {
   output?: string;
   compose?: string;
   swarm?: string;
+  datastore?: boolean;
 }
 
 const FLAGS: Record<GenerateSpecOption, string> = {
@@ -130,6 +131,9 @@ function run(flags: GenSpecFlags, io: Io): void {
   }
   checkLabFile('--compose', compose, output);
   checkLabFile('--swarm', swarm, output);
+  if (flags.datastore && compose === undefined) {
+    throw new UsageError('--datastore shapes the Compose file: it needs --compose (a swarm lab always has an etcd)');
+  }
   const options = {
     nodes: flags.nodes,
     podsPerNode: flags.podsPerNode,
@@ -155,7 +159,9 @@ function run(flags: GenSpecFlags, io: Io): void {
   const layout = {
     specFile: relativeTo(folder, path.resolve(output)),
     buildContext: relativeTo(folder, projectRoot()),
-    command,
+    command: flags.datastore ? `${command} --datastore` : command,
+    // As kind create cluster places it: the network's last host, the nodes taking .2, .3, …
+    ...(flags.datastore && { controlPlane: { datastore: generated.spec.network.cidr.last().add(-1) } }),
   };
   write(output, text);
   write(compose, composeFileFor(generated.spec, layout, compose));
@@ -177,6 +183,11 @@ export function registerGenSpecCommand(program: Command, io: Io): void {
     .option('--pool <cidr>', "Calico's IP pool, where pod addresses come from", GENERATED_SPEC_DEFAULTS.poolCidr)
     .option('-o, --output <file>', 'write the spec here (default: standard output)')
     .option('--compose <file>', 'also write a Compose file that runs the lab (needs -o)')
+    .option(
+      '--datastore',
+      "with --compose: the lab as kind create cluster runs it, the kernel dataplane and an etcd at the network's " +
+        'last host (default: userspace nodes, the spec alone)',
+    )
     .option(
       '--swarm <file>',
       'also write a stack file that runs the lab across a Docker Swarm (needs -o; the spec then has no node addresses)',

@@ -43,6 +43,11 @@ const SAMPLE_EVERY = 32;
 const FIRST_RECORD_COST_NS = 1000;
 /** The weight of each newly timed record in the running estimate. */
 const COST_SMOOTHING = 1 / 8;
+/**
+ * The most a timed record counts for. The largest record costs a few µs; a sample far longer means the thread was
+ * preempted in the middle (a busy machine), which is not the capture's cost, and would starve it of its budget.
+ */
+const MAX_RECORD_SAMPLE_NS = 100_000;
 
 export class CpuBudget {
   /** Capture time that may still be spent, in ns; below zero, records are dropped until a refill. */
@@ -74,19 +79,26 @@ export class CpuBudget {
   /** After it: charges the record at the running estimate, which a timed record updates first. */
   recordEnds(startedAt: number | undefined): void {
     if (startedAt !== undefined) {
-      const costNs = (this.clock.now() - startedAt) * 1e6;
+      const costNs = Math.min((this.clock.now() - startedAt) * 1e6, MAX_RECORD_SAMPLE_NS);
       this.recordCostNs += (costNs - this.recordCostNs) * COST_SMOOTHING;
     }
     this.remainingNs -= this.recordCostNs;
   }
 
-  /** Charges the time since `startedAt` (a `clock.now()`), for work done in one piece, like a flush. */
-  chargeSince(startedAt: number): void {
-    this.remainingNs -= (this.clock.now() - startedAt) * 1e6;
+  /**
+   * Charges the CPU time used since `cpuMsAtStart` (a `cpuMs()`), for work done in one piece, like a flush: its
+   * system calls are CPU time, and the wall time would also count whatever preempted it.
+   */
+  chargeCpuSince(cpuMsAtStart: number): void {
+    this.remainingNs -= (this.clock.cpuMs() - cpuMsAtStart) * 1e6;
   }
 
   now(): number {
     return this.clock.now();
+  }
+
+  cpuMs(): number {
+    return this.clock.cpuMs();
   }
 
   /** Adds the share of what the process has spent since the last refill, and of the loop's idle time if it had headroom. */

@@ -327,8 +327,8 @@ export class CaptureSession {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     this.flushTimer = undefined;
-    const startedAt = this.budget.now();
-    this.lastFlushAt = startedAt;
+    const cpuMsAtStart = this.budget.cpuMs();
+    this.lastFlushAt = this.budget.now();
     this.seal();
     if (this.settled || this.queue.length === 0) return;
     const { sink } = this.options;
@@ -345,7 +345,7 @@ export class CaptureSession {
       });
     }
     this.queue = [];
-    this.budget.chargeSince(startedAt);
+    this.budget.chargeCpuSince(cpuMsAtStart);
     this.budget.refill();
     if (!accepted) {
       this.sinkBlocked = true;

@@ -71,4 +71,22 @@ describe('CpuBudget', () => {
     expect(spend(budget, 2499)).toBe(false); // 5 ms less 2 µs, less 2,499 × 2 µs: nothing left, nothing owed
     expect(spend(budget, 1)).toBe(true);
   });
+
+  it('counts a timed record preempted midway as 100 µs at most, and charges a flush its CPU time, not its wall time', () => {
+    const { clock, source } = manualClock();
+    const budget = new CpuBudget(0.05, source);
+    let started: number | undefined;
+    for (let i = 0; i < 32; i++) started = budget.recordStarts();
+    clock.nowMs += 10; // 10 ms of wall time for one record: another thread had the CPU
+    budget.recordEnds(started);
+    // The estimate moved an eighth of the way to 100 µs (1 → 13.4 µs), not to 10 ms: 5 ms still pays for ~370.
+    expect(spend(budget, 350)).toBe(false);
+    const fresh = new CpuBudget(0.05, source);
+    const cpuAtStart = clock.cpuMs;
+    clock.nowMs += 20;
+    clock.cpuMs += 0.5;
+    fresh.chargeCpuSince(cpuAtStart);
+    expect(spend(fresh, 4499)).toBe(false); // 5 ms less the flush's 0.5 ms of CPU
+    expect(spend(fresh, 2)).toBe(true);
+  });
 });
