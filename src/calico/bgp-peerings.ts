@@ -104,8 +104,12 @@ export function bgpPeeringsOf(
 
   const clusterId = node.routeReflectorClusterId;
   const meshOn = (cluster?.nodeToNodeMeshEnabled ?? true) && !clusterId;
+  // In bird.cfg's order, which is confd's: etcd lists keys sorted, the mesh's by node name (`/host/NAME/ip_addr_v4`),
+  // the others' by address (`…/peer_v4/ADDRESS`, as text); BIRD keeps its protocols in that order.
+  const byKey = <T>(key: (item: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
   const mesh: BgpPeering[] = meshOn
-    ? nodes
+    ? [...nodes]
+        .sort(byKey((other) => other.name))
         .filter((other) => other.name !== self && !other.routeReflectorClusterId)
         .map((other) => {
           const { address, passive } = meshPeer(node.address, other.name, other.address);
@@ -122,10 +126,11 @@ export function bgpPeeringsOf(
     const client = clusterId && !value.routeReflectorClusterId?.equals(clusterId);
     return [{ address: value.address, as, type, passive: false, ...(client && { reflectorClientOf: clusterId }) }];
   };
+  const byAddress = byKey((value: PeerValue) => value.address.toString());
   const all = [
     ...mesh,
-    ...[...global.values()].flatMap(configured('global')),
-    ...[...specific.values()].flatMap(configured('node specific')),
+    ...[...global.values()].sort(byAddress).flatMap(configured('global')),
+    ...[...specific.values()].sort(byAddress).flatMap(configured('node specific')),
   ];
   // BIRD cannot hold two protocols to one neighbour: the mesh's comes first, as confd's template writes it first.
   const seen = new Set<string>();

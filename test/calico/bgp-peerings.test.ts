@@ -89,12 +89,22 @@ describe('bgpPeeringsOf', () => {
       '10.0.0.12 node specific',
     ]);
     // The reflector's side: no mesh, the other reflector a non-client (same cluster), the rest its clients through
-    // the reverse peerings.
+    // the reverse peerings. In bird.cfg's order: confd lists the peers' keys sorted by address.
     expect(peeringsText('master-node', WITH_REFLECTORS, [TO_REFLECTORS])).toEqual([
-      '10.0.0.12 node specific',
       '10.0.0.11 node specific rr client 244.0.0.1',
+      '10.0.0.12 node specific',
       '10.0.0.13 node specific rr client 244.0.0.1',
     ]);
+  });
+
+  test("lists the peerings in bird.cfg's order whatever order the datastore gave: the mesh by name, the rest by address", () => {
+    const shuffled = [...NODES].reverse();
+    expect(peeringsText('worker-node01', shuffled, [])).toEqual(peeringsText('worker-node01', NODES, []));
+    const tors = [
+      peer('b', { peerIP: '10.0.0.60', asNumber: 64512 }),
+      peer('a', { peerIP: '10.0.0.50', asNumber: 64512 }),
+    ];
+    expect(peeringsText('worker-node01', NODES, tors, [MESH_OFF])).toEqual(['10.0.0.50 global', '10.0.0.60 global']);
   });
 
   test('with the mesh off, a client peers only with the reflectors', () => {

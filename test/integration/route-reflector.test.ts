@@ -5,6 +5,7 @@
  * learns every block, with its owner as next hop. A real BIRD 1.6 as a reflector client learns every block through
  * our reflectors, with the ORIGINATOR_ID and CLUSTER_LIST that RFC 4456 has them add.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLab, type BirdHandle, type Lab, type LabNodeHandle, until } from '../../src/testing/index.js';
 import { REPO_ROOT } from '../support/cli.js';
@@ -15,22 +16,8 @@ const CLIENT_BIRD = '10.39.0.50';
 const REFLECTOR_BIRD = '10.39.0.51';
 const CONVERGED_WITHIN_MS = 30_000;
 
-const MESH_OFF_YAML = `apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: peer-with-route-reflectors
-spec:
-  nodeSelector: all()
-  peerSelector: route-reflector == 'true'
----
-apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
-  asNumber: 64512
-`;
+/** Calico's route reflector set-up: every node peers with the reflectors, the mesh off. */
+const MESH_OFF_YAML = readFileSync(`${REPO_ROOT}test/fixtures/mesh-off-reflectors.yaml`, 'utf8');
 
 const BIRD_CLIENT_YAML = `apiVersion: projectcalico.org/v3
 kind: BGPPeer

@@ -5,7 +5,7 @@
  * the mesh off; a capture of one node asked of its agent from another, over the overlay, holds the IPIP packets.
  * The test inits a swarm only if the engine is in none, and leaves only the swarm it made.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -21,7 +21,7 @@ import {
   type SwarmMembership,
 } from '../../src/testing/index.js';
 import type { LabSnapshot, TraceResult } from '../../src/cli/page/page-protocol.js';
-import { cli } from '../support/cli.js';
+import { cli, REPO_ROOT } from '../support/cli.js';
 
 const STACK = 'ipip-lab-swarm-test';
 const NODES = 20;
@@ -33,21 +33,8 @@ const PAGE = 'ipip-lab-swarm-test-page';
 const READY_WITHIN_MS = 240_000;
 const CONVERGED_WITHIN_MS = 60_000;
 
-const MESH_OFF_YAML = `apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: peer-with-route-reflectors
-spec:
-  nodeSelector: all()
-  peerSelector: route-reflector == 'true'
----
-apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
-`;
+/** Calico's route reflector set-up: every node peers with the reflectors, the mesh off. */
+const MESH_OFF_YAML = readFileSync(`${REPO_ROOT}test/fixtures/mesh-off-reflectors.yaml`, 'utf8');
 
 /** Routes to every other node's block (`proto bird`, through tunl0), on every node. */
 async function everyBlockEverywhere(lab: SwarmLab): Promise<boolean> {

@@ -44,7 +44,7 @@ export const ETCD_PORT = 2379;
 const HEALTH_CHECKS_PER_SECOND = 2;
 const MIN_HEALTH_INTERVAL_S = 5;
 
-export function healthInterval(nodes: number): string {
+function healthInterval(nodes: number): string {
   return `${Math.max(MIN_HEALTH_INTERVAL_S, Math.ceil(nodes / HEALTH_CHECKS_PER_SECOND))}s`;
 }
 
@@ -53,7 +53,7 @@ export function healthInterval(nodes: number): string {
  * process (~0.4 s of CPU). Fifty nodes checked every 5 s that way would keep two CPUs busy on health checks alone.
  * `$$` is Compose's escape for a literal `$`.
  */
-export const HEALTHCHECK =
+const HEALTHCHECK =
   `exec 3<>/dev/tcp/$$(hostname -i)/${API_PORT} && printf 'GET /v1/node HTTP/1.0\\r\\n\\r\\n' >&3 && ` +
   `head -n 1 <&3 | grep -q ' 200 '`;
 
@@ -104,12 +104,7 @@ function nodeDefaults(document: Document, spec: ClusterSpec, layout: ComposeLayo
     ],
     cap_add: [...(datastore ? KERNEL_NODE_CAPABILITIES : NODE_CAPABILITIES)],
     ...(datastore && { devices: ['/dev/net/tun'] }),
-    healthcheck: {
-      test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
-      interval: healthInterval(spec.nodes.length),
-      timeout: '3s',
-      retries: 5,
-    },
+    healthcheck: nodeHealthcheck(document, spec.nodes.length),
   }) as YAMLMap;
   defaults.anchor = 'node';
   commentKey(
@@ -143,6 +138,16 @@ export function pair(key: string, value: unknown, comment?: string): Pair {
   const keyNode = new Scalar(key);
   if (comment !== undefined) keyNode.commentBefore = comment;
   return new Pair(keyNode, value);
+}
+
+/** The agent's API asked over bash's /dev/tcp; bigger labs are checked less often. */
+export function nodeHealthcheck(document: Document, nodes: number): unknown {
+  return {
+    test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
+    interval: healthInterval(nodes),
+    timeout: '3s',
+    retries: 5,
+  };
 }
 
 export function etcdHealthcheck(document: Document): unknown {

@@ -10,11 +10,10 @@ import type { Ipv4Prefix } from '../../routing/address.js';
 import {
   etcdHealthcheck,
   ETCD_PORT,
-  HEALTHCHECK,
-  healthInterval,
   inline,
   KERNEL_NODE_CAPABILITIES,
   NODE_IMAGE,
+  nodeHealthcheck,
   pair,
   SEED_PATH,
 } from './gen-spec-compose.js';
@@ -103,12 +102,7 @@ function nodeDefaults(document: Document, spec: ClusterSpec): YAMLMap {
     cap_add: [...KERNEL_NODE_CAPABILITIES],
     entrypoint: nodeEntrypoint(spec.network.cidr),
     networks: [NETWORK],
-    healthcheck: {
-      test: inline(document, ['CMD', 'bash', '-c', HEALTHCHECK]),
-      interval: healthInterval(spec.nodes.length),
-      timeout: '3s',
-      retries: 5,
-    },
+    healthcheck: nodeHealthcheck(document, spec.nodes.length),
   }) as YAMLMap;
   defaults.anchor = 'node';
   return defaults;

@@ -66,7 +66,7 @@ const PREFIXES_PER_UPDATE = 500;
 
 export class BgpSpeaker {
   private readonly server: Server;
-  private readonly neighbours = new Map<string, Neighbour>();
+  private neighbours = new Map<string, Neighbour>();
   private exported = new Map<string, BgpPrefix>();
   private readonly chosen = new Map<string, LearnedRoute>();
   /** The path behind each chosen route, and where it came from: what a reflector passes on. */
@@ -142,6 +142,13 @@ export class BgpSpeaker {
       this.neighbours.set(address, neighbour);
       neighbour.start();
     }
+    // In the order given, as BIRD lists its protocols in bird.cfg's order (`birdcl show protocols`, node status).
+    this.neighbours = new Map(
+      [...wanted.keys()].flatMap((address) => {
+        const neighbour = this.neighbours.get(address);
+        return neighbour ? [[address, neighbour] as const] : [];
+      }),
+    );
   }
 
   /** The prefixes this node originates (its blocks): what changed is announced or withdrawn at once. */

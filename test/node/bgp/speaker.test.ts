@@ -183,6 +183,22 @@ describe('a mesh of three speakers', () => {
     expect([a.speaker.status().as, b.speaker.as]).toEqual([64513, 64513]);
   });
 
+  test("lists its neighbours in the order last given, as BIRD lists bird.cfg's protocols", async () => {
+    const a = await startNode('127.0.0.1', ['127.0.0.3', '127.0.0.2']);
+    a.speaker.setNeighbours([meshPeer('127.0.0.1', '127.0.0.2'), meshPeer('127.0.0.1', '127.0.0.3')]);
+    expect(a.speaker.status().neighbours.map((neighbour) => neighbour.address)).toEqual(['127.0.0.2', '127.0.0.3']);
+    a.speaker.setNeighbours([
+      { ...meshPeer('127.0.0.1', '127.0.0.4'), type: 'global' },
+      meshPeer('127.0.0.1', '127.0.0.3'),
+      meshPeer('127.0.0.1', '127.0.0.2'),
+    ]);
+    expect(a.speaker.status().neighbours.map((neighbour) => neighbour.address)).toEqual([
+      '127.0.0.4',
+      '127.0.0.3',
+      '127.0.0.2',
+    ]);
+  });
+
   test('a clean stop sends Cease: the peer drops its routes at once and says so', async () => {
     const a = await startNode('127.0.0.1', ['127.0.0.2']);
     const b = await startNode('127.0.0.2', ['127.0.0.1']);
