@@ -106,7 +106,10 @@ export function bgpPeeringsOf(
   const meshOn = (cluster?.nodeToNodeMeshEnabled ?? true) && !clusterId;
   // In bird.cfg's order, which is confd's: etcd lists keys sorted, the mesh's by node name (`/host/NAME/ip_addr_v4`),
   // the others' by address (`…/peer_v4/ADDRESS`, as text); BIRD keeps its protocols in that order.
-  const byKey = <T>(key: (item: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+  const byKey =
+    <T>(key: (item: T) => string) =>
+    (a: T, b: T) =>
+      key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
   const mesh: BgpPeering[] = meshOn
     ? [...nodes]
         .sort(byKey((other) => other.name))
