@@ -144,18 +144,21 @@ export class SwarmLab {
 
   /** The stack's node containers on this machine (not etcd's), by the hostname each one has. */
   static async containersOf(stack: string): Promise<Map<string, string>> {
+    const ids = (await docker('ps', '-q', '--filter', `label=com.docker.stack.namespace=${stack}`))
+      .split('\n')
+      .filter(Boolean);
+    if (ids.length === 0) return new Map();
+    // One inspect for all: the hostname as Swarm expanded its template, without an exec per container.
     const lines = await docker(
-      'ps',
-      '--filter',
-      `label=com.docker.stack.namespace=${stack}`,
+      'inspect',
       '--format',
-      '{{.ID}} {{.Label "com.docker.swarm.service.name"}}',
+      '{{.Id}} {{index .Config.Labels "com.docker.swarm.service.name"}} {{.Config.Hostname}}',
+      ...ids,
     );
     const containers = new Map<string, string>();
     for (const line of lines.split('\n').filter(Boolean)) {
-      const [id, service] = line.split(' ');
-      if (service === `${stack}_etcd`) continue;
-      containers.set((await docker('exec', id, 'hostname')).trim(), id);
+      const [id, service, hostname] = line.split(' ');
+      if (service !== `${stack}_etcd`) containers.set(hostname, id);
     }
     return containers;
   }
